@@ -1,0 +1,102 @@
+//! Throughput of the hot path, without a broker:
+//! - `codec`: Avro wire-format decode of one item change;
+//! - `reconcile`: the pure decision for a customer with 50 open items;
+//! - `operator`: decode + validate + state read/write in RocksDB + timers, per record,
+//!   committed in batches of 1000 like the run loop.
+//! Figures are in the README ("Performance").
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use condmon::codec::SchemaCatalog;
+use condmon::engine::{CustomerState, reconcile};
+use condmon::model::{CustomerKey, InputEvent, ItemChange, ItemType};
+use condmon::pipeline::{Operator, Payload};
+use condmon::rules::RuleSet;
+use condmon::state::Store;
+
+fn item(customer: u32, n: u32) -> InputEvent {
+    let due: NaiveDate = "2026-01-01".parse::<NaiveDate>().unwrap() + chrono::Duration::days(i64::from(n % 60));
+    InputEvent::Item(ItemChange {
+        set_id: "SHARE".into(),
+        business_unit: "US001".into(),
+        customer_id: format!("C{customer:06}"),
+        item_id: format!("INV-{n}"),
+        item_line: 0,
+        item_type: ItemType::Invoice,
+        original_amount: "1250.40".parse().unwrap(),
+        open_amount: "1250.40".parse().unwrap(),
+        currency: "USD".into(),
+        accounting_date: due - chrono::Duration::days(30),
+        due_date: due,
+        entry_type: "IN".into(),
+        entry_reason: None,
+        disputed_amount: "0".parse().unwrap(),
+        ar_specialist: Some("SPEC".into()),
+        collector: Some("COLL".into()),
+    })
+}
+
+fn rules() -> RuleSet {
+    RuleSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml")).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let catalog = SchemaCatalog::bundled().unwrap();
+    let today: NaiveDate = "2026-03-15".parse().unwrap();
+
+    let bytes = catalog.encode_input(&item(1, 1)).unwrap();
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_item_change", |b| {
+        b.iter(|| catalog.decode_input(condmon::model::Stream::Items, &bytes).unwrap())
+    });
+    group.finish();
+
+    let rules = rules();
+    let mut state = CustomerState::default();
+    for n in 0..50 {
+        state.apply(item(1, n));
+    }
+    let key = CustomerKey::new("SHARE", "C000001");
+    let mut group = c.benchmark_group("reconcile");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("customer_with_50_items", |b| {
+        b.iter_batched(|| state.clone(), |mut s| reconcile(&mut s, &key, &rules, today), BatchSize::SmallInput)
+    });
+    group.finish();
+
+    let operator = Operator::new(Arc::new(rules), Arc::new(catalog.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.ensure_partition(0).unwrap();
+    // 10,000 customers with 5 items each: records spread over customers like a real ledger.
+    let records: Vec<(String, Vec<u8>)> = (0..50_000u32)
+        .map(|n| {
+            let event = item(n % 10_000, n / 10_000);
+            (event.customer_key().encode(), catalog.encode_input(&event).unwrap())
+        })
+        .collect();
+    let mut group = c.benchmark_group("operator");
+    const BATCH: usize = 1000;
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut next = 0;
+    group.bench_function("batch_of_1000_records_rocksdb", |b| {
+        b.iter(|| {
+            let mut txn = store.txn();
+            for _ in 0..BATCH {
+                let (key, bytes) = &records[next % records.len()];
+                next += 1;
+                operator
+                    .process(&mut txn, 0, condmon::model::Stream::Items, Some(key), Payload::Avro(bytes), today)
+                    .unwrap();
+            }
+            store.commit(txn, &[(0, "ar.items".into(), next as i64)]).unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(engine, benches);
+criterion_main!(engine);

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The second README command: every test (unit, replay golden, real broker, real process).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo test --locked "$@"

@@ -1,0 +1,51 @@
+//! `condmon feed`: send a replay-format NDJSON file to the input topics, as the ERP would.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::ConfigArgs;
+use crate::codec::{self, SchemaCatalog};
+use crate::kafka::{OutRecord, Sink};
+use crate::pipeline::replay::ReplayLine;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// NDJSON file in the replay format; clock lines (`advance_to`) are skipped.
+    #[arg(long)]
+    input: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let catalog = SchemaCatalog::load(&config.schemas_dir)?;
+    let file = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let mut records = Vec::new();
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", args.input.display(), index + 1);
+        let parsed: ReplayLine = serde_json::from_str(&line).with_context(at)?;
+        let ReplayLine::Record { stream, key, value, .. } = parsed else { continue };
+        let event = codec::input_from_json(stream, value).with_context(at)?;
+        records.push(OutRecord {
+            topic: config.topics.topic(stream).to_string(),
+            key: Some(key.unwrap_or_else(|| event.customer_key().encode()).into_bytes()),
+            payload: catalog.encode_input(&event).with_context(at)?,
+            headers: Vec::new(),
+        });
+    }
+    let count = records.len();
+    let sink = Sink::new(&config)?;
+    let failed = super::runtime()?.block_on(sink.send_all(records)).len();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {count} record(s) were not acknowledged");
+    }
+    println!("fed {count} record(s) from {}", args.input.display());
+    Ok(())
+}

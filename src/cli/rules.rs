@@ -1,0 +1,33 @@
+//! `condmon rules check FILE`.
+
+use std::path::PathBuf;
+
+use crate::rules::{RuleSet, RulesError};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Validate a rule set; print every problem with its location.
+    Check { file: PathBuf },
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Check { file } => match RuleSet::load(&file) {
+            Ok(rules) => {
+                println!(
+                    "{}: valid (version {}, {} collection rule(s), {} template(s))",
+                    file.display(),
+                    rules.version,
+                    rules.collection_rules.len(),
+                    rules.templates.len()
+                );
+                Ok(())
+            }
+            Err(e @ RulesError::Invalid { .. }) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}

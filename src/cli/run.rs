@@ -1,0 +1,116 @@
+//! `condmon run`: the monitor itself.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::ConfigArgs;
+use crate::api::{self, ApiState};
+use crate::codec::SchemaCatalog;
+use crate::kafka;
+use crate::metrics::Metrics;
+use crate::model::Stream;
+use crate::pipeline::{self, Health, Operator, Runtime};
+use crate::rules::RuleSet;
+use crate::state::Store;
+use crate::timer::{Clock, FileClock, SystemClock};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// State directory, overriding the file.
+    #[arg(long, env = "CONDMON_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// HTTP listen address for /metrics and /healthz, overriding the file.
+    #[arg(long, env = "CONDMON_HTTP")]
+    http: Option<String>,
+    /// Where business time comes from: `system`, or `file:PATH` (a file holding a date or an
+    /// RFC 3339 time, re-read continuously: for rehearsals and tests).
+    #[arg(long, default_value = "system", env = "CONDMON_CLOCK")]
+    clock: String,
+    /// Create missing topics before starting.
+    #[arg(long)]
+    create_topics: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = args.config.load()?;
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    if let Some(http) = args.http {
+        config.http_listen = http;
+    }
+    let rules = RuleSet::load(&config.rules_file)?;
+    let catalog = SchemaCatalog::load(&config.schemas_dir)?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    let store = Store::open(&config.state_dir)?;
+    let clock: Arc<dyn Clock> = match args.clock.strip_prefix("file:") {
+        Some(path) => Arc::new(FileClock::new(path.into()).map_err(anyhow::Error::msg)?),
+        None if args.clock == "system" => Arc::new(SystemClock),
+        None => anyhow::bail!("--clock must be `system` or `file:PATH`, not `{}`", args.clock),
+    };
+    let metrics = Metrics::new();
+    let health = Health::new();
+    super::runtime()?.block_on(async move {
+        if args.create_topics {
+            for (topic, outcome) in kafka::create_topics(&config).await? {
+                tracing::info!(topic, outcome, "Topic checked.");
+            }
+        }
+        check_co_partitioning(&config)?;
+        let api_state = ApiState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            store: store.clone(),
+            max_silence: Duration::from_millis(config.pipeline.tick_ms * 10 + 10_000),
+        };
+        let listen = config.http_listen.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api::serve(&listen, api_state).await {
+                tracing::error!(error = %e, "HTTP server stopped.");
+            }
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("Shutting down.");
+            let _ = stop.send(true);
+        });
+        let runtime = Runtime {
+            operator: Operator::new(Arc::new(rules), Arc::new(catalog)),
+            config,
+            store,
+            metrics,
+            clock,
+            health,
+        };
+        pipeline::run(runtime, stopped).await?;
+        Ok(())
+    })
+}
+
+/// The per-partition state needs every input topic to have the same partition count.
+fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<()> {
+    let topics: Vec<&str> = Stream::INPUTS.iter().map(|s| config.topics.topic(*s)).collect();
+    let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
+    let first = counts[0].1;
+    if first == 0 || counts.iter().any(|(_, n)| *n != first) {
+        anyhow::bail!("the input topics must exist and be co-partitioned (same partition count): {counts:?}");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

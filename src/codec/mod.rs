@@ -1,0 +1,371 @@
+//! Avro in the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro datum)
+//! and JSON, both to and from the model.
+//!
+//! Schema ids come from `schemas/manifest.toml` (see [`SchemaCatalog::load`]). Every id a
+//! stream has ever had stays readable: records are decoded with the writer's schema and resolved
+//! into the newest schema of the stream.
+
+mod avro_json;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use apache_avro::Schema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::model::{InputEvent, OutputEvent, Stream};
+
+pub use avro_json::{avro_to_json, json_to_avro};
+
+const MAGIC: u8 = 0;
+
+/// Why bytes could not become an event. All of these are bad data: dead letter, never a retry.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    #[error("message of {0} bytes is too short for the Confluent wire format")]
+    TooShort(usize),
+    #[error("magic byte {0} is not the Confluent wire format's 0")]
+    BadMagic(u8),
+    #[error("unknown schema id {0}")]
+    UnknownSchemaId(u32),
+    #[error("schema id {id} belongs to stream `{found}`, not `{expected}`")]
+    WrongStream {
+        id: u32,
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error("avro: {0}")]
+    Avro(String),
+    #[error("json: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Shape(String),
+}
+
+/// Problems with the schema files themselves: internal, so the process refuses to start.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    schema: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestEntry {
+    stream: Stream,
+    id: u32,
+    file: String,
+}
+
+/// All known schemas by id, and the current (newest) schema per stream.
+#[derive(Debug, Clone)]
+pub struct SchemaCatalog {
+    by_id: HashMap<u32, (Stream, Schema)>,
+    current: HashMap<Stream, u32>,
+}
+
+impl SchemaCatalog {
+    /// Loads `manifest.toml` and the `.avsc` files it names from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, CatalogError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let manifest_path = dir.join("manifest.toml");
+        let invalid = |path: &Path, message: String| CatalogError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let manifest: Manifest =
+            toml::from_str(&read(&manifest_path)?).map_err(|e| invalid(&manifest_path, e.to_string()))?;
+        let mut catalog = SchemaCatalog {
+            by_id: HashMap::new(),
+            current: HashMap::new(),
+        };
+        for entry in manifest.schema {
+            let path = dir.join(&entry.file);
+            let schema = Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
+            if catalog.by_id.insert(entry.id, (entry.stream, schema)).is_some() {
+                return Err(invalid(&manifest_path, format!("schema id {} is used twice", entry.id)));
+            }
+            let current = catalog.current.entry(entry.stream).or_insert(entry.id);
+            *current = (*current).max(entry.id);
+        }
+        for stream in Stream::INPUTS.iter().chain(&Stream::OUTPUTS) {
+            if !catalog.current.contains_key(stream) {
+                return Err(invalid(&manifest_path, format!("no schema for stream `{}`", stream.as_str())));
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The catalog shipped in this repository's `schemas/` (for tests, replay and tools).
+    pub fn bundled() -> Result<Self, CatalogError> {
+        Self::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas"))
+    }
+
+    pub fn current_id(&self, stream: Stream) -> u32 {
+        self.current[&stream]
+    }
+
+    fn schema(&self, id: u32) -> Option<&(Stream, Schema)> {
+        self.by_id.get(&id)
+    }
+
+    /// Encodes the JSON form of an event of `stream` into the wire format.
+    pub fn encode_json(&self, stream: Stream, json: &serde_json::Value) -> Result<Vec<u8>, CodecError> {
+        let id = self.current_id(stream);
+        let (_, schema) = &self.by_id[&id];
+        let value = json_to_avro(schema, json, stream.as_str())?;
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value))
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
+        let mut out = Vec::with_capacity(5 + datum.len());
+        out.push(MAGIC);
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&datum);
+        Ok(out)
+    }
+
+    /// Decodes wire-format bytes expected on `stream` into the JSON form of its newest schema.
+    pub fn decode_json(&self, stream: Stream, bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+        if bytes.len() < 5 {
+            return Err(CodecError::TooShort(bytes.len()));
+        }
+        if bytes[0] != MAGIC {
+            return Err(CodecError::BadMagic(bytes[0]));
+        }
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let (found, writer) = self.schema(id).ok_or(CodecError::UnknownSchemaId(id))?;
+        if *found != stream {
+            return Err(CodecError::WrongStream {
+                id,
+                found: found.as_str(),
+                expected: stream.as_str(),
+            });
+        }
+        let current = self.current_id(stream);
+        let (_, reader) = &self.by_id[&current];
+        let datum = &bytes[5..];
+        let mut rest = datum;
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
+            .build()
+            .and_then(|r| r.read_value(&mut rest))
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(CodecError::Avro(format!("{} trailing bytes after the datum", rest.len())));
+        }
+        // apache-avro reads a string, boolean or union cut short by the end of the input as
+        // null. Re-encoding tells: a datum that was cut short re-encodes longer than it came.
+        let reencoded = apache_avro::writer::datum::GenericDatumWriter::builder(writer)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value.clone()))
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
+        if reencoded.len() != datum.len() {
+            return Err(CodecError::Avro("the datum is truncated".into()));
+        }
+        let value = if id == current {
+            value
+        } else {
+            let mut value = value;
+            widen_decimals(&mut value);
+            value.resolve(reader).map_err(|e| CodecError::Avro(e.to_string()))?
+        };
+        avro_to_json(reader, &value, stream.as_str())
+    }
+
+    pub fn decode_input(&self, stream: Stream, bytes: &[u8]) -> Result<InputEvent, CodecError> {
+        let json = self.decode_json(stream, bytes)?;
+        input_from_json(stream, json)
+    }
+
+    pub fn encode_output(&self, event: &OutputEvent) -> Result<Vec<u8>, CodecError> {
+        self.encode_json(event.stream(), &output_to_json(event))
+    }
+
+    pub fn decode_output(&self, stream: Stream, bytes: &[u8]) -> Result<OutputEvent, CodecError> {
+        let json = self.decode_json(stream, bytes)?;
+        output_from_json(stream, json)
+    }
+
+    pub fn encode_input(&self, event: &InputEvent) -> Result<Vec<u8>, CodecError> {
+        self.encode_json(event.stream(), &input_to_json(event))
+    }
+}
+
+/// apache-avro refuses to resolve a decimal whose byte form is shorter than its precision
+/// could need, though it is the same number. Sign-extending every decimal to 16 bytes (room for
+/// 38 digits, more than `rust_decimal` holds) keeps the value and satisfies it.
+fn widen_decimals(value: &mut apache_avro::types::Value) {
+    use apache_avro::types::Value;
+    match value {
+        Value::Decimal(d) => {
+            if let Ok(bytes) = Vec::<u8>::try_from(&*d) {
+                if bytes.len() < 16 {
+                    let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0x00 };
+                    let mut wide = vec![fill; 16 - bytes.len()];
+                    wide.extend_from_slice(&bytes);
+                    *d = apache_avro::Decimal::from(wide);
+                }
+            }
+        }
+        Value::Record(fields) => fields.iter_mut().for_each(|(_, v)| widen_decimals(v)),
+        Value::Array(items) => items.iter_mut().for_each(widen_decimals),
+        Value::Map(entries) => entries.values_mut().for_each(widen_decimals),
+        Value::Union(_, inner) => widen_decimals(inner),
+        _ => {}
+    }
+}
+
+fn from_json<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, CodecError> {
+    serde_json::from_value(json).map_err(|e| CodecError::Json(e.to_string()))
+}
+
+/// The JSON form of an input event of `stream`.
+pub fn input_from_json(stream: Stream, json: serde_json::Value) -> Result<InputEvent, CodecError> {
+    Ok(match stream {
+        Stream::Items => InputEvent::Item(from_json(json)?),
+        Stream::Payments => InputEvent::Payment(from_json(json)?),
+        Stream::Aging => InputEvent::Aging(from_json(json)?),
+        Stream::Customers => InputEvent::Customer(from_json(json)?),
+        other => return Err(CodecError::Shape(format!("`{}` is not an input stream", other.as_str()))),
+    })
+}
+
+pub fn input_to_json(event: &InputEvent) -> serde_json::Value {
+    let json = match event {
+        InputEvent::Item(e) => serde_json::to_value(e),
+        InputEvent::Payment(e) => serde_json::to_value(e),
+        InputEvent::Aging(e) => serde_json::to_value(e),
+        InputEvent::Customer(e) => serde_json::to_value(e),
+    };
+    json.expect("model types always serialize")
+}
+
+pub fn output_from_json(stream: Stream, json: serde_json::Value) -> Result<OutputEvent, CodecError> {
+    Ok(match stream {
+        Stream::Actions => OutputEvent::Action(from_json(json)?),
+        Stream::Escalations => OutputEvent::Escalation(from_json(json)?),
+        other => return Err(CodecError::Shape(format!("`{}` is not an output stream", other.as_str()))),
+    })
+}
+
+pub fn output_to_json(event: &OutputEvent) -> serde_json::Value {
+    let json = match event {
+        OutputEvent::Action(e) => serde_json::to_value(e),
+        OutputEvent::Escalation(e) => serde_json::to_value(e),
+    };
+    json.expect("model types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ItemChange, ItemType};
+
+    fn item() -> InputEvent {
+        InputEvent::Item(ItemChange {
+            set_id: "SHARE".into(),
+            business_unit: "US001".into(),
+            customer_id: "C1".into(),
+            item_id: "INV-1".into(),
+            item_line: 2,
+            item_type: ItemType::DebitMemo,
+            original_amount: "1234.5678".parse().unwrap(),
+            open_amount: "0.01".parse().unwrap(),
+            currency: "EUR".into(),
+            accounting_date: "1969-12-31".parse().unwrap(),
+            due_date: "2026-02-28".parse().unwrap(),
+            entry_type: "DM".into(),
+            entry_reason: Some("FRT".into()),
+            disputed_amount: "0".parse().unwrap(),
+            ar_specialist: None,
+            collector: Some("JDOE".into()),
+        })
+    }
+
+    #[test]
+    fn input_events_round_trip_through_the_wire_format() {
+        let catalog = SchemaCatalog::bundled().unwrap();
+        let bytes = catalog.encode_input(&item()).unwrap();
+        assert_eq!(bytes[0], 0);
+        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), 1001);
+        assert_eq!(catalog.decode_input(Stream::Items, &bytes).unwrap(), item());
+    }
+
+    #[test]
+    fn broken_bytes_are_named_precisely() {
+        let catalog = SchemaCatalog::bundled().unwrap();
+        let good = catalog.encode_input(&item()).unwrap();
+        let err = |bytes: &[u8], stream| catalog.decode_input(stream, bytes).unwrap_err().to_string();
+        assert_eq!(err(&[0, 0], Stream::Items), "message of 2 bytes is too short for the Confluent wire format");
+        assert_eq!(err(b"{\"json\": 1}", Stream::Items), "magic byte 123 is not the Confluent wire format's 0");
+        assert_eq!(err(&[0, 0, 0, 0, 7, 1], Stream::Items), "unknown schema id 7");
+        assert_eq!(err(&good, Stream::Payments), "schema id 1001 belongs to stream `items`, not `payments`");
+        assert!(err(&good[..good.len() - 3], Stream::Items).starts_with("avro:"));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(err(&trailing, Stream::Items), "avro: 1 trailing bytes after the datum");
+    }
+
+    #[test]
+    fn records_written_with_an_older_schema_are_read_into_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        for entry in std::fs::read_dir(&bundled).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        // Version 1 of the item schema had no collector.
+        let current = std::fs::read_to_string(bundled.join("item_change.avsc")).unwrap();
+        let mut v1: serde_json::Value = serde_json::from_str(&current).unwrap();
+        v1["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "collector");
+        std::fs::write(dir.path().join("item_change_v1.avsc"), v1.to_string()).unwrap();
+        let manifest = std::fs::read_to_string(bundled.join("manifest.toml")).unwrap();
+        std::fs::write(
+            dir.path().join("manifest.toml"),
+            format!("{manifest}\n[[schema]]\nstream = \"items\"\nid = 901\nfile = \"item_change_v1.avsc\"\n"),
+        )
+        .unwrap();
+        let catalog = SchemaCatalog::load(dir.path()).unwrap();
+        assert_eq!(catalog.current_id(Stream::Items), 1001, "the highest id is current");
+
+        let mut json = input_to_json(&item());
+        json.as_object_mut().unwrap().remove("collector");
+        let v1_schema = Schema::parse_str(&v1.to_string()).unwrap();
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&v1_schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(json_to_avro(&v1_schema, &json, "items").unwrap())
+            .unwrap();
+        let mut bytes = vec![0, 0, 0, 3, 0x85]; // id 901
+        bytes.extend(datum);
+        let InputEvent::Item(decoded) = catalog.decode_input(Stream::Items, &bytes).unwrap() else { panic!() };
+        assert_eq!(decoded.collector, None, "the new field takes its default");
+        assert_eq!(decoded.original_amount, "1234.5678".parse().unwrap());
+    }
+
+    #[test]
+    fn a_manifest_without_a_stream_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("manifest.toml"), "schema = []\n").unwrap();
+        let err = SchemaCatalog::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no schema for stream `items`"), "{err}");
+    }
+}

@@ -1,0 +1,235 @@
+//! Configuration: `topology/condmon.toml` by default; every field has a default, so a file
+//! only names what differs. Command-line flags override the broker list, state directory and
+//! HTTP address (runtime concerns); the pipeline's meaning stays in the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Stream;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub state_dir: PathBuf,
+    pub rules_file: PathBuf,
+    pub schemas_dir: PathBuf,
+    pub http_listen: String,
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub group_id: String,
+    /// Extra librdkafka properties for every client (e.g. security settings).
+    pub client: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub items: String,
+    pub payments: String,
+    pub aging: String,
+    pub customers: String,
+    pub actions: String,
+    pub escalations: String,
+    pub dead_letter: String,
+    /// Every topic has this many partitions: the inputs must be co-partitioned.
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Most input records in one batch (one commit).
+    pub max_batch: usize,
+    /// How long to wait for more records once a batch has one.
+    pub linger_ms: u64,
+    /// How often to look for due timers and refresh gauges.
+    pub tick_ms: u64,
+    /// First back-off after a failed produce; doubles up to 30 s.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kafka: KafkaConfig::default(),
+            topics: TopicsConfig::default(),
+            state_dir: PathBuf::from("var/state"),
+            rules_file: PathBuf::from("topology/rules.toml"),
+            schemas_dir: PathBuf::from("schemas"),
+            http_listen: "127.0.0.1:9464".into(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "condmon".into(),
+            client: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            items: "ar.items".into(),
+            payments: "ar.payments".into(),
+            aging: "ar.aging".into(),
+            customers: "ar.customers".into(),
+            actions: "cm.actions".into(),
+            escalations: "cm.escalations".into(),
+            dead_letter: "cm.dead-letter".into(),
+            partitions: 4,
+            replication_factor: 1,
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_batch: 1000,
+            linger_ms: 20,
+            tick_ms: 1000,
+            retry_backoff_ms: 100,
+        }
+    }
+}
+
+/// Cleanup policy of a topic, as `condmon topics create` sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    Delete,
+    Compact,
+}
+
+impl Cleanup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cleanup::Delete => "delete",
+            Cleanup::Compact => "compact",
+        }
+    }
+}
+
+/// One topic condmon knows about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub stream: Option<Stream>,
+    pub role: &'static str,
+    pub cleanup: Cleanup,
+}
+
+impl TopicsConfig {
+    pub fn topic(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Items => &self.items,
+            Stream::Payments => &self.payments,
+            Stream::Aging => &self.aging,
+            Stream::Customers => &self.customers,
+            Stream::Actions => &self.actions,
+            Stream::Escalations => &self.escalations,
+        }
+    }
+
+    pub fn stream_of(&self, topic: &str) -> Option<Stream> {
+        Stream::INPUTS
+            .into_iter()
+            .chain(Stream::OUTPUTS)
+            .find(|s| self.topic(*s) == topic)
+    }
+
+    /// Every topic: inputs keyed by customer (so `delete`: compaction would keep one event per
+    /// customer), outputs and the dead letters.
+    pub fn all(&self) -> Vec<TopicSpec> {
+        let mut specs: Vec<TopicSpec> = Stream::INPUTS
+            .into_iter()
+            .map(|s| TopicSpec {
+                name: self.topic(s).to_string(),
+                stream: Some(s),
+                role: "input",
+                cleanup: Cleanup::Delete,
+            })
+            .chain(Stream::OUTPUTS.into_iter().map(|s| TopicSpec {
+                name: self.topic(s).to_string(),
+                stream: Some(s),
+                role: "output",
+                cleanup: Cleanup::Delete,
+            }))
+            .collect();
+        specs.push(TopicSpec {
+            name: self.dead_letter.clone(),
+            stream: None,
+            role: "dead letters",
+            cleanup: Cleanup::Delete,
+        });
+        specs
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Reads `path`; relative paths inside it are taken relative to the working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if config.topics.partitions < 1 {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                message: "topics.partitions must be at least 1".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configuration_loads_and_names_every_stream() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/condmon.toml");
+        let config = Config::load(&path).unwrap();
+        for stream in Stream::INPUTS.into_iter().chain(Stream::OUTPUTS) {
+            assert_eq!(config.topics.stream_of(config.topics.topic(stream)), Some(stream));
+        }
+        assert_eq!(config.topics.all().len(), 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "state_dirr = \"x\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("state_dirr"), "{err}");
+    }
+}

@@ -1,0 +1,359 @@
+//! rdkafka at the edge: the consumer ([`Source`]), the producer ([`Sink`]) and topic admin.
+//! Nothing outside this module sees an rdkafka type.
+//!
+//! Offsets: the input offsets committed with the state in RocksDB are the truth. On assignment
+//! the consumer is positioned at them (or at the beginning of a partition this node has no
+//! state for, so state is rebuilt from the input). Offsets are also committed to the group,
+//! after the state, only so that lag tools see progress.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::model::Stream;
+use crate::state::Store;
+
+/// Broker trouble is external: the caller retries with back-off.
+#[derive(Debug, Error)]
+#[error("kafka: {0}")]
+pub struct BrokerError(String);
+
+impl From<KafkaError> for BrokerError {
+    fn from(e: KafkaError) -> Self {
+        BrokerError(e.to_string())
+    }
+}
+
+fn client_config(config: &Config) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in &config.kafka.client {
+        client.set(k, v);
+    }
+    client
+}
+
+/// Creates every topic of the configuration; topics that exist already are left alone.
+/// Returns (topic, "created" | "exists").
+pub async fn create_topics(config: &Config) -> Result<Vec<(String, &'static str)>, BrokerError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
+    let specs = config.topics.all();
+    let new_topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|spec| {
+            NewTopic::new(
+                &spec.name,
+                config.topics.partitions,
+                TopicReplication::Fixed(config.topics.replication_factor),
+            )
+            .set("cleanup.policy", spec.cleanup.as_str())
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut out = Vec::new();
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(topic) => out.push((topic, "created")),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => out.push((topic, "exists")),
+            Err((topic, code)) => return Err(BrokerError(format!("creating {topic}: {code}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// The partition counts of `topics`, as the broker reports them.
+pub fn partition_counts(config: &Config, topics: &[&str]) -> Result<Vec<(String, usize)>, BrokerError> {
+    let consumer: BaseConsumer = client_config(config).create()?;
+    topics
+        .iter()
+        .map(|topic| {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let count = metadata.topics().first().map_or(0, |t| t.partitions().len());
+            Ok((topic.to_string(), count))
+        })
+        .collect()
+}
+
+/// One input record, detached from the consumer.
+#[derive(Debug, Clone)]
+pub struct InputMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+pub struct SourceContext {
+    store: Store,
+    assigned: Arc<Mutex<BTreeSet<i32>>>,
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    /// Positions newly assigned partitions at the offsets kept with their state.
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assigned = self.assigned.lock().expect("assigned lock");
+                for (topic, partition) in tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect::<Vec<_>>() {
+                    if let Err(e) = self.store.ensure_partition(partition) {
+                        panic!("cannot create state for partition {partition}: {e}");
+                    }
+                    let offsets = self.store.offsets(partition).unwrap_or_else(|e| panic!("reading offsets: {e}"));
+                    let offset = offsets.get(&topic).map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                        warn!(topic, partition, error = %e, "Could not position the partition.");
+                    }
+                    info!(topic, partition, ?offset, "Partition assigned.");
+                    assigned.insert(partition);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    warn!(error = %e, "Assign failed.");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = tpl.count(), "Partitions revoked.");
+                self.assigned.lock().expect("assigned lock").clear();
+                if let Err(e) = consumer.unassign() {
+                    warn!(error = %e, "Unassign failed.");
+                }
+            }
+            other => warn!(error = ?other, "Rebalance error."),
+        }
+    }
+}
+
+/// The consumer group member reading the input topics.
+pub struct Source {
+    consumer: StreamConsumer<SourceContext>,
+    assigned: Arc<Mutex<BTreeSet<i32>>>,
+}
+
+impl Source {
+    pub fn new(config: &Config, store: Store) -> Result<Source, BrokerError> {
+        let assigned = Arc::new(Mutex::new(BTreeSet::new()));
+        let context = SourceContext {
+            store,
+            assigned: assigned.clone(),
+        };
+        let consumer: StreamConsumer<SourceContext> = client_config(config)
+            .set("group.id", &config.kafka.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Range assignment gives one member the same partition number of every input
+            // topic: the co-partitioning the per-partition state relies on.
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(context)?;
+        let topics: Vec<&str> = Stream::INPUTS.iter().map(|s| config.topics.topic(*s)).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Source { consumer, assigned })
+    }
+
+    /// Waits up to `wait` for a first record, then up to `linger` for up to `max` in all.
+    /// Records of partitions revoked meanwhile are dropped: they will be read again.
+    pub async fn next_batch(&self, max: usize, wait: Duration, linger: Duration) -> Result<Vec<InputMessage>, BrokerError> {
+        let mut batch = Vec::new();
+        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(batch),
+            Ok(message) => message?,
+        };
+        batch.push(detach(&first));
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(message) => batch.push(detach(&message?)),
+            }
+        }
+        let assigned = self.assigned();
+        batch.retain(|m| assigned.contains(&m.partition));
+        Ok(batch)
+    }
+
+    pub fn assigned(&self) -> Vec<i32> {
+        self.assigned.lock().expect("assigned lock").iter().copied().collect()
+    }
+
+    /// Tells the group how far we are (informational: RocksDB holds the real offsets).
+    pub fn commit_progress(&self, offsets: &[(i32, String, i64)]) {
+        let mut tpl = TopicPartitionList::new();
+        for (partition, topic, next) in offsets {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                warn!(error = %e, "Could not commit progress to the group.");
+            }
+        }
+    }
+
+    /// (topic, partition, lag) for every assigned input partition. Blocks on the broker.
+    pub fn lag(&self, positions: &[(i32, String, i64)]) -> Vec<(String, i32, i64)> {
+        positions
+            .iter()
+            .filter_map(|(partition, topic, next)| {
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_secs(2))
+                    .ok()?;
+                Some((topic.clone(), *partition, (high - next).max(0)))
+            })
+            .collect()
+    }
+}
+
+fn detach<M: Message>(m: &M) -> InputMessage {
+    InputMessage {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The idempotent producer for outputs and dead letters.
+#[derive(Clone)]
+pub struct Sink {
+    producer: FutureProducer,
+}
+
+impl Sink {
+    pub fn new(config: &Config) -> Result<Sink, BrokerError> {
+        let producer = client_config(config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            // The Java clients' partitioner, so our outputs for a customer land on the same
+            // partition number as the ERP's inputs for it.
+            .set("partitioner", "murmur2_random")
+            .create()?;
+        Ok(Sink { producer })
+    }
+
+    /// Produces every record and waits for the broker's acknowledgements. Returns the records
+    /// that failed (to be sent again after a back-off); an empty vector means all are durable.
+    pub async fn send_all(&self, records: Vec<OutRecord>) -> Vec<(OutRecord, BrokerError)> {
+        let mut in_flight = Vec::with_capacity(records.len());
+        let mut failed = Vec::new();
+        for record in records {
+            loop {
+                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+                for (k, v) in &record.headers {
+                    headers = headers.insert(Header { key: k, value: Some(v) });
+                }
+                let mut future_record = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
+                if let Some(key) = &record.key {
+                    future_record = future_record.key(key);
+                }
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => {
+                        in_flight.push((record, delivery));
+                        break;
+                    }
+                    // The local queue is full: let librdkafka drain it, then try again.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => {
+                        failed.push((record, BrokerError::from(e)));
+                        break;
+                    }
+                }
+            }
+        }
+        for (record, delivery) in in_flight {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => failed.push((record, BrokerError::from(e))),
+                Err(_) => failed.push((record, BrokerError("producer dropped the delivery".into()))),
+            }
+        }
+        failed
+    }
+}
+
+/// A record read back from a topic, by tools (`condmon tail`) and tests.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReadRecord {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads `topic` from the beginning of every partition, without joining a group, until `max`
+/// records or until nothing arrives for `idle`.
+pub fn read_topic(config: &Config, topic: &str, max: usize, idle: Duration) -> Result<Vec<ReadRecord>, BrokerError> {
+    let consumer: BaseConsumer = client_config(config)
+        .set("group.id", "condmon-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let mut last = std::time::Instant::now();
+    while out.len() < max && last.elapsed() < idle {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = std::time::Instant::now();
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(ReadRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+

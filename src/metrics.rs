@@ -1,0 +1,102 @@
+//! Prometheus metrics. Labels are topics, partitions, kinds and statuses, never customers.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::model::ActionStatus;
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub records_in: IntCounterVec,
+    pub records_out: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub processing_seconds: Histogram,
+    pub batches_committed: IntCounter,
+    pub produce_retries: IntCounter,
+    pub timers_fired: IntCounter,
+    pub timers_pending: IntGauge,
+    pub actions: IntGaugeVec,
+    pub consumer_lag: IntGaugeVec,
+    pub assigned_partitions: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("condmon".into()), None).expect("valid prefix");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let counter = |name: &str, help: &str| {
+            let m = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let gauge = |name: &str, help: &str| {
+            let m = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(m.clone())).expect("unique metric");
+            m
+        };
+        let processing_seconds = Histogram::with_opts(
+            HistogramOpts::new("processing_seconds", "Time to process one input record, from decode to state update.")
+                .buckets(prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(processing_seconds.clone())).expect("unique metric");
+        Metrics {
+            records_in: counter_vec("records_in_total", "Input records read, by topic.", &["topic"]),
+            records_out: counter_vec("records_out_total", "Records produced and acknowledged, by topic.", &["topic"]),
+            dead_letters: counter_vec(
+                "dead_letters_total",
+                "Input records sent to the dead-letter topic, by source topic and reason kind.",
+                &["topic", "kind"],
+            ),
+            processing_seconds,
+            batches_committed: counter("batches_committed_total", "Batches whose state and offsets were committed."),
+            produce_retries: counter("produce_retries_total", "Output batches re-sent after a broker error."),
+            timers_fired: counter("timers_fired_total", "Customers re-evaluated because a timer came due."),
+            timers_pending: gauge("timers_pending", "Durable timers waiting, over the partitions held here."),
+            actions: gauge_vec("actions", "Actions by status, over the partitions held here.", &["status"]),
+            consumer_lag: gauge_vec(
+                "consumer_lag",
+                "Records between the committed position and the end of the partition.",
+                &["topic", "partition"],
+            ),
+            assigned_partitions: gauge("assigned_partitions", "Input partitions held by this instance."),
+            registry,
+        }
+    }
+
+    /// Sets the state gauges from the durable per-partition counters of the partitions held.
+    pub fn set_state_gauges(&self, counters: &[std::collections::HashMap<String, i64>]) {
+        let sum = |name: &str| counters.iter().filter_map(|c| c.get(name)).sum::<i64>();
+        self.timers_pending.set(sum(crate::timer::TIMERS_PENDING));
+        for status in ActionStatus::ALL {
+            self.actions
+                .with_label_values(&[status.as_str()])
+                .set(sum(&crate::pipeline::action_counter(status)));
+        }
+    }
+
+    /// The text exposition format served on `/metrics`.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,260 @@
+//! Semantic validation of input events. An event that decodes but makes no business sense is
+//! bad data: it goes to the dead-letter topic with the reason below and never reaches state.
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use super::{
+    AgingSnapshot, CustomerChange, InputEvent, ItemChange, KEY_SEPARATOR, PaymentChange,
+    PaymentStatus,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValidationError {
+    #[error("field `{0}` is empty")]
+    Empty(&'static str),
+    #[error("field `{field}` contains the key separator `{KEY_SEPARATOR}`: {value:?}")]
+    Separator { field: &'static str, value: String },
+    #[error("`{0}` is not an ISO 4217 currency code")]
+    Currency(String),
+    #[error("open amount {amount} is on the wrong side of zero for item type {item_type}")]
+    WrongSign { amount: Decimal, item_type: &'static str },
+    #[error("{0}")]
+    Amount(String),
+    #[error("the key `{key}` does not match the event's setID and customer `{expected}`")]
+    KeyMismatch { key: String, expected: String },
+}
+
+/// Checks an event on its own (no state needed).
+pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
+    match event {
+        InputEvent::Item(e) => item(e),
+        InputEvent::Payment(e) => payment(e),
+        InputEvent::Aging(e) => aging(e),
+        InputEvent::Customer(e) => customer(e),
+    }
+}
+
+/// Checks that the record key names the same customer as the event (co-partitioning relies on it).
+pub fn validate_key(event: &InputEvent, key: Option<&str>) -> Result<(), ValidationError> {
+    let expected = event.customer_key().encode();
+    match key {
+        Some(k) if k == expected => Ok(()),
+        other => Err(ValidationError::KeyMismatch {
+            key: other.unwrap_or("<none>").to_string(),
+            expected,
+        }),
+    }
+}
+
+fn id(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::Empty(field));
+    }
+    if value.contains(KEY_SEPARATOR) {
+        return Err(ValidationError::Separator {
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn currency(code: &str) -> Result<(), ValidationError> {
+    match iso_currency::Currency::from_code(code) {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::Currency(code.to_string())),
+    }
+}
+
+fn customer_ids(set_id: &str, customer_id: &str) -> Result<(), ValidationError> {
+    id("set_id", set_id)?;
+    id("customer_id", customer_id)
+}
+
+fn item(e: &ItemChange) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("business_unit", &e.business_unit)?;
+    id("item_id", &e.item_id)?;
+    currency(&e.currency)?;
+    let wrong_side = |amount: Decimal| {
+        if e.item_type.is_credit() {
+            amount > Decimal::ZERO
+        } else {
+            amount < Decimal::ZERO
+        }
+    };
+    for amount in [e.open_amount, e.original_amount] {
+        if wrong_side(amount) {
+            return Err(ValidationError::WrongSign {
+                amount,
+                item_type: e.item_type.as_str(),
+            });
+        }
+    }
+    if e.disputed_amount < Decimal::ZERO || e.disputed_amount > e.open_amount.abs() {
+        return Err(ValidationError::Amount(format!(
+            "disputed amount {} is outside 0..={}",
+            e.disputed_amount,
+            e.open_amount.abs()
+        )));
+    }
+    Ok(())
+}
+
+fn payment(e: &PaymentChange) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("business_unit", &e.business_unit)?;
+    id("payment_id", &e.payment_id)?;
+    currency(&e.currency)?;
+    if e.amount <= Decimal::ZERO {
+        return Err(ValidationError::Amount(format!(
+            "payment amount {} must be positive",
+            e.amount
+        )));
+    }
+    if let Some(a) = e.applications.iter().find(|a| a.amount <= Decimal::ZERO) {
+        return Err(ValidationError::Amount(format!(
+            "application to item {} has non-positive amount {}",
+            a.item_id, a.amount
+        )));
+    }
+    let applied = e.applied_amount();
+    if applied > e.amount {
+        return Err(ValidationError::Amount(format!(
+            "applications total {applied} exceed the payment amount {}",
+            e.amount
+        )));
+    }
+    if e.status == PaymentStatus::Applied && applied != e.amount {
+        return Err(ValidationError::Amount(format!(
+            "an APPLIED payment must be applied in full: {applied} of {}",
+            e.amount
+        )));
+    }
+    Ok(())
+}
+
+fn aging(e: &AgingSnapshot) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("business_unit", &e.business_unit)?;
+    id("aging_id", &e.aging_id)?;
+    currency(&e.currency)?;
+    if e.buckets.iter().any(|b| b.category.trim().is_empty()) {
+        return Err(ValidationError::Empty("buckets.category"));
+    }
+    Ok(())
+}
+
+fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    currency(&e.currency)?;
+    for (field, value) in [
+        ("credit_limit", e.credit_limit),
+        ("credit_limit_pct_over", e.credit_limit_pct_over),
+    ] {
+        if value.is_some_and(|v| v < Decimal::ZERO) {
+            return Err(ValidationError::Amount(format!("{field} must not be negative")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ItemType, PaymentApplication};
+
+    fn item(item_type: ItemType, open: &str) -> ItemChange {
+        ItemChange {
+            set_id: "SHARE".into(),
+            business_unit: "US001".into(),
+            customer_id: "C1".into(),
+            item_id: "I1".into(),
+            item_line: 0,
+            item_type,
+            original_amount: open.parse().unwrap(),
+            open_amount: open.parse().unwrap(),
+            currency: "USD".into(),
+            accounting_date: "2026-01-01".parse().unwrap(),
+            due_date: "2026-01-31".parse().unwrap(),
+            entry_type: "IN".into(),
+            entry_reason: None,
+            disputed_amount: Decimal::ZERO,
+            ar_specialist: None,
+            collector: None,
+        }
+    }
+
+    fn payment(status: PaymentStatus, amount: &str, applied: &[&str]) -> PaymentChange {
+        PaymentChange {
+            set_id: "SHARE".into(),
+            business_unit: "US001".into(),
+            customer_id: "C1".into(),
+            payment_id: "P1".into(),
+            status,
+            amount: amount.parse().unwrap(),
+            currency: "USD".into(),
+            payment_date: "2026-02-01".parse().unwrap(),
+            applications: applied
+                .iter()
+                .map(|a| PaymentApplication {
+                    item_id: "I1".into(),
+                    item_line: 0,
+                    amount: a.parse().unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    fn check_item(e: ItemChange) -> Result<(), String> {
+        validate(&InputEvent::Item(e)).map_err(|e| e.to_string())
+    }
+
+    fn check_payment(e: PaymentChange) -> Result<(), String> {
+        validate(&InputEvent::Payment(e)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn items_are_checked_for_ids_currency_sign_and_dispute() {
+        assert_eq!(check_item(item(ItemType::Invoice, "10.00")), Ok(()));
+        assert_eq!(check_item(item(ItemType::CreditMemo, "-10.00")), Ok(()));
+        assert_eq!(check_item(item(ItemType::Invoice, "0")), Ok(()), "a closed item is fine");
+        let err = check_item(item(ItemType::Invoice, "-10.00")).unwrap_err();
+        assert_eq!(err, "open amount -10.00 is on the wrong side of zero for item type INVOICE");
+        assert!(check_item(item(ItemType::OnAccount, "5")).unwrap_err().contains("wrong side of zero"));
+        let mut e = item(ItemType::Invoice, "10");
+        e.customer_id = " ".into();
+        assert_eq!(check_item(e).unwrap_err(), "field `customer_id` is empty");
+        let mut e = item(ItemType::Invoice, "10");
+        e.set_id = "A|B".into();
+        assert!(check_item(e).unwrap_err().contains("key separator"));
+        let mut e = item(ItemType::Invoice, "10");
+        e.currency = "usd".into();
+        assert_eq!(check_item(e).unwrap_err(), "`usd` is not an ISO 4217 currency code");
+        let mut e = item(ItemType::Invoice, "10");
+        e.disputed_amount = "10.01".parse().unwrap();
+        assert_eq!(check_item(e).unwrap_err(), "disputed amount 10.01 is outside 0..=10");
+    }
+
+    #[test]
+    fn payments_cannot_apply_more_than_they_are() {
+        assert_eq!(check_payment(payment(PaymentStatus::Applied, "100", &["60", "40"])), Ok(()));
+        assert_eq!(check_payment(payment(PaymentStatus::Unapplied, "100", &["60"])), Ok(()));
+        assert!(check_payment(payment(PaymentStatus::Applied, "100", &["60"])).unwrap_err().contains("applied in full"));
+        assert!(check_payment(payment(PaymentStatus::Unapplied, "100", &["60", "41"])).unwrap_err().contains("exceed"));
+        assert!(check_payment(payment(PaymentStatus::InProcess, "0", &[])).unwrap_err().contains("must be positive"));
+        assert!(check_payment(payment(PaymentStatus::Unapplied, "10", &["-1"])).unwrap_err().contains("non-positive"));
+    }
+
+    #[test]
+    fn the_key_must_name_the_events_customer() {
+        let event = InputEvent::Item(item(ItemType::Invoice, "1"));
+        assert_eq!(validate_key(&event, Some("SHARE|C1")), Ok(()));
+        assert_eq!(
+            validate_key(&event, Some("SHARE|C2")).unwrap_err().to_string(),
+            "the key `SHARE|C2` does not match the event's setID and customer `SHARE|C1`"
+        );
+        assert!(validate_key(&event, None).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! The Kafka run loop: batches in, outputs acknowledged, state and offsets committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::{Operator, Outcome, Payload, Rejection, RejectionKind, dead_letter_record, output_record};
+use crate::codec::CodecError;
+use crate::config::Config;
+use crate::kafka::{BrokerError, InputMessage, OutRecord, Sink, Source};
+use crate::metrics::Metrics;
+use crate::model::OutputEvent;
+use crate::state::{StateError, Store, Txn};
+use crate::timer::Clock;
+
+/// What stops the run loop. Broker trouble alone never does: it is retried.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("encoding an output: {0}")]
+    Encode(#[from] CodecError),
+    #[error("starting the Kafka clients: {0}")]
+    Broker(#[from] BrokerError),
+}
+
+/// Liveness for `/healthz`: the loop beats after every batch or idle wait.
+pub struct Health {
+    started: Instant,
+    last_beat_ms: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        Arc::new(Health {
+            started: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    fn beat(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+        self.last_beat_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Healthy once the loop has run and while it keeps beating within `max_silence`.
+    pub fn is_healthy(&self, max_silence: Duration) -> bool {
+        let since = self.started.elapsed().as_millis() as u64 - self.last_beat_ms.load(Ordering::Relaxed);
+        self.ready.load(Ordering::Relaxed) && since <= max_silence.as_millis() as u64
+    }
+}
+
+/// Everything the loop needs, built by `condmon run`.
+pub struct Runtime {
+    pub config: Config,
+    pub store: Store,
+    pub operator: Operator,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+    pub health: Arc<Health>,
+}
+
+/// Runs until `shutdown` turns true. Returns only on shutdown or an internal error.
+pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
+    let source = Source::new(&rt.config, rt.store.clone())?;
+    let sink = Sink::new(&rt.config)?;
+    let pipeline = &rt.config.pipeline;
+    let tick = Duration::from_millis(pipeline.tick_ms);
+    let mut last_tick = Instant::now() - tick;
+    info!(brokers = rt.config.kafka.brokers, group = rt.config.kafka.group_id, "condmon is running.");
+    while !*shutdown.borrow() {
+        let batch = tokio::select! {
+            batch = source.next_batch(pipeline.max_batch, tick, Duration::from_millis(pipeline.linger_ms)) => batch,
+            _ = shutdown.changed() => break,
+        };
+        let messages = match batch {
+            Ok(messages) => messages,
+            Err(e) => {
+                warn!(error = %e, "Consumer error; retrying.");
+                tokio::time::sleep(Duration::from_millis(pipeline.retry_backoff_ms)).await;
+                continue;
+            }
+        };
+        let today = rt.clock.today();
+        let mut txn = rt.store.txn();
+        let mut records = Vec::new();
+        let mut offsets: BTreeMap<(i32, String), i64> = BTreeMap::new();
+        for message in messages {
+            offsets.insert((message.partition, message.topic.clone()), message.offset + 1);
+            records.extend(process_message(&rt, &mut txn, message, today)?);
+        }
+        let timers_due = last_tick.elapsed() >= tick;
+        if timers_due {
+            last_tick = Instant::now();
+            for partition in source.assigned() {
+                let events = rt.operator.fire_timers(&mut txn, partition, today)?;
+                rt.metrics.timers_fired.inc_by(events.len() as u64);
+                records.extend(encode(&rt, &events)?);
+            }
+        }
+        if records.is_empty() && txn.is_empty() && offsets.is_empty() {
+            rt.health.beat();
+            if timers_due {
+                refresh_gauges(&rt, &source);
+            }
+            continue;
+        }
+        let topics: Vec<String> = records.iter().map(|r| r.topic.clone()).collect();
+        if !deliver(&rt, &sink, records, &mut shutdown).await {
+            break; // shutting down mid-delivery: nothing committed, all will be redone.
+        }
+        for topic in topics {
+            rt.metrics.records_out.with_label_values(&[&topic]).inc();
+        }
+        let committed: Vec<(i32, String, i64)> = offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
+        rt.store.commit(txn, &committed)?;
+        rt.metrics.batches_committed.inc();
+        source.commit_progress(&committed);
+        rt.health.beat();
+        if timers_due {
+            refresh_gauges(&rt, &source);
+        }
+    }
+    rt.store.flush()?;
+    info!("condmon stopped cleanly.");
+    Ok(())
+}
+
+fn process_message(rt: &Runtime, txn: &mut Txn<'_>, message: InputMessage, today: chrono::NaiveDate) -> Result<Vec<OutRecord>, PipelineError> {
+    let started = Instant::now();
+    rt.metrics.records_in.with_label_values(&[&message.topic]).inc();
+    let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
+        unreachable!("subscribed only to input topics, got {}", message.topic);
+    };
+    let key = message.key.as_deref().map(String::from_utf8_lossy);
+    let outcome = match &message.payload {
+        Some(payload) => rt
+            .operator
+            .process(txn, message.partition, stream, key.as_deref(), Payload::Avro(payload), today)?,
+        None => Outcome::Rejected(Rejection {
+            kind: RejectionKind::Undecodable,
+            reason: "record has no value (a tombstone is not an event)".into(),
+        }),
+    };
+    rt.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+    match outcome {
+        Outcome::Processed(events) => encode(rt, &events),
+        Outcome::Rejected(rejection) => {
+            debug!(topic = message.topic, partition = message.partition, offset = message.offset, reason = rejection.reason, "Dead letter.");
+            rt.metrics
+                .dead_letters
+                .with_label_values(&[&message.topic, rejection.kind.as_str()])
+                .inc();
+            Ok(vec![dead_letter_record(
+                &rt.config.topics,
+                &message.topic,
+                message.partition,
+                message.offset,
+                message.key,
+                message.payload.unwrap_or_default(),
+                &rejection,
+            )])
+        }
+    }
+}
+
+fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, PipelineError> {
+    events
+        .iter()
+        .map(|e| output_record(&rt.config.topics, rt.operator.catalog(), e).map_err(PipelineError::from))
+        .collect()
+}
+
+/// Sends until every record is acknowledged, backing off on broker errors. False if shutdown
+/// interrupted it.
+async fn deliver(rt: &Runtime, sink: &Sink, mut records: Vec<OutRecord>, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let mut backoff = Duration::from_millis(rt.config.pipeline.retry_backoff_ms);
+    loop {
+        let failed = sink.send_all(records).await;
+        let Some((_, first_error)) = failed.first() else { return true };
+        warn!(failed = failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
+        rt.metrics.produce_retries.inc();
+        records = failed.into_iter().map(|(r, _)| r).collect();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Gauges from the durable counters and offsets of the partitions held (lag asks the broker).
+fn refresh_gauges(rt: &Runtime, source: &Source) {
+    let assigned = source.assigned();
+    rt.metrics.assigned_partitions.set(assigned.len() as i64);
+    let counters: Vec<_> = assigned.iter().filter_map(|p| rt.store.counters(*p).ok()).collect();
+    rt.metrics.set_state_gauges(&counters);
+    let held: Vec<(i32, String, i64)> = assigned
+        .iter()
+        .filter_map(|p| Some((*p, rt.store.offsets(*p).ok()?)))
+        .flat_map(|(p, offsets)| offsets.into_iter().map(move |(t, o)| (p, t, o)))
+        .collect();
+    for (topic, partition, lag) in tokio::task::block_in_place(|| source.lag(&held)) {
+        rt.metrics
+            .consumer_lag
+            .with_label_values(&[&topic, &partition.to_string()])
+            .set(lag);
+    }
+}

@@ -1,0 +1,294 @@
+//! The clock, and durable timers kept in RocksDB.
+//!
+//! Domain code never reads the system clock: it is handed a [`Clock`]. Production uses
+//! [`SystemClock`]; tests and `condmon replay` use a [`ManualClock`] they move themselves.
+//!
+//! A timer is (partition, customer key, name) → due date, stored twice: by due date (to find
+//! what is due, in order) and by key (to replace or cancel a key's timers). A timer that fell
+//! due while the process was down is simply found due on the next scan, and fires once.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::model::CustomerKey;
+use crate::state::{StateError, StoreName, Txn};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+
+    /// The business date. Business units share one time zone (UTC) for now.
+    fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to, and never backwards.
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+
+    pub fn starting_on(date: NaiveDate) -> Self {
+        Self::new(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+    }
+
+    /// Moves the clock to `to` if that is later than now.
+    pub fn advance_to(&self, to: DateTime<Utc>) {
+        let mut now = self.0.lock().expect("clock lock");
+        if to > *now {
+            *now = to;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
+/// A clock read from a file holding a date or an RFC 3339 time, for rehearsals and tests of
+/// the running process: writing a later date into the file moves `condmon run` forward in time.
+/// An unreadable file or a date earlier than the last one read leaves the clock where it was.
+pub struct FileClock {
+    path: std::path::PathBuf,
+    last: Mutex<DateTime<Utc>>,
+}
+
+impl FileClock {
+    pub fn new(path: std::path::PathBuf) -> Result<Self, String> {
+        let start = read_moment(&path)?;
+        Ok(FileClock {
+            path,
+            last: Mutex::new(start),
+        })
+    }
+}
+
+fn read_moment(path: &std::path::Path) -> Result<DateTime<Utc>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_moment(text.trim()).ok_or_else(|| format!("{}: `{}` is not a date or RFC 3339 time", path.display(), text.trim()))
+}
+
+/// A date (midnight UTC) or an RFC 3339 time.
+pub fn parse_moment(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(date) = s.parse::<NaiveDate>() {
+        return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    }
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+impl Clock for FileClock {
+    fn now(&self) -> DateTime<Utc> {
+        let mut last = self.last.lock().expect("clock lock");
+        if let Ok(read) = read_moment(&self.path) {
+            if read > *last {
+                *last = read;
+            }
+        }
+        *last
+    }
+}
+
+/// Days since 1970-01-01, shifted so the big-endian bytes sort like the dates.
+fn date_bytes(date: NaiveDate) -> [u8; 4] {
+    let days = (date - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+    ((days as u32) ^ 0x8000_0000).to_be_bytes()
+}
+
+fn date_from_bytes(bytes: &[u8]) -> Option<NaiveDate> {
+    let raw = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) ^ 0x8000_0000;
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(raw as i32)))
+}
+
+/// `len(key) key name`: self-delimiting, so one key's timers are one prefix.
+fn key_part(key: &CustomerKey, name: &str) -> Vec<u8> {
+    let key = key.encode();
+    let mut out = Vec::with_capacity(2 + key.len() + name.len());
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+fn split_key_part(bytes: &[u8]) -> Option<(CustomerKey, String)> {
+    let len = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
+    let key = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
+    let name = std::str::from_utf8(bytes.get(2 + len..)?).ok()?;
+    Some((CustomerKey::decode(key)?, name.to_string()))
+}
+
+fn corrupt(store: StoreName) -> StateError {
+    StateError::Corrupt {
+        store: store.as_str().into(),
+        message: "undecodable timer key".into(),
+    }
+}
+
+/// A timer that has come due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    pub due: NaiveDate,
+    pub key: CustomerKey,
+    pub name: String,
+}
+
+/// Counter of pending timers per partition (see [`crate::state::CounterName`]).
+pub const TIMERS_PENDING: &str = "timers.pending";
+
+/// Timer operations on one partition within a transaction.
+pub struct Timers<'t, 's> {
+    pub txn: &'t mut Txn<'s>,
+    pub partition: i32,
+}
+
+impl Timers<'_, '_> {
+    /// The timers of `key`, by name.
+    pub fn for_key(&self, key: &CustomerKey) -> Result<Vec<(String, NaiveDate)>, StateError> {
+        let prefix = key_part(key, "");
+        self.txn
+            .scan(self.partition, StoreName::TimersByKey, &prefix, |k| k.starts_with(&prefix))?
+            .into_iter()
+            .map(|(k, v)| {
+                let (_, name) = split_key_part(&k).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                let due = date_from_bytes(&v).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                Ok((name, due))
+            })
+            .collect()
+    }
+
+    /// Sets `key`'s timer `name` to `due`, replacing an earlier one of the same name.
+    pub fn set(&mut self, key: &CustomerKey, name: &str, due: NaiveDate) -> Result<(), StateError> {
+        let by_key = key_part(key, name);
+        match self.txn.get(self.partition, StoreName::TimersByKey, &by_key)? {
+            Some(old) if date_from_bytes(&old) == Some(due) => return Ok(()),
+            Some(old) => {
+                let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                self.txn.delete(self.partition, StoreName::TimersByDue, &due_key(old_due, &by_key));
+            }
+            None => self.txn.add_to_counter(self.partition, TIMERS_PENDING, 1)?,
+        }
+        self.txn.put(self.partition, StoreName::TimersByKey, &by_key, date_bytes(due).to_vec());
+        self.txn.put(self.partition, StoreName::TimersByDue, &due_key(due, &by_key), Vec::new());
+        Ok(())
+    }
+
+    pub fn cancel(&mut self, key: &CustomerKey, name: &str) -> Result<(), StateError> {
+        let by_key = key_part(key, name);
+        if let Some(old) = self.txn.get(self.partition, StoreName::TimersByKey, &by_key)? {
+            let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+            self.txn.delete(self.partition, StoreName::TimersByDue, &due_key(old_due, &by_key));
+            self.txn.delete(self.partition, StoreName::TimersByKey, &by_key);
+            self.txn.add_to_counter(self.partition, TIMERS_PENDING, -1)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `key`'s timers exactly `wanted`: sets new and moved ones, cancels the rest.
+    pub fn replace_all(&mut self, key: &CustomerKey, wanted: &[(String, NaiveDate)]) -> Result<(), StateError> {
+        for (name, _) in self.for_key(key)? {
+            if !wanted.iter().any(|(w, _)| *w == name) {
+                self.cancel(key, &name)?;
+            }
+        }
+        for (name, due) in wanted {
+            self.set(key, name, *due)?;
+        }
+        Ok(())
+    }
+
+    /// Every timer due on or before `today`, in due order. They stay set until cancelled.
+    pub fn due(&self, today: NaiveDate) -> Result<Vec<DueTimer>, StateError> {
+        let limit = date_bytes(today);
+        self.txn
+            .scan(self.partition, StoreName::TimersByDue, &[], |k| k[..4] <= limit[..])?
+            .into_iter()
+            .map(|(k, _)| {
+                let due = date_from_bytes(&k).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
+                let (key, name) = split_key_part(&k[4..]).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
+                Ok(DueTimer { due, key, name })
+            })
+            .collect()
+    }
+
+    /// The earliest due date of any timer of this partition.
+    pub fn next_due(&self) -> Result<Option<NaiveDate>, StateError> {
+        let first = self.txn.first_key(self.partition, StoreName::TimersByDue)?;
+        Ok(first.and_then(|k| date_from_bytes(&k)))
+    }
+}
+
+fn due_key(due: NaiveDate, by_key: &[u8]) -> Vec<u8> {
+    let mut out = date_bytes(due).to_vec();
+    out.extend_from_slice(by_key);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Store;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn date_bytes_sort_like_dates_including_before_1970() {
+        let dates = [d("1969-12-31"), d("1970-01-01"), d("2026-11-23"), d("2100-01-01")];
+        for pair in dates.windows(2) {
+            assert!(date_bytes(pair[0]) < date_bytes(pair[1]));
+        }
+        for date in dates {
+            assert_eq!(date_from_bytes(&date_bytes(date)), Some(date));
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_due_order_survive_a_reopen_and_can_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (CustomerKey::new("S", "A"), CustomerKey::new("S", "B"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.ensure_partition(1).unwrap();
+            let mut txn = store.txn();
+            let mut timers = Timers { txn: &mut txn, partition: 1 };
+            timers.set(&a, "age", d("2026-03-05")).unwrap();
+            timers.set(&b, "age", d("2026-03-01")).unwrap();
+            timers.set(&a, "action:1", d("2026-04-01")).unwrap();
+            // Moving a timer leaves no trace of its old due date.
+            timers.set(&b, "age", d("2026-03-02")).unwrap();
+            store.commit(txn, &[]).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.counters(1).unwrap()[TIMERS_PENDING], 3);
+        let mut txn = store.txn();
+        let mut timers = Timers { txn: &mut txn, partition: 1 };
+        assert_eq!(timers.next_due().unwrap(), Some(d("2026-03-02")));
+        let due: Vec<_> = timers.due(d("2026-03-31")).unwrap().into_iter().map(|t| (t.key, t.name)).collect();
+        assert_eq!(due, vec![(b.clone(), "age".to_string()), (a.clone(), "age".to_string())]);
+
+        // Pending deletions and additions count before the commit.
+        timers.cancel(&b, "age").unwrap();
+        assert_eq!(timers.next_due().unwrap(), Some(d("2026-03-05")));
+        timers.set(&b, "age", d("2026-02-01")).unwrap();
+        assert_eq!(timers.next_due().unwrap(), Some(d("2026-02-01")));
+        timers.cancel(&b, "age").unwrap();
+
+        timers.replace_all(&a, &[("age".into(), d("2026-05-01"))]).unwrap();
+        assert_eq!(timers.for_key(&a).unwrap(), vec![("age".to_string(), d("2026-05-01"))]);
+        store.commit(txn, &[]).unwrap();
+        assert_eq!(store.counters(1).unwrap()[TIMERS_PENDING], 1);
+    }
+}

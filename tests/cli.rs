@@ -1,0 +1,61 @@
+//! The command line as an operator uses it.
+
+use std::process::Command;
+
+fn condmon(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_condmon"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rules_check_accepts_the_shipped_rules() {
+    let out = condmon(&["rules", "check", "topology/rules.toml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (version 1, 1 collection rule(s), 1 template(s))"));
+}
+
+#[test]
+fn rules_check_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topology/rules.toml"))
+        .unwrap()
+        .replace("currency = \"USD\"", "currency = \"DOLLARS\"")
+        .replace("due_days = 5", "due_days = -5");
+    std::fs::write(&bad, text).unwrap();
+    let out = condmon(&["rules", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert!(err.contains("collection_rule[0] (COLL-30): `DOLLARS` is not an ISO 4217 currency code"), "{err}");
+    assert!(err.contains("template[0] (STD-COLL).step[1]: due_days -5 is negative"), "{err}");
+}
+
+#[test]
+fn topology_prints_every_topic_with_its_cleanup_policy() {
+    let out = condmon(&["topology"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for topic in ["ar.items", "ar.payments", "ar.aging", "ar.customers", "cm.actions", "cm.escalations", "cm.dead-letter"] {
+        assert!(text.lines().any(|l| l.contains(topic) && l.contains("cleanup.policy=delete")), "{topic}:\n{text}");
+    }
+    assert!(text.contains("timers-by-due.N"));
+}
+
+#[test]
+fn replay_writes_ndjson_and_reports_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.ndjson");
+    let out = condmon(&[
+        "replay", "--input", "topology/sample/ledger.ndjson", "--start", "2026-01-01", "--until", "2026-04-30",
+        "--output", output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 dead letter(s)"));
+    let written = std::fs::read_to_string(&output).unwrap();
+    let golden = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/sample-ledger.out.ndjson")).unwrap();
+    assert_eq!(written, golden);
+}

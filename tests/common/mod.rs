@@ -1,0 +1,225 @@
+//! Test harness: a real Tansu broker on a free port, and the real `condmon` binary.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use condmon::codec::SchemaCatalog;
+use condmon::config::Config;
+use condmon::kafka::{self, OutRecord, ReadRecord, Sink};
+use condmon::model::InputEvent;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The Tansu binary: `$TANSU_BIN`, else `~/.cargo/bin/tansu`, else `tansu` on the PATH.
+fn tansu_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("TANSU_BIN") {
+        return bin.into();
+    }
+    let cargo_bin = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if cargo_bin.exists() { cargo_bin } else { "tansu".into() }
+}
+
+/// A Tansu broker process with in-memory storage, killed on drop.
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu (install it with deploy/install-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, addr }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A configuration for the test broker, with its own state directory and HTTP port.
+pub fn config(broker: &Broker, dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.kafka.brokers = broker.addr.clone();
+    config.kafka.group_id = "condmon-test".into();
+    config.topics.partitions = 2;
+    config.state_dir = dir.join("state");
+    config.rules_file = repo().join("topology/rules.toml");
+    config.schemas_dir = repo().join("schemas");
+    config.http_listen = format!("127.0.0.1:{}", free_port());
+    config.pipeline.tick_ms = 200;
+    config.pipeline.linger_ms = 10;
+    config
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+pub fn create_topics(config: &Config) {
+    let rt = runtime();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rt.block_on(kafka::create_topics(config)) {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("create topics: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("create topics: {e}"),
+        }
+    }
+}
+
+/// Produces records and waits for the broker's acknowledgement.
+pub fn produce(config: &Config, records: Vec<OutRecord>) {
+    let failed = runtime().block_on(async { Sink::new(config).unwrap().send_all(records).await });
+    assert!(failed.is_empty(), "produce failed: {failed:?}");
+}
+
+/// An input event as the ERP would publish it: Avro, keyed by customer.
+pub fn record(config: &Config, event: &InputEvent) -> OutRecord {
+    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
+    OutRecord {
+        topic: config.topics.topic(event.stream()).to_string(),
+        key: Some(event.customer_key().encode().into_bytes()),
+        payload: catalog.encode_input(event).unwrap(),
+        headers: vec![],
+    }
+}
+
+/// Reads `topic` until `predicate` holds for what was read, or panics after `timeout`.
+pub fn wait_for(config: &Config, topic: &str, timeout: Duration, predicate: impl Fn(&[ReadRecord]) -> bool) -> Vec<ReadRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let records = kafka::read_topic(config, topic, usize::MAX, Duration::from_millis(500)).unwrap();
+        if predicate(&records) {
+            return records;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting on {topic}: {} record(s) so far", records.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `condmon run` process, with a file clock the test moves. Killed (SIGKILL) on drop.
+pub struct Condmon {
+    child: Option<Child>,
+    pub config_path: PathBuf,
+    pub clock_path: PathBuf,
+    pub http: String,
+}
+
+impl Condmon {
+    pub fn start(config: &Config, dir: &Path, today: &str) -> Condmon {
+        let config_path = dir.join("condmon.toml");
+        std::fs::write(&config_path, toml::to_string(config).unwrap()).unwrap();
+        let clock_path = dir.join("today");
+        if !clock_path.exists() {
+            std::fs::write(&clock_path, today).unwrap();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("condmon.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_condmon"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--clock")
+            .arg(format!("file:{}", clock_path.display()))
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Condmon {
+            child: Some(child),
+            config_path,
+            clock_path,
+            http: config.http_listen.clone(),
+        }
+    }
+
+    /// Moves business time of the running process.
+    pub fn set_today(&self, today: &str) {
+        std::fs::write(&self.clock_path, today).unwrap();
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the clean shutdown path.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+
+    /// GET on the HTTP API: (status code, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.http, path)
+    }
+
+    pub fn wait_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.get("/healthz").0 != 200 {
+            assert!(Instant::now() < deadline, "condmon did not become healthy");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Condmon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, String::new()) };
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// The value of a metric line (exact name and labels as exposed), if present.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}

@@ -1,0 +1,247 @@
+//! End to end through a real broker (Tansu) and the real `condmon run` process.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::*;
+use condmon::codec::SchemaCatalog;
+use condmon::config::Config;
+use condmon::kafka::{OutRecord, ReadRecord};
+use condmon::model::{ActionEvent, ActionEventKind, ActionStatus, CustomerChange, InputEvent, ItemChange, ItemType, OutputEvent, Stream};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn invoice(customer: &str, id: &str, open: &str, due: &str) -> InputEvent {
+    InputEvent::Item(ItemChange {
+        set_id: "SHARE".into(),
+        business_unit: "US001".into(),
+        customer_id: customer.into(),
+        item_id: id.into(),
+        item_line: 0,
+        item_type: ItemType::Invoice,
+        original_amount: open.parse().unwrap(),
+        open_amount: open.parse().unwrap(),
+        currency: "USD".into(),
+        accounting_date: due.parse::<NaiveDate>().unwrap() - chrono::Duration::days(30),
+        due_date: due.parse().unwrap(),
+        entry_type: "IN".into(),
+        entry_reason: None,
+        disputed_amount: "0".parse().unwrap(),
+        ar_specialist: None,
+        collector: None,
+    })
+}
+
+fn customer(id: &str, collector: &str) -> InputEvent {
+    InputEvent::Customer(CustomerChange {
+        set_id: "SHARE".into(),
+        customer_id: id.into(),
+        name: format!("{id} Inc"),
+        customer_group: None,
+        currency: "USD".into(),
+        credit_limit: None,
+        credit_limit_pct_over: None,
+        profile_id: None,
+        collector: Some(collector.into()),
+        credit_analyst: Some("ANALYST".into()),
+        sales_person: None,
+        corporate_parent: None,
+        remit_from_parent: None,
+        correspondence_parent: None,
+    })
+}
+
+fn actions(config: &Config, records: &[ReadRecord]) -> Vec<ActionEvent> {
+    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
+    records
+        .iter()
+        .map(|r| match catalog.decode_output(Stream::Actions, r.payload.as_deref().unwrap()).unwrap() {
+            OutputEvent::Action(a) => a,
+            other => panic!("not an action: {other:?}"),
+        })
+        .collect()
+}
+
+fn count(actions: &[ActionEvent], customer: &str, kind: ActionEventKind) -> usize {
+    actions.iter().filter(|a| a.customer_id == customer && a.kind == kind).count()
+}
+
+#[test]
+fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_letters() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker, dir.path());
+    create_topics(&config);
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+
+    let items = config.topics.items.clone();
+    let garbage = OutRecord { topic: items.clone(), key: Some(b"SHARE|ACME".to_vec()), payload: b"not avro".to_vec(), headers: vec![] };
+    let unknown_schema = OutRecord { topic: items.clone(), key: Some(b"SHARE|ACME".to_vec()), payload: vec![0, 0, 0, 0x30, 0x39, 2, 4], headers: vec![] };
+    let mut wrong_key = record(&config, &invoice("ACME", "INV-X", "5.00", "2026-02-01"));
+    wrong_key.key = Some(b"SHARE|SOMEONE-ELSE".to_vec());
+    produce(
+        &config,
+        vec![
+            record(&config, &customer("ACME", "JDOE")),
+            garbage.clone(),
+            unknown_schema,
+            record(&config, &invoice("ACME", "INV-NEG", "-10.00", "2026-02-01")),
+            wrong_key,
+            // 45 days past due, 4,200.00: in violation of COLL-30 at once.
+            record(&config, &invoice("ACME", "INV-1", "4200.00", "2026-01-15")),
+            // 800.00: under the amount, no violation (yet).
+            record(&config, &invoice("GLOBEX", "INV-2", "800.00", "2026-01-20")),
+        ],
+    );
+
+    // The whole plan is created: the call on the list, the rest waiting as future actions.
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 3);
+    let created = actions(&config, &records);
+    let by_code: BTreeMap<&str, &ActionEvent> = created.iter().map(|a| (a.action_code.as_str(), a)).collect();
+    assert_eq!(created.len(), 3, "{created:#?}");
+    assert_eq!(by_code["CALL"].status, ActionStatus::New);
+    assert_eq!(by_code["CALL"].owner.as_deref(), Some("JDOE"));
+    assert_eq!(by_code["DLTR"].status, ActionStatus::Future);
+    assert_eq!(by_code["HOLD"].owner.as_deref(), Some("ANALYST"), "step owner type: credit analyst");
+    assert_eq!(by_code["CALL"].evidence.past_due_amount, "4200.00".parse().unwrap());
+    assert_eq!(by_code["CALL"].evidence.oldest_days_past_due, 45);
+    assert!(records.iter().all(|r| r.key.as_deref() == Some(b"SHARE|ACME".as_slice())));
+
+    // Every bad record is in the dead-letter topic with its reason and origin, bytes untouched.
+    let dead = wait_for(&config, &config.topics.dead_letter, WAIT, |r| r.len() >= 4);
+    assert_eq!(dead.len(), 4);
+    let kinds: Vec<&str> = dead.iter().map(|r| r.header("condmon.error.kind").unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "undecodable").count(), 2, "{kinds:?}");
+    assert!(kinds.contains(&"invalid") && kinds.contains(&"wrong_key"), "{kinds:?}");
+    let garbage_dl = dead.iter().find(|r| r.payload.as_deref() == Some(b"not avro".as_slice())).unwrap();
+    assert_eq!(garbage_dl.header("condmon.source.topic"), Some(items.as_str()));
+    assert!(garbage_dl.header("condmon.source.offset").unwrap().parse::<i64>().is_ok());
+    let invalid = dead.iter().find(|r| r.header("condmon.error.kind") == Some("invalid")).unwrap();
+    assert!(invalid.header("condmon.error.reason").unwrap().contains("wrong side of zero"));
+    let unknown = dead.iter().find(|r| r.payload.as_deref().is_some_and(|p| p.len() == 7)).unwrap();
+    assert_eq!(unknown.header("condmon.error.reason"), Some("unknown schema id 12345"));
+
+    // Metrics: inputs, dead letters by kind, actions by status; no customer ids anywhere.
+    let wait_metrics = |check: &dyn Fn(&str) -> bool| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (_, body) = condmon.get("/metrics");
+            if check(&body) {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "metrics never matched:\n{body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let body = wait_metrics(&|b| metric(b, "condmon_actions{status=\"future\"}") == Some(2.0));
+    assert_eq!(metric(&body, "condmon_dead_letters_total{kind=\"undecodable\",topic=\"ar.items\"}"), Some(2.0));
+    assert_eq!(metric(&body, "condmon_records_in_total{topic=\"ar.items\"}"), Some(6.0));
+    assert_eq!(metric(&body, "condmon_actions{status=\"new\"}"), Some(1.0));
+    assert!(body.contains("condmon_processing_seconds_bucket"));
+    assert!(body.contains("condmon_consumer_lag{"));
+    assert!(!body.contains("ACME") && !body.contains("GLOBEX"), "customer ids leaked into metrics");
+
+    // Ten days pass with no input: the letter moves to the list and the plan escalates.
+    condmon.set_today("2026-03-11");
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 4);
+    let moved = actions(&config, &records);
+    assert_eq!(count(&moved, "ACME", ActionEventKind::MovedToList), 1);
+    let escalations = wait_for(&config, &config.topics.escalations, WAIT, |r| !r.is_empty());
+    assert_eq!(escalations.len(), 1);
+
+    // GLOBEX ages into violation? No: 800.00 stays under the amount. A second invoice does it.
+    produce(&config, vec![record(&config, &invoice("GLOBEX", "INV-3", "300.00", "2026-02-01"))]);
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| actions(&config, r).iter().any(|a| a.customer_id == "GLOBEX"));
+    assert_eq!(count(&actions(&config, &records), "GLOBEX", ActionEventKind::Created), 3);
+
+    // ACME pays (the ERP publishes the item with no open amount): open actions are cancelled.
+    produce(&config, vec![record(&config, &invoice("ACME", "INV-1", "0", "2026-01-15"))]);
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| count(&actions(&config, r), "ACME", ActionEventKind::Cancelled) >= 2);
+    let all = actions(&config, &records);
+    let cancelled: Vec<&ActionEvent> = all.iter().filter(|a| a.kind == ActionEventKind::Cancelled).collect();
+    assert_eq!(cancelled.len(), 3, "CALL and DLTR on the list and HOLD still future");
+    assert!(cancelled.iter().all(|a| a.status == ActionStatus::SystemCancelled
+        && a.cancel_reason == Some(condmon::model::CancelReason::NoLongerInViolation)));
+
+    let (status, body) = condmon.get("/customers/SHARE/ACME");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"violations\":{}"), "{body}");
+}
+
+/// The outputs the operator gives for `events` on `today`, computed in-process (the oracle).
+fn expected_outputs(config: &Config, events: &[InputEvent], today: &str) -> HashMap<String, Vec<u8>> {
+    use condmon::pipeline::{Operator, Outcome, Payload};
+    let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
+    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
+    let operator = Operator::new(rules.into(), catalog.clone().into());
+    let dir = tempfile::tempdir().unwrap();
+    let store = condmon::state::Store::open(dir.path()).unwrap();
+    store.ensure_partition(0).unwrap();
+    let mut out = HashMap::new();
+    for event in events {
+        let mut txn = store.txn();
+        let bytes = catalog.encode_input(event).unwrap();
+        let key = event.customer_key().encode();
+        let Outcome::Processed(events) = operator
+            .process(&mut txn, 0, event.stream(), Some(&key), Payload::Avro(&bytes), today.parse().unwrap())
+            .unwrap()
+        else {
+            panic!("valid input refused")
+        };
+        store.commit(txn, &[]).unwrap();
+        for e in events {
+            out.insert(e.event_id().to_string(), catalog.encode_output(&e).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timers_fire_once() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.pipeline.max_batch = 25; // many small commits, so the kill lands between some.
+    create_topics(&config);
+
+    let customers = 150;
+    let events: Vec<InputEvent> = (0..customers)
+        .map(|i| invoice(&format!("C{i:04}"), &format!("INV-{i}"), "2000.00", "2026-01-10"))
+        .collect();
+    let expected = expected_outputs(&config, &events, "2026-03-01");
+    assert_eq!(expected.len(), customers * 3);
+
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    produce(&config, events.iter().map(|e| record(&config, e)).collect());
+    wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 30);
+    condmon.kill();
+
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| {
+        r.iter().map(|r| r.header("condmon.event-id").unwrap_or_default().to_string()).collect::<std::collections::HashSet<_>>().len() >= expected.len()
+    });
+    // Nothing lost, nothing changed: every expected event, and any duplicate is byte-identical.
+    for r in &records {
+        let id = r.header("condmon.event-id").unwrap();
+        assert_eq!(Some(r.payload.as_ref().unwrap()), expected.get(id), "event {id} differs from the oracle");
+    }
+    let dupes = records.len() - expected.len();
+    eprintln!("{} action records, {dupes} re-emitted after the crash (same ids, same bytes)", records.len());
+    let (_, body) = condmon.get("/metrics");
+    assert_eq!(metric(&body, "condmon_actions{status=\"future\"}"), Some((customers * 2) as f64), "{body}");
+    drop(condmon);
+
+    // Down for ten days: on restart every overdue timer fires, once.
+    std::fs::write(dir.path().join("today"), "2026-03-11").unwrap();
+    let _condmon = Condmon::start(&config, dir.path(), "2026-03-11");
+    let before = records.len();
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= before + customers);
+    std::thread::sleep(Duration::from_secs(2));
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= records.len());
+    let moved = actions(&config, &records).into_iter().filter(|a| a.kind == ActionEventKind::MovedToList).count();
+    assert_eq!(moved, customers, "each future letter moved to the list exactly once");
+}
