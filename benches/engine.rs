@@ -8,16 +8,17 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use condmon::codec::SchemaCatalog;
 use condmon::engine::{CustomerState, reconcile};
 use condmon::model::{CustomerKey, InputEvent, ItemChange, ItemType};
 use condmon::pipeline::{Operator, Payload};
 use condmon::rules::RuleSet;
 use condmon::state::Store;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 fn item(customer: u32, n: u32) -> InputEvent {
-    let due: NaiveDate = "2026-01-01".parse::<NaiveDate>().unwrap() + chrono::Duration::days(i64::from(n % 60));
+    let due: NaiveDate =
+        "2026-01-01".parse::<NaiveDate>().unwrap() + chrono::Duration::days(i64::from(n % 60));
     InputEvent::Item(ItemChange {
         set_id: "SHARE".into(),
         business_unit: "US001".into(),
@@ -39,7 +40,8 @@ fn item(customer: u32, n: u32) -> InputEvent {
 }
 
 fn rules() -> RuleSet {
-    RuleSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml")).unwrap()
+    RuleSet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml"))
+        .unwrap()
 }
 
 fn benches(c: &mut Criterion) {
@@ -50,7 +52,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode_item_change", |b| {
-        b.iter(|| catalog.decode_input(condmon::model::Stream::Items, &bytes).unwrap())
+        b.iter(|| {
+            catalog
+                .decode_input(condmon::model::Stream::Items, &bytes)
+                .unwrap()
+        })
     });
     group.finish();
 
@@ -63,7 +69,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("reconcile");
     group.throughput(Throughput::Elements(1));
     group.bench_function("customer_with_50_items", |b| {
-        b.iter_batched(|| state.clone(), |mut s| reconcile(&mut s, &key, &rules, today), BatchSize::SmallInput)
+        b.iter_batched(
+            || state.clone(),
+            |mut s| reconcile(&mut s, &key, &rules, today),
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 
@@ -75,7 +85,10 @@ fn benches(c: &mut Criterion) {
     let records: Vec<(String, Vec<u8>)> = (0..50_000u32)
         .map(|n| {
             let event = item(n % 10_000, n / 10_000);
-            (event.customer_key().encode(), catalog.encode_input(&event).unwrap())
+            (
+                event.customer_key().encode(),
+                catalog.encode_input(&event).unwrap(),
+            )
         })
         .collect();
     let mut group = c.benchmark_group("operator");
@@ -89,10 +102,19 @@ fn benches(c: &mut Criterion) {
                 let (key, bytes) = &records[next % records.len()];
                 next += 1;
                 operator
-                    .process(&mut txn, 0, condmon::model::Stream::Items, Some(key), Payload::Avro(bytes), today)
+                    .process(
+                        &mut txn,
+                        0,
+                        condmon::model::Stream::Items,
+                        Some(key),
+                        Payload::Avro(bytes),
+                        today,
+                    )
                     .unwrap();
             }
-            store.commit(txn, &[(0, "ar.items".into(), next as i64)]).unwrap();
+            store
+                .commit(txn, &[(0, "ar.items".into(), next as i64)])
+                .unwrap();
         })
     });
     group.finish();

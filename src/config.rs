@@ -28,6 +28,25 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Extra librdkafka properties for every client (e.g. security settings).
     pub client: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the consumer only (e.g. `session.timeout.ms`: how long
+    /// a crashed instance keeps its partitions before the group moves them).
+    pub consumer: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the producer only. On Tansu 0.6 set
+    /// `batch.num.messages = "1"`: it cannot fetch from the middle of a record batch.
+    pub producer: BTreeMap<String, String>,
+    /// `group`: partitions are shared out by the consumer group (range assignor).
+    /// `manual`: this instance reads `partitions` (all when empty) without group membership:
+    /// for fixed ownership, and for brokers whose group coordinator does not expire a crashed
+    /// member (Tansu 0.6: see the README).
+    pub assignment: Assignment,
+    pub partitions: Vec<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    Group,
+    Manual,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +97,10 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             group_id: "condmon".into(),
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            assignment: Assignment::Group,
+            partitions: Vec::new(),
         }
     }
 }
@@ -184,7 +207,10 @@ impl TopicsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -219,7 +245,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/condmon.toml");
         let config = Config::load(&path).unwrap();
         for stream in Stream::INPUTS.into_iter().chain(Stream::OUTPUTS) {
-            assert_eq!(config.topics.stream_of(config.topics.topic(stream)), Some(stream));
+            assert_eq!(
+                config.topics.stream_of(config.topics.topic(stream)),
+                Some(stream)
+            );
         }
         assert_eq!(config.topics.all().len(), 7);
     }

@@ -28,15 +28,15 @@
 //! - [`config`]: the TOML configuration and its defaults.
 //! - [`cli`]: one file per subcommand.
 
+pub mod api;
+pub mod cli;
 pub mod codec;
+pub mod config;
 pub mod engine;
+pub mod kafka;
+pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod rules;
 pub mod state;
 pub mod timer;
-pub mod api;
-pub mod cli;
-pub mod config;
-pub mod kafka;
-pub mod metrics;
-pub mod pipeline;

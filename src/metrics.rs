@@ -1,6 +1,8 @@
 //! Prometheus metrics. Labels are topics, partitions, kinds and statuses, never customers.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::model::ActionStatus;
 
@@ -25,50 +27,90 @@ impl Metrics {
         let registry = Registry::new_custom(Some("condmon".into()), None).expect("valid prefix");
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let m = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let counter = |name: &str, help: &str| {
             let m = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let gauge = |name: &str, help: &str| {
             let m = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(m.clone())).expect("unique metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
             m
         };
         let processing_seconds = Histogram::with_opts(
-            HistogramOpts::new("processing_seconds", "Time to process one input record, from decode to state update.")
-                .buckets(prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets")),
+            HistogramOpts::new(
+                "processing_seconds",
+                "Time to process one input record, from decode to state update.",
+            )
+            .buckets(prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets")),
         )
         .expect("valid metric");
-        registry.register(Box::new(processing_seconds.clone())).expect("unique metric");
+        registry
+            .register(Box::new(processing_seconds.clone()))
+            .expect("unique metric");
         Metrics {
-            records_in: counter_vec("records_in_total", "Input records read, by topic.", &["topic"]),
-            records_out: counter_vec("records_out_total", "Records produced and acknowledged, by topic.", &["topic"]),
+            records_in: counter_vec(
+                "records_in_total",
+                "Input records read, by topic.",
+                &["topic"],
+            ),
+            records_out: counter_vec(
+                "records_out_total",
+                "Records produced and acknowledged, by topic.",
+                &["topic"],
+            ),
             dead_letters: counter_vec(
                 "dead_letters_total",
                 "Input records sent to the dead-letter topic, by source topic and reason kind.",
                 &["topic", "kind"],
             ),
             processing_seconds,
-            batches_committed: counter("batches_committed_total", "Batches whose state and offsets were committed."),
-            produce_retries: counter("produce_retries_total", "Output batches re-sent after a broker error."),
-            timers_fired: counter("timers_fired_total", "Customers re-evaluated because a timer came due."),
-            timers_pending: gauge("timers_pending", "Durable timers waiting, over the partitions held here."),
-            actions: gauge_vec("actions", "Actions by status, over the partitions held here.", &["status"]),
+            batches_committed: counter(
+                "batches_committed_total",
+                "Batches whose state and offsets were committed.",
+            ),
+            produce_retries: counter(
+                "produce_retries_total",
+                "Output batches re-sent after a broker error.",
+            ),
+            timers_fired: counter(
+                "timers_fired_total",
+                "Customers re-evaluated because a timer came due.",
+            ),
+            timers_pending: gauge(
+                "timers_pending",
+                "Durable timers waiting, over the partitions held here.",
+            ),
+            actions: gauge_vec(
+                "actions",
+                "Actions by status, over the partitions held here.",
+                &["status"],
+            ),
             consumer_lag: gauge_vec(
                 "consumer_lag",
                 "Records between the committed position and the end of the partition.",
                 &["topic", "partition"],
             ),
-            assigned_partitions: gauge("assigned_partitions", "Input partitions held by this instance."),
+            assigned_partitions: gauge(
+                "assigned_partitions",
+                "Input partitions held by this instance.",
+            ),
             registry,
         }
     }

@@ -13,8 +13,15 @@ fn condmon(args: &[&str]) -> std::process::Output {
 #[test]
 fn rules_check_accepts_the_shipped_rules() {
     let out = condmon(&["rules", "check", "topology/rules.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (version 1, 1 collection rule(s), 1 template(s))"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("valid (version 1, 1 collection rule(s), 1 template(s))")
+    );
 }
 
 #[test]
@@ -30,8 +37,14 @@ fn rules_check_lists_every_problem_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 problem(s)"), "{err}");
-    assert!(err.contains("collection_rule[0] (COLL-30): `DOLLARS` is not an ISO 4217 currency code"), "{err}");
-    assert!(err.contains("template[0] (STD-COLL).step[1]: due_days -5 is negative"), "{err}");
+    assert!(
+        err.contains("collection_rule[0] (COLL-30): `DOLLARS` is not an ISO 4217 currency code"),
+        "{err}"
+    );
+    assert!(
+        err.contains("template[0] (STD-COLL).step[1]: due_days -5 is negative"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -39,8 +52,20 @@ fn topology_prints_every_topic_with_its_cleanup_policy() {
     let out = condmon(&["topology"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for topic in ["ar.items", "ar.payments", "ar.aging", "ar.customers", "cm.actions", "cm.escalations", "cm.dead-letter"] {
-        assert!(text.lines().any(|l| l.contains(topic) && l.contains("cleanup.policy=delete")), "{topic}:\n{text}");
+    for topic in [
+        "ar.items",
+        "ar.payments",
+        "ar.aging",
+        "ar.customers",
+        "cm.actions",
+        "cm.escalations",
+        "cm.dead-letter",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(topic) && l.contains("cleanup.policy=delete")),
+            "{topic}:\n{text}"
+        );
     }
     assert!(text.contains("timers-by-due.N"));
 }
@@ -50,12 +75,27 @@ fn replay_writes_ndjson_and_reports_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.ndjson");
     let out = condmon(&[
-        "replay", "--input", "topology/sample/ledger.ndjson", "--start", "2026-01-01", "--until", "2026-04-30",
-        "--output", output.to_str().unwrap(),
+        "replay",
+        "--input",
+        "topology/sample/ledger.ndjson",
+        "--start",
+        "2026-01-01",
+        "--until",
+        "2026-04-30",
+        "--output",
+        output.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 dead letter(s)"));
     let written = std::fs::read_to_string(&output).unwrap();
-    let golden = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/sample-ledger.out.ndjson")).unwrap();
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/sample-ledger.out.ndjson"
+    ))
+    .unwrap();
     assert_eq!(written, golden);
 }

@@ -49,7 +49,12 @@ fn the_sample_ledger_replays_to_the_golden_output() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &out).unwrap();
     }
-    assert_eq!(out, std::fs::read_to_string(&golden).unwrap(), "replay output differs from {}", golden.display());
+    assert_eq!(
+        out,
+        std::fs::read_to_string(&golden).unwrap(),
+        "replay output differs from {}",
+        golden.display()
+    );
     assert_eq!(summary.dead_letters, 3);
 }
 
@@ -57,7 +62,10 @@ fn the_sample_ledger_replays_to_the_golden_output() {
 fn a_replay_stopped_anywhere_and_resumed_gives_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let (whole, _) = run(&Store::open(dir.path()).unwrap(), None);
-    let lines = std::fs::read_to_string(repo().join("topology/sample/ledger.ndjson")).unwrap().lines().count();
+    let lines = std::fs::read_to_string(repo().join("topology/sample/ledger.ndjson"))
+        .unwrap()
+        .lines()
+        .count();
     for stop in 1..lines {
         let dir = tempfile::tempdir().unwrap();
         // "Crash" after `stop` lines, then start again on the same state directory.

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::metrics::Metrics;
 use crate::model::CustomerKey;
@@ -43,12 +43,19 @@ async fn healthz(State(state): State<ApiState>) -> Response {
     if state.health.is_healthy(state.max_silence) {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the processing loop is not running\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the processing loop is not running\n",
+        )
+            .into_response()
     }
 }
 
 /// A customer's ledger, violations and actions, from whichever local partition holds it.
-async fn customer(State(state): State<ApiState>, Path((set_id, customer_id)): Path<(String, String)>) -> Response {
+async fn customer(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
     let key = CustomerKey::new(set_id, customer_id);
     let txn = state.store.txn();
     for partition in state.store.partitions() {
@@ -58,7 +65,11 @@ async fn customer(State(state): State<ApiState>, Path((set_id, customer_id)): Pa
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     }
-    (StatusCode::NOT_FOUND, format!("customer {key} is not held by this instance\n")).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        format!("customer {key} is not held by this instance\n"),
+    )
+        .into_response()
 }
 
 /// Serves the router on `listen` until the process ends.

@@ -22,7 +22,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let catalog = SchemaCatalog::load(&config.schemas_dir)?;
-    let file = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let file = std::fs::File::open(&args.input)
+        .with_context(|| format!("opening {}", args.input.display()))?;
     let mut records = Vec::new();
     for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line?;
@@ -31,11 +32,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let at = || format!("{}:{}", args.input.display(), index + 1);
         let parsed: ReplayLine = serde_json::from_str(&line).with_context(at)?;
-        let ReplayLine::Record { stream, key, value, .. } = parsed else { continue };
+        let ReplayLine::Record {
+            stream, key, value, ..
+        } = parsed
+        else {
+            continue;
+        };
         let event = codec::input_from_json(stream, value).with_context(at)?;
         records.push(OutRecord {
             topic: config.topics.topic(stream).to_string(),
-            key: Some(key.unwrap_or_else(|| event.customer_key().encode()).into_bytes()),
+            key: Some(
+                key.unwrap_or_else(|| event.customer_key().encode())
+                    .into_bytes(),
+            ),
             payload: catalog.encode_input(&event).with_context(at)?,
             headers: Vec::new(),
         });

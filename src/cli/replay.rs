@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 
 use crate::codec::SchemaCatalog;
 use crate::metrics::Metrics;
-use crate::pipeline::replay::{ReplayOptions, open_state, replay};
 use crate::pipeline::Operator;
+use crate::pipeline::replay::{ReplayOptions, open_state, replay};
 use crate::rules::RuleSet;
 
 #[derive(Debug, clap::Args)]
@@ -42,7 +42,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rules = RuleSet::load(&args.rules)?;
     let operator = Operator::new(Arc::new(rules), Arc::new(SchemaCatalog::bundled()?));
     let (store, _temp) = open_state(args.state_dir.as_deref())?;
-    let input = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+    let input = std::fs::File::open(&args.input)
+        .with_context(|| format!("opening {}", args.input.display()))?;
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(
             std::fs::OpenOptions::new()

@@ -52,7 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = match args.clock.strip_prefix("file:") {
         Some(path) => Arc::new(FileClock::new(path.into()).map_err(anyhow::Error::msg)?),
         None if args.clock == "system" => Arc::new(SystemClock),
-        None => anyhow::bail!("--clock must be `system` or `file:PATH`, not `{}`", args.clock),
+        None => anyhow::bail!(
+            "--clock must be `system` or `file:PATH`, not `{}`",
+            args.clock
+        ),
     };
     let metrics = Metrics::new();
     let health = Health::new();
@@ -96,11 +99,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The per-partition state needs every input topic to have the same partition count.
 fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<()> {
-    let topics: Vec<&str> = Stream::INPUTS.iter().map(|s| config.topics.topic(*s)).collect();
+    let topics: Vec<&str> = Stream::INPUTS
+        .iter()
+        .map(|s| config.topics.topic(*s))
+        .collect();
     let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
     let first = counts[0].1;
     if first == 0 || counts.iter().any(|(_, n)| *n != first) {
-        anyhow::bail!("the input topics must exist and be co-partitioned (same partition count): {counts:?}");
+        anyhow::bail!(
+            "the input topics must exist and be co-partitioned (same partition count): {counts:?}"
+        );
     }
     Ok(())
 }

@@ -34,13 +34,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("unknown stream `{}`", args.stream))?;
         (config.topics.topic(stream).to_string(), Some(stream))
     };
-    for record in read_topic(&config, &topic, args.max, Duration::from_secs(args.idle_secs))? {
+    for record in read_topic(
+        &config,
+        &topic,
+        args.max,
+        Duration::from_secs(args.idle_secs),
+    )? {
         let key = record.key.as_deref().map(String::from_utf8_lossy);
         let value = match (stream, &record.payload) {
-            (Some(stream), Some(bytes)) => crate::codec::output_to_json(&catalog.decode_output(stream, bytes)?),
-            _ => json!({ "headers": record.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>() }),
+            (Some(stream), Some(bytes)) => {
+                crate::codec::output_to_json(&catalog.decode_output(stream, bytes)?)
+            }
+            _ => {
+                json!({ "headers": record.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>() })
+            }
         };
-        println!("{}", json!({ "partition": record.partition, "offset": record.offset, "key": key, "value": value }));
+        println!(
+            "{}",
+            json!({ "partition": record.partition, "offset": record.offset, "key": key, "value": value })
+        );
     }
     Ok(())
 }

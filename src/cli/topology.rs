@@ -18,9 +18,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn describe(config: &crate::config::Config) -> String {
     let t = &config.topics;
     let mut out = String::new();
-    out.push_str(&format!("Topics ({} partitions each, replication {}):\n", t.partitions, t.replication_factor));
+    out.push_str(&format!(
+        "Topics ({} partitions each, replication {}):\n",
+        t.partitions, t.replication_factor
+    ));
     for spec in t.all() {
-        out.push_str(&format!("  {:<8} {:<24} cleanup.policy={}\n", spec.role, spec.name, spec.cleanup.as_str()));
+        out.push_str(&format!(
+            "  {:<8} {:<24} cleanup.policy={}\n",
+            spec.role,
+            spec.name,
+            spec.cleanup.as_str()
+        ));
     }
     out.push_str("\nStores (RocksDB column families, one set per input partition N):\n");
     for store in StoreName::ALL {

@@ -28,16 +28,26 @@ pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, C
             Json::Null => Value::Null,
             other => return Err(mismatch(path, "null", other)),
         },
-        Schema::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| mismatch(path, "boolean", json))?),
+        Schema::Boolean => Value::Boolean(
+            json.as_bool()
+                .ok_or_else(|| mismatch(path, "boolean", json))?,
+        ),
         Schema::Int => {
             let n = json.as_i64().ok_or_else(|| mismatch(path, "int", json))?;
             Value::Int(i32::try_from(n).map_err(|_| mismatch(path, "32-bit int", json))?)
         }
         Schema::Long => Value::Long(json.as_i64().ok_or_else(|| mismatch(path, "long", json))?),
-        Schema::String => Value::String(json.as_str().ok_or_else(|| mismatch(path, "string", json))?.to_string()),
+        Schema::String => Value::String(
+            json.as_str()
+                .ok_or_else(|| mismatch(path, "string", json))?
+                .to_string(),
+        ),
         Schema::Date => {
-            let s = json.as_str().ok_or_else(|| mismatch(path, "date string", json))?;
-            let date = NaiveDate::from_str(s).map_err(|e| CodecError::Shape(format!("{path}: {e}")))?;
+            let s = json
+                .as_str()
+                .ok_or_else(|| mismatch(path, "date string", json))?;
+            let date =
+                NaiveDate::from_str(s).map_err(|e| CodecError::Shape(format!("{path}: {e}")))?;
             Value::Date((date - EPOCH).num_days() as i32)
         }
         Schema::Decimal(d) => {
@@ -47,19 +57,25 @@ pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, C
                 other => return Err(mismatch(path, "decimal", other)),
             }
             .map_err(|e| CodecError::Shape(format!("{path}: {e}")))?;
-            Value::Decimal(apache_avro::Decimal::from(decimal_to_bytes(decimal, d.scale as u32, path)?))
+            Value::Decimal(apache_avro::Decimal::from(decimal_to_bytes(
+                decimal,
+                d.scale as u32,
+                path,
+            )?))
         }
         Schema::Enum(e) => {
-            let symbol = json.as_str().ok_or_else(|| mismatch(path, "enum symbol", json))?;
-            let index = e
-                .symbols
-                .iter()
-                .position(|s| s == symbol)
-                .ok_or_else(|| CodecError::Shape(format!("{path}: `{symbol}` is not one of {:?}", e.symbols)))?;
+            let symbol = json
+                .as_str()
+                .ok_or_else(|| mismatch(path, "enum symbol", json))?;
+            let index = e.symbols.iter().position(|s| s == symbol).ok_or_else(|| {
+                CodecError::Shape(format!("{path}: `{symbol}` is not one of {:?}", e.symbols))
+            })?;
             Value::Enum(index as u32, symbol.to_string())
         }
         Schema::Array(a) => {
-            let items = json.as_array().ok_or_else(|| mismatch(path, "array", json))?;
+            let items = json
+                .as_array()
+                .ok_or_else(|| mismatch(path, "array", json))?;
             Value::Array(
                 items
                     .iter()
@@ -79,28 +95,43 @@ pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, C
                         .iter()
                         .enumerate()
                         .find(|(_, v)| !matches!(v, Schema::Null))
-                        .ok_or_else(|| CodecError::Shape(format!("{path}: union without a value variant")))?;
+                        .ok_or_else(|| {
+                            CodecError::Shape(format!("{path}: union without a value variant"))
+                        })?;
                     Value::Union(i as u32, Box::new(json_to_avro(variant, json, path)?))
                 }
             }
         }
         Schema::Record(r) => {
-            let object = json.as_object().ok_or_else(|| mismatch(path, "object", json))?;
+            let object = json
+                .as_object()
+                .ok_or_else(|| mismatch(path, "object", json))?;
             let mut fields = Vec::with_capacity(r.fields.len());
             for field in &r.fields {
                 let value = object.get(&field.name).unwrap_or(&Json::Null);
                 let field_path = format!("{path}.{}", field.name);
-                fields.push((field.name.clone(), json_to_avro(&field.schema, value, &field_path)?));
+                fields.push((
+                    field.name.clone(),
+                    json_to_avro(&field.schema, value, &field_path)?,
+                ));
             }
             Value::Record(fields)
         }
-        other => return Err(CodecError::Shape(format!("{path}: unsupported schema type {other:?}"))),
+        other => {
+            return Err(CodecError::Shape(format!(
+                "{path}: unsupported schema type {other:?}"
+            )));
+        }
     })
 }
 
 /// Avro value (already resolved to the reader schema) → the model's JSON form.
 pub fn avro_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, CodecError> {
-    let unexpected = || CodecError::Shape(format!("{path}: value {value:?} does not fit schema {schema:?}"));
+    let unexpected = || {
+        CodecError::Shape(format!(
+            "{path}: value {value:?} does not fit schema {schema:?}"
+        ))
+    };
     Ok(match (schema, value) {
         (Schema::Null, Value::Null) => Json::Null,
         (Schema::Boolean, Value::Boolean(b)) => Json::Bool(*b),
@@ -114,7 +145,8 @@ pub fn avro_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, 
             Json::String(date.to_string())
         }
         (Schema::Decimal(d), Value::Decimal(dec)) => {
-            let bytes = Vec::<u8>::try_from(dec).map_err(|e| CodecError::Shape(format!("{path}: {e}")))?;
+            let bytes =
+                Vec::<u8>::try_from(dec).map_err(|e| CodecError::Shape(format!("{path}: {e}")))?;
             Json::String(decimal_from_bytes(&bytes, d.scale as u32, path)?.to_string())
         }
         (Schema::Enum(_), Value::Enum(_, symbol)) => Json::String(symbol.clone()),
@@ -132,7 +164,10 @@ pub fn avro_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, 
         (Schema::Record(r), Value::Record(fields)) => {
             let mut object = serde_json::Map::with_capacity(fields.len());
             for ((name, value), field) in fields.iter().zip(&r.fields) {
-                object.insert(name.clone(), avro_to_json(&field.schema, value, &format!("{path}.{name}"))?);
+                object.insert(
+                    name.clone(),
+                    avro_to_json(&field.schema, value, &format!("{path}.{name}"))?,
+                );
             }
             Json::Object(object)
         }
@@ -166,7 +201,10 @@ fn decimal_to_bytes(value: Decimal, scale: u32, path: &str) -> Result<Vec<u8>, C
 
 fn decimal_from_bytes(bytes: &[u8], scale: u32, path: &str) -> Result<Decimal, CodecError> {
     if bytes.is_empty() || bytes.len() > 16 {
-        return Err(CodecError::Shape(format!("{path}: decimal of {} bytes", bytes.len())));
+        return Err(CodecError::Shape(format!(
+            "{path}: decimal of {} bytes",
+            bytes.len()
+        )));
     }
     let fill = if bytes[0] & 0x80 != 0 { 0xFF } else { 0x00 };
     let mut wide = [fill; 16];
@@ -193,14 +231,26 @@ mod tests {
 
     #[test]
     fn decimal_bytes_are_minimal_twos_complement() {
-        assert_eq!(decimal_to_bytes(Decimal::new(1, 4), 4, "x").unwrap(), vec![0x01]);
-        assert_eq!(decimal_to_bytes(Decimal::new(-1, 4), 4, "x").unwrap(), vec![0xFF]);
-        assert_eq!(decimal_to_bytes(Decimal::new(128, 4), 4, "x").unwrap(), vec![0x00, 0x80]);
+        assert_eq!(
+            decimal_to_bytes(Decimal::new(1, 4), 4, "x").unwrap(),
+            vec![0x01]
+        );
+        assert_eq!(
+            decimal_to_bytes(Decimal::new(-1, 4), 4, "x").unwrap(),
+            vec![0xFF]
+        );
+        assert_eq!(
+            decimal_to_bytes(Decimal::new(128, 4), 4, "x").unwrap(),
+            vec![0x00, 0x80]
+        );
     }
 
     #[test]
     fn a_decimal_finer_than_the_schema_is_refused_not_rounded() {
         let err = decimal_to_bytes(Decimal::new(100_001, 5), 4, "amount").unwrap_err();
-        assert!(err.to_string().contains("more than 4 decimal places"), "{err}");
+        assert!(
+            err.to_string().contains("more than 4 decimal places"),
+            "{err}"
+        );
     }
 }

@@ -91,24 +91,35 @@ impl SchemaCatalog {
             path: path.display().to_string(),
             message,
         };
-        let manifest: Manifest =
-            toml::from_str(&read(&manifest_path)?).map_err(|e| invalid(&manifest_path, e.to_string()))?;
+        let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
+            .map_err(|e| invalid(&manifest_path, e.to_string()))?;
         let mut catalog = SchemaCatalog {
             by_id: HashMap::new(),
             current: HashMap::new(),
         };
         for entry in manifest.schema {
             let path = dir.join(&entry.file);
-            let schema = Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
-            if catalog.by_id.insert(entry.id, (entry.stream, schema)).is_some() {
-                return Err(invalid(&manifest_path, format!("schema id {} is used twice", entry.id)));
+            let schema =
+                Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
+            if catalog
+                .by_id
+                .insert(entry.id, (entry.stream, schema))
+                .is_some()
+            {
+                return Err(invalid(
+                    &manifest_path,
+                    format!("schema id {} is used twice", entry.id),
+                ));
             }
             let current = catalog.current.entry(entry.stream).or_insert(entry.id);
             *current = (*current).max(entry.id);
         }
         for stream in Stream::INPUTS.iter().chain(&Stream::OUTPUTS) {
             if !catalog.current.contains_key(stream) {
-                return Err(invalid(&manifest_path, format!("no schema for stream `{}`", stream.as_str())));
+                return Err(invalid(
+                    &manifest_path,
+                    format!("no schema for stream `{}`", stream.as_str()),
+                ));
             }
         }
         Ok(catalog)
@@ -128,7 +139,11 @@ impl SchemaCatalog {
     }
 
     /// Encodes the JSON form of an event of `stream` into the wire format.
-    pub fn encode_json(&self, stream: Stream, json: &serde_json::Value) -> Result<Vec<u8>, CodecError> {
+    pub fn encode_json(
+        &self,
+        stream: Stream,
+        json: &serde_json::Value,
+    ) -> Result<Vec<u8>, CodecError> {
         let id = self.current_id(stream);
         let (_, schema) = &self.by_id[&id];
         let value = json_to_avro(schema, json, stream.as_str())?;
@@ -144,7 +159,11 @@ impl SchemaCatalog {
     }
 
     /// Decodes wire-format bytes expected on `stream` into the JSON form of its newest schema.
-    pub fn decode_json(&self, stream: Stream, bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+    pub fn decode_json(
+        &self,
+        stream: Stream,
+        bytes: &[u8],
+    ) -> Result<serde_json::Value, CodecError> {
         if bytes.len() < 5 {
             return Err(CodecError::TooShort(bytes.len()));
         }
@@ -169,7 +188,10 @@ impl SchemaCatalog {
             .and_then(|r| r.read_value(&mut rest))
             .map_err(|e| CodecError::Avro(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(CodecError::Avro(format!("{} trailing bytes after the datum", rest.len())));
+            return Err(CodecError::Avro(format!(
+                "{} trailing bytes after the datum",
+                rest.len()
+            )));
         }
         // apache-avro reads a string, boolean or union cut short by the end of the input as
         // null. Re-encoding tells: a datum that was cut short re-encodes longer than it came.
@@ -185,7 +207,9 @@ impl SchemaCatalog {
         } else {
             let mut value = value;
             widen_decimals(&mut value);
-            value.resolve(reader).map_err(|e| CodecError::Avro(e.to_string()))?
+            value
+                .resolve(reader)
+                .map_err(|e| CodecError::Avro(e.to_string()))?
         };
         avro_to_json(reader, &value, stream.as_str())
     }
@@ -218,7 +242,11 @@ fn widen_decimals(value: &mut apache_avro::types::Value) {
         Value::Decimal(d) => {
             if let Ok(bytes) = Vec::<u8>::try_from(&*d) {
                 if bytes.len() < 16 {
-                    let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0x00 };
+                    let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                        0xFF
+                    } else {
+                        0x00
+                    };
                     let mut wide = vec![fill; 16 - bytes.len()];
                     wide.extend_from_slice(&bytes);
                     *d = apache_avro::Decimal::from(wide);
@@ -244,7 +272,12 @@ pub fn input_from_json(stream: Stream, json: serde_json::Value) -> Result<InputE
         Stream::Payments => InputEvent::Payment(from_json(json)?),
         Stream::Aging => InputEvent::Aging(from_json(json)?),
         Stream::Customers => InputEvent::Customer(from_json(json)?),
-        other => return Err(CodecError::Shape(format!("`{}` is not an input stream", other.as_str()))),
+        other => {
+            return Err(CodecError::Shape(format!(
+                "`{}` is not an input stream",
+                other.as_str()
+            )));
+        }
     })
 }
 
@@ -258,11 +291,19 @@ pub fn input_to_json(event: &InputEvent) -> serde_json::Value {
     json.expect("model types always serialize")
 }
 
-pub fn output_from_json(stream: Stream, json: serde_json::Value) -> Result<OutputEvent, CodecError> {
+pub fn output_from_json(
+    stream: Stream,
+    json: serde_json::Value,
+) -> Result<OutputEvent, CodecError> {
     Ok(match stream {
         Stream::Actions => OutputEvent::Action(from_json(json)?),
         Stream::Escalations => OutputEvent::Escalation(from_json(json)?),
-        other => return Err(CodecError::Shape(format!("`{}` is not an output stream", other.as_str()))),
+        other => {
+            return Err(CodecError::Shape(format!(
+                "`{}` is not an output stream",
+                other.as_str()
+            )));
+        }
     })
 }
 
@@ -313,15 +354,31 @@ mod tests {
     fn broken_bytes_are_named_precisely() {
         let catalog = SchemaCatalog::bundled().unwrap();
         let good = catalog.encode_input(&item()).unwrap();
-        let err = |bytes: &[u8], stream| catalog.decode_input(stream, bytes).unwrap_err().to_string();
-        assert_eq!(err(&[0, 0], Stream::Items), "message of 2 bytes is too short for the Confluent wire format");
-        assert_eq!(err(b"{\"json\": 1}", Stream::Items), "magic byte 123 is not the Confluent wire format's 0");
-        assert_eq!(err(&[0, 0, 0, 0, 7, 1], Stream::Items), "unknown schema id 7");
-        assert_eq!(err(&good, Stream::Payments), "schema id 1001 belongs to stream `items`, not `payments`");
+        let err =
+            |bytes: &[u8], stream| catalog.decode_input(stream, bytes).unwrap_err().to_string();
+        assert_eq!(
+            err(&[0, 0], Stream::Items),
+            "message of 2 bytes is too short for the Confluent wire format"
+        );
+        assert_eq!(
+            err(b"{\"json\": 1}", Stream::Items),
+            "magic byte 123 is not the Confluent wire format's 0"
+        );
+        assert_eq!(
+            err(&[0, 0, 0, 0, 7, 1], Stream::Items),
+            "unknown schema id 7"
+        );
+        assert_eq!(
+            err(&good, Stream::Payments),
+            "schema id 1001 belongs to stream `items`, not `payments`"
+        );
         assert!(err(&good[..good.len() - 3], Stream::Items).starts_with("avro:"));
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(err(&trailing, Stream::Items), "avro: 1 trailing bytes after the datum");
+        assert_eq!(
+            err(&trailing, Stream::Items),
+            "avro: 1 trailing bytes after the datum"
+        );
     }
 
     #[test]
@@ -335,7 +392,10 @@ mod tests {
         // Version 1 of the item schema had no collector.
         let current = std::fs::read_to_string(bundled.join("item_change.avsc")).unwrap();
         let mut v1: serde_json::Value = serde_json::from_str(&current).unwrap();
-        v1["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "collector");
+        v1["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "collector");
         std::fs::write(dir.path().join("item_change_v1.avsc"), v1.to_string()).unwrap();
         let manifest = std::fs::read_to_string(bundled.join("manifest.toml")).unwrap();
         std::fs::write(
@@ -344,7 +404,11 @@ mod tests {
         )
         .unwrap();
         let catalog = SchemaCatalog::load(dir.path()).unwrap();
-        assert_eq!(catalog.current_id(Stream::Items), 1001, "the highest id is current");
+        assert_eq!(
+            catalog.current_id(Stream::Items),
+            1001,
+            "the highest id is current"
+        );
 
         let mut json = input_to_json(&item());
         json.as_object_mut().unwrap().remove("collector");
@@ -356,7 +420,9 @@ mod tests {
             .unwrap();
         let mut bytes = vec![0, 0, 0, 3, 0x85]; // id 901
         bytes.extend(datum);
-        let InputEvent::Item(decoded) = catalog.decode_input(Stream::Items, &bytes).unwrap() else { panic!() };
+        let InputEvent::Item(decoded) = catalog.decode_input(Stream::Items, &bytes).unwrap() else {
+            panic!()
+        };
         assert_eq!(decoded.collector, None, "the new field takes its default");
         assert_eq!(decoded.original_amount, "1234.5678".parse().unwrap());
     }

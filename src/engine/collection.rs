@@ -45,7 +45,11 @@ fn days_past_due(item: &ItemChange, today: NaiveDate) -> i64 {
 /// Past-due amount: debit items whose due date has passed, less every open credit (a credit
 /// memo or on-account payment is money the customer can already set against what is late).
 /// Items in another currency than the rule's are counted in the evidence, not in the amount.
-pub fn evaluate_collection(rule: &CollectionRule, state: &CustomerState, today: NaiveDate) -> CollectionFigures {
+pub fn evaluate_collection(
+    rule: &CollectionRule,
+    state: &CustomerState,
+    today: NaiveDate,
+) -> CollectionFigures {
     let mut past_due = Decimal::ZERO;
     let mut other_currency = 0;
     let mut oldest: Option<&ItemChange> = None;
@@ -85,7 +89,11 @@ pub fn evaluate_collection(rule: &CollectionRule, state: &CustomerState, today: 
 
 /// The next date after `today` on which ageing alone can change this rule's answer: an item
 /// falling past due (the amount changes) or crossing the rule's days (the age test changes).
-pub fn next_change(rule: &CollectionRule, state: &CustomerState, today: NaiveDate) -> Option<NaiveDate> {
+pub fn next_change(
+    rule: &CollectionRule,
+    state: &CustomerState,
+    today: NaiveDate,
+) -> Option<NaiveDate> {
     state
         .items
         .values()

@@ -10,8 +10,8 @@ mod state;
 use chrono::NaiveDate;
 
 use crate::model::{
-    ActionEvent, ActionEventKind, ActionStatus, CancelReason, CustomerKey, EscalationEvent, Evidence, OutputEvent,
-    event_id,
+    ActionEvent, ActionEventKind, ActionStatus, CancelReason, CustomerKey, EscalationEvent,
+    Evidence, OutputEvent, event_id,
 };
 use crate::rules::{CollectionRule, RuleSet};
 
@@ -23,13 +23,23 @@ pub const AGEING_TIMER: &str = "ageing";
 const ACTION_TIMER_PREFIX: &str = "action:";
 
 /// Brings the customer's violations and action plans in line with the rules as of `today`.
-pub fn reconcile(state: &mut CustomerState, key: &CustomerKey, rules: &RuleSet, today: NaiveDate) -> Vec<OutputEvent> {
+pub fn reconcile(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    today: NaiveDate,
+) -> Vec<OutputEvent> {
     let mut out = Vec::new();
     // Violations of rules that no longer exist end like any other violation.
     let orphaned: Vec<String> = state
         .violations
         .keys()
-        .filter(|id| !rules.collection_rules.iter().any(|r| &r.id == *id && r.set_id == key.set_id))
+        .filter(|id| {
+            !rules
+                .collection_rules
+                .iter()
+                .any(|r| &r.id == *id && r.set_id == key.set_id)
+        })
         .cloned()
         .collect();
     for rule_id in orphaned {
@@ -37,7 +47,10 @@ pub fn reconcile(state: &mut CustomerState, key: &CustomerKey, rules: &RuleSet, 
     }
     for rule in rules.collection_rules_for(&key.set_id) {
         let figures = evaluate_collection(rule, state, today);
-        match (figures.in_violation(rule), state.violations.contains_key(&rule.id)) {
+        match (
+            figures.in_violation(rule),
+            state.violations.contains_key(&rule.id),
+        ) {
             (true, false) => open_violation(state, key, rule, rules, &figures, today, &mut out),
             (false, true) => end_violation(state, key, &rule.id, today, &mut out),
             (true, true) => {
@@ -53,7 +66,12 @@ pub fn reconcile(state: &mut CustomerState, key: &CustomerKey, rules: &RuleSet, 
 }
 
 /// The timers the customer needs: one for the next ageing change, one per future action.
-pub fn wanted_timers(state: &CustomerState, key: &CustomerKey, rules: &RuleSet, today: NaiveDate) -> Vec<(String, NaiveDate)> {
+pub fn wanted_timers(
+    state: &CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    today: NaiveDate,
+) -> Vec<(String, NaiveDate)> {
     let mut timers: Vec<(String, NaiveDate)> = state
         .actions
         .values()
@@ -120,27 +138,52 @@ fn open_violation(
             evidence: figures.evidence.clone(),
             closed_on: None,
         };
-        out.push(action_event(key, &action, ActionEventKind::Created, None, today));
+        out.push(action_event(
+            key,
+            &action,
+            ActionEventKind::Created,
+            None,
+            today,
+        ));
         state.actions.insert(action.id.clone(), action);
     }
     state.violations.insert(rule.id.clone(), violation);
 }
 
-fn end_violation(state: &mut CustomerState, key: &CustomerKey, rule_id: &str, today: NaiveDate, out: &mut Vec<OutputEvent>) {
-    let Some(violation) = state.violations.remove(rule_id) else { return };
+fn end_violation(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    rule_id: &str,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let Some(violation) = state.violations.remove(rule_id) else {
+        return;
+    };
     for action in state.actions.values_mut() {
         if action.violation_id == violation.id && action.status.is_open() {
             let previous = action.status;
             action.status = ActionStatus::SystemCancelled;
             action.cancel_reason = Some(CancelReason::NoLongerInViolation);
             action.closed_on = Some(today);
-            out.push(action_event(key, action, ActionEventKind::Cancelled, Some(previous), today));
+            out.push(action_event(
+                key,
+                action,
+                ActionEventKind::Cancelled,
+                Some(previous),
+                today,
+            ));
         }
     }
 }
 
 /// Moves Future actions whose day has come to the list, or performs them if automated.
-fn advance_plans(state: &mut CustomerState, key: &CustomerKey, today: NaiveDate, out: &mut Vec<OutputEvent>) {
+fn advance_plans(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
     let mut due: Vec<&mut Action> = state
         .actions
         .values_mut()
@@ -148,7 +191,10 @@ fn advance_plans(state: &mut CustomerState, key: &CustomerKey, today: NaiveDate,
         .collect();
     due.sort_by(|a, b| (&a.violation_id, a.step).cmp(&(&b.violation_id, b.step)));
     for action in due {
-        let violation = state.violations.values().find(|v| v.id == action.violation_id);
+        let violation = state
+            .violations
+            .values()
+            .find(|v| v.id == action.violation_id);
         if action.step > 1 {
             if let Some(v) = violation {
                 out.push(escalation_event(key, v, action, today));
@@ -157,10 +203,22 @@ fn advance_plans(state: &mut CustomerState, key: &CustomerKey, today: NaiveDate,
         if action.automated {
             action.status = ActionStatus::SystemComplete;
             action.closed_on = Some(today);
-            out.push(action_event(key, action, ActionEventKind::Completed, Some(ActionStatus::Future), today));
+            out.push(action_event(
+                key,
+                action,
+                ActionEventKind::Completed,
+                Some(ActionStatus::Future),
+                today,
+            ));
         } else {
             action.status = ActionStatus::New;
-            out.push(action_event(key, action, ActionEventKind::MovedToList, Some(ActionStatus::Future), today));
+            out.push(action_event(
+                key,
+                action,
+                ActionEventKind::MovedToList,
+                Some(ActionStatus::Future),
+                today,
+            ));
         }
     }
 }
@@ -175,7 +233,14 @@ fn action_event(
     let kind_name = serde_json::to_string(&kind).expect("enum serializes");
     let status_name = action.status.as_str();
     OutputEvent::Action(ActionEvent {
-        event_id: event_id(&["action", &key.set_id, &key.customer_id, &action.id, &kind_name, status_name]),
+        event_id: event_id(&[
+            "action",
+            &key.set_id,
+            &key.customer_id,
+            &action.id,
+            &kind_name,
+            status_name,
+        ]),
         kind,
         set_id: key.set_id.clone(),
         customer_id: key.customer_id.clone(),
@@ -201,10 +266,21 @@ fn action_event(
     })
 }
 
-fn escalation_event(key: &CustomerKey, violation: &Violation, action: &Action, today: NaiveDate) -> OutputEvent {
+fn escalation_event(
+    key: &CustomerKey,
+    violation: &Violation,
+    action: &Action,
+    today: NaiveDate,
+) -> OutputEvent {
     let to_step = action.step.to_string();
     OutputEvent::Escalation(EscalationEvent {
-        event_id: event_id(&["escalation", &key.set_id, &key.customer_id, &violation.id, &to_step]),
+        event_id: event_id(&[
+            "escalation",
+            &key.set_id,
+            &key.customer_id,
+            &violation.id,
+            &to_step,
+        ]),
         set_id: key.set_id.clone(),
         customer_id: key.customer_id.clone(),
         violation_id: violation.id.clone(),

@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    ActionStatus, AgingSnapshot, CancelReason, CustomerChange, Evidence, InputEvent, ItemChange, OwnerType,
-    PaymentChange, PaymentStatus,
+    ActionStatus, AgingSnapshot, CancelReason, CustomerChange, Evidence, InputEvent, ItemChange,
+    OwnerType, PaymentChange, PaymentStatus,
 };
 
 /// One customer's state. Stored as one value: every decision about a customer reads all of it.
@@ -91,7 +91,10 @@ impl CustomerState {
             }
             InputEvent::Aging(snapshot) => {
                 let key = format!("{}#{}", snapshot.business_unit, snapshot.aging_id);
-                let newer = self.aging.get(&key).is_none_or(|old| old.as_of_date <= snapshot.as_of_date);
+                let newer = self
+                    .aging
+                    .get(&key)
+                    .is_none_or(|old| old.as_of_date <= snapshot.as_of_date);
                 if newer {
                     self.aging.insert(key, snapshot);
                 }

@@ -94,16 +94,30 @@ fn actions(out: &[OutputEvent]) -> Vec<(ActionEventKind, String, ActionStatus)> 
 fn violation_needs_both_the_amount_and_more_than_n_days() {
     // Invoice due 2026-01-01; 31 days past due on 2026-02-01, 30 days on 2026-01-31.
     let cases = [
-        ("1000.00", "2026-02-01", true, "exactly the amount, one day more than N"),
+        (
+            "1000.00",
+            "2026-02-01",
+            true,
+            "exactly the amount, one day more than N",
+        ),
         ("999.99", "2026-02-01", false, "one cent under the amount"),
-        ("1000.00", "2026-01-31", false, "exactly N days is not more than N"),
+        (
+            "1000.00",
+            "2026-01-31",
+            false,
+            "exactly N days is not more than N",
+        ),
         ("5000.00", "2026-01-01", false, "due today is not past due"),
     ];
     for (amount, today, expected, why) in cases {
         let state = state_with(vec![invoice("INV1", amount, "2026-01-01")]);
         let rules = rules();
         let figures = evaluate_collection(&rules.collection_rules[0], &state, d(today));
-        assert_eq!(figures.in_violation(&rules.collection_rules[0]), expected, "{why}");
+        assert_eq!(
+            figures.in_violation(&rules.collection_rules[0]),
+            expected,
+            "{why}"
+        );
     }
 }
 
@@ -115,7 +129,10 @@ fn credits_reduce_the_past_due_amount_and_other_currencies_are_reported_not_coun
         item("INV2", ItemType::Invoice, "9000.00", "2026-01-01", "EUR"),
     ]);
     let figures = evaluate_collection(&rules().collection_rules[0], &state, d("2026-02-15"));
-    assert_eq!(figures.evidence.past_due_amount, "900.00".parse::<Decimal>().unwrap());
+    assert_eq!(
+        figures.evidence.past_due_amount,
+        "900.00".parse::<Decimal>().unwrap()
+    );
     assert_eq!(figures.evidence.items_in_other_currencies, 1);
     assert!(!figures.in_violation(&rules().collection_rules[0]));
 }
@@ -128,15 +145,32 @@ fn a_new_violation_opens_the_plan_with_the_first_step_on_the_list() {
         actions(&out),
         vec![
             (ActionEventKind::Created, "CALL".into(), ActionStatus::New),
-            (ActionEventKind::Created, "DLTR".into(), ActionStatus::Future),
-            (ActionEventKind::Created, "HOLD".into(), ActionStatus::Future),
+            (
+                ActionEventKind::Created,
+                "DLTR".into(),
+                ActionStatus::Future
+            ),
+            (
+                ActionEventKind::Created,
+                "HOLD".into(),
+                ActionStatus::Future
+            ),
         ]
     );
-    let OutputEvent::Action(call) = &out[0] else { panic!() };
-    assert_eq!((call.rule_id.as_str(), call.template_id.as_str(), call.step), ("COLL-30", "STD", 1));
+    let OutputEvent::Action(call) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (call.rule_id.as_str(), call.template_id.as_str(), call.step),
+        ("COLL-30", "STD", 1)
+    );
     assert_eq!(call.condition, "COLL");
     assert_eq!(call.due_date, d("2026-02-13"));
-    assert_eq!(call.owner.as_deref(), Some("ITEMCOLL"), "no customer master: the item's collector");
+    assert_eq!(
+        call.owner.as_deref(),
+        Some("ITEMCOLL"),
+        "no customer master: the item's collector"
+    );
     assert_eq!(call.evidence.oldest_days_past_due, 40);
     assert_eq!(call.evidence.oldest_item_id.as_deref(), Some("INV1"));
     // Nothing changed: the existing violation keeps its plan and emits nothing.
@@ -163,7 +197,9 @@ fn the_customer_masters_collector_owns_the_action() {
         correspondence_parent: None,
     }));
     let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
-    let OutputEvent::Action(call) = &out[0] else { panic!() };
+    let OutputEvent::Action(call) = &out[0] else {
+        panic!()
+    };
     assert_eq!(call.owner.as_deref(), Some("JDOE"));
 }
 
@@ -185,17 +221,42 @@ fn future_steps_move_to_the_list_on_their_day_and_automated_ones_complete() {
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
     reconcile(&mut state, &key(), &rules, d("2026-02-10"));
     let timers = wanted_timers(&state, &key(), &rules, d("2026-02-10"));
-    assert!(timers.contains(&("action:COLL-30-1-2".to_string(), d("2026-02-20"))), "{timers:?}");
-    assert!(reconcile(&mut state, &key(), &rules, d("2026-02-19")).is_empty(), "one day early");
+    assert!(
+        timers.contains(&("action:COLL-30-1-2".to_string(), d("2026-02-20"))),
+        "{timers:?}"
+    );
+    assert!(
+        reconcile(&mut state, &key(), &rules, d("2026-02-19")).is_empty(),
+        "one day early"
+    );
 
     let out = reconcile(&mut state, &key(), &rules, d("2026-02-20"));
-    assert_eq!(actions(&out), vec![(ActionEventKind::MovedToList, "DLTR".into(), ActionStatus::New)]);
-    let OutputEvent::Escalation(esc) = &out[0] else { panic!("escalation first: {out:?}") };
-    assert_eq!((esc.from_step, esc.to_step, esc.days_in_violation), (1, 2, 10));
+    assert_eq!(
+        actions(&out),
+        vec![(
+            ActionEventKind::MovedToList,
+            "DLTR".into(),
+            ActionStatus::New
+        )]
+    );
+    let OutputEvent::Escalation(esc) = &out[0] else {
+        panic!("escalation first: {out:?}")
+    };
+    assert_eq!(
+        (esc.from_step, esc.to_step, esc.days_in_violation),
+        (1, 2, 10)
+    );
 
     // Days later with nothing in between: the automated HOLD is performed by condmon.
     let out = reconcile(&mut state, &key(), &rules, d("2026-03-05"));
-    assert_eq!(actions(&out), vec![(ActionEventKind::Completed, "HOLD".into(), ActionStatus::SystemComplete)]);
+    assert_eq!(
+        actions(&out),
+        vec![(
+            ActionEventKind::Completed,
+            "HOLD".into(),
+            ActionStatus::SystemComplete
+        )]
+    );
 }
 
 #[test]
@@ -208,13 +269,27 @@ fn a_payment_closing_the_item_cancels_open_and_future_actions() {
     assert_eq!(
         actions(&out),
         vec![
-            (ActionEventKind::Cancelled, "CALL".into(), ActionStatus::SystemCancelled),
-            (ActionEventKind::Cancelled, "DLTR".into(), ActionStatus::SystemCancelled),
-            (ActionEventKind::Cancelled, "HOLD".into(), ActionStatus::SystemCancelled),
+            (
+                ActionEventKind::Cancelled,
+                "CALL".into(),
+                ActionStatus::SystemCancelled
+            ),
+            (
+                ActionEventKind::Cancelled,
+                "DLTR".into(),
+                ActionStatus::SystemCancelled
+            ),
+            (
+                ActionEventKind::Cancelled,
+                "HOLD".into(),
+                ActionStatus::SystemCancelled
+            ),
         ]
     );
     for event in &out {
-        let OutputEvent::Action(a) = event else { panic!() };
+        let OutputEvent::Action(a) = event else {
+            panic!()
+        };
         assert_eq!(a.cancel_reason, Some(CancelReason::NoLongerInViolation));
     }
     assert!(state.violations.is_empty());
@@ -226,10 +301,20 @@ fn a_credit_memo_can_end_the_violation_too() {
     let rules = rules();
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
     reconcile(&mut state, &key(), &rules, d("2026-02-10"));
-    state.apply(item("CM1", ItemType::CreditMemo, "-1500.01", "2026-02-11", "USD"));
+    state.apply(item(
+        "CM1",
+        ItemType::CreditMemo,
+        "-1500.01",
+        "2026-02-11",
+        "USD",
+    ));
     let out = reconcile(&mut state, &key(), &rules, d("2026-02-11"));
     assert_eq!(actions(&out).len(), 3);
-    assert!(actions(&out).iter().all(|(k, _, _)| *k == ActionEventKind::Cancelled));
+    assert!(
+        actions(&out)
+            .iter()
+            .all(|(k, _, _)| *k == ActionEventKind::Cancelled)
+    );
 }
 
 #[test]
@@ -248,7 +333,9 @@ fn a_repeated_violation_gets_new_ids_and_the_same_inputs_give_the_same_ids() {
     assert_eq!(first, run(), "deterministic");
     let ids: std::collections::HashSet<&str> = first.iter().map(|e| e.event_id()).collect();
     assert_eq!(ids.len(), first.len(), "every transition has its own id");
-    let OutputEvent::Action(last) = first.last().unwrap() else { panic!() };
+    let OutputEvent::Action(last) = first.last().unwrap() else {
+        panic!()
+    };
     assert_eq!(last.violation_id, "COLL-30-2");
 }
 

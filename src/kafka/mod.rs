@@ -6,7 +6,7 @@
 //! state for, so state is rebuilt from the input). Offsets are also committed to the group,
 //! after the state, only so that lag tools see progress.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Assignment, Config};
 use crate::model::Stream;
 use crate::state::Store;
 
@@ -75,13 +75,19 @@ pub async fn create_topics(config: &Config) -> Result<Vec<(String, &'static str)
 }
 
 /// The partition counts of `topics`, as the broker reports them.
-pub fn partition_counts(config: &Config, topics: &[&str]) -> Result<Vec<(String, usize)>, BrokerError> {
+pub fn partition_counts(
+    config: &Config,
+    topics: &[&str],
+) -> Result<Vec<(String, usize)>, BrokerError> {
     let consumer: BaseConsumer = client_config(config).create()?;
     topics
         .iter()
         .map(|topic| {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-            let count = metadata.topics().first().map_or(0, |t| t.partitions().len());
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
             Ok((topic.to_string(), count))
         })
         .collect()
@@ -100,28 +106,58 @@ pub struct InputMessage {
 pub struct SourceContext {
     store: Store,
     assigned: Arc<Mutex<BTreeSet<i32>>>,
+    /// The offset each partition was positioned at: anything a broker returns below it was
+    /// processed already and is dropped (a broker may return a whole batch around the offset).
+    floors: Arc<Mutex<HashMap<(String, i32), i64>>>,
 }
 
 impl ClientContext for SourceContext {}
 
+impl SourceContext {
+    /// Positions each partition of `tpl` at the offset kept with its state, or at the beginning
+    /// of a partition this node has no state for, and records it as held.
+    fn position(&self, tpl: &mut TopicPartitionList) {
+        let mut assigned = self.assigned.lock().expect("assigned lock");
+        let elements: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        for (topic, partition) in elements {
+            if let Err(e) = self.store.ensure_partition(partition) {
+                panic!("cannot create state for partition {partition}: {e}");
+            }
+            let offsets = self
+                .store
+                .offsets(partition)
+                .unwrap_or_else(|e| panic!("reading offsets: {e}"));
+            let offset = offsets
+                .get(&topic)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            self.floors.lock().expect("floors lock").insert(
+                (topic.clone(), partition),
+                offsets.get(&topic).copied().unwrap_or(0),
+            );
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                warn!(topic, partition, error = %e, "Could not position the partition.");
+            }
+            info!(topic, partition, ?offset, "Partition assigned.");
+            assigned.insert(partition);
+        }
+    }
+}
+
 impl ConsumerContext for SourceContext {
     /// Positions newly assigned partitions at the offsets kept with their state.
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut assigned = self.assigned.lock().expect("assigned lock");
-                for (topic, partition) in tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect::<Vec<_>>() {
-                    if let Err(e) = self.store.ensure_partition(partition) {
-                        panic!("cannot create state for partition {partition}: {e}");
-                    }
-                    let offsets = self.store.offsets(partition).unwrap_or_else(|e| panic!("reading offsets: {e}"));
-                    let offset = offsets.get(&topic).map_or(Offset::Beginning, |o| Offset::Offset(*o));
-                    if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
-                        warn!(topic, partition, error = %e, "Could not position the partition.");
-                    }
-                    info!(topic, partition, ?offset, "Partition assigned.");
-                    assigned.insert(partition);
-                }
+                self.position(tpl);
                 if let Err(e) = consumer.assign(tpl) {
                     warn!(error = %e, "Assign failed.");
                 }
@@ -142,16 +178,23 @@ impl ConsumerContext for SourceContext {
 pub struct Source {
     consumer: StreamConsumer<SourceContext>,
     assigned: Arc<Mutex<BTreeSet<i32>>>,
+    floors: Arc<Mutex<HashMap<(String, i32), i64>>>,
 }
 
 impl Source {
     pub fn new(config: &Config, store: Store) -> Result<Source, BrokerError> {
         let assigned = Arc::new(Mutex::new(BTreeSet::new()));
+        let floors = Arc::new(Mutex::new(HashMap::new()));
         let context = SourceContext {
             store,
             assigned: assigned.clone(),
+            floors: floors.clone(),
         };
-        let consumer: StreamConsumer<SourceContext> = client_config(config)
+        let mut client = client_config(config);
+        for (k, v) in &config.kafka.consumer {
+            client.set(k, v);
+        }
+        let consumer: StreamConsumer<SourceContext> = client
             .set("group.id", &config.kafka.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -160,14 +203,44 @@ impl Source {
             // topic: the co-partitioning the per-partition state relies on.
             .set("partition.assignment.strategy", "range")
             .create_with_context(context)?;
-        let topics: Vec<&str> = Stream::INPUTS.iter().map(|s| config.topics.topic(*s)).collect();
-        consumer.subscribe(&topics)?;
-        Ok(Source { consumer, assigned })
+        let topics: Vec<&str> = Stream::INPUTS
+            .iter()
+            .map(|s| config.topics.topic(*s))
+            .collect();
+        match config.kafka.assignment {
+            Assignment::Group => consumer.subscribe(&topics)?,
+            Assignment::Manual => {
+                let partitions = if config.kafka.partitions.is_empty() {
+                    let (_, count) = partition_counts(config, &topics[..1])?.remove(0);
+                    (0..count as i32).collect()
+                } else {
+                    config.kafka.partitions.clone()
+                };
+                let mut tpl = TopicPartitionList::new();
+                for topic in &topics {
+                    for partition in &partitions {
+                        tpl.add_partition(topic, *partition);
+                    }
+                }
+                consumer.context().position(&mut tpl);
+                consumer.assign(&tpl)?;
+            }
+        }
+        Ok(Source {
+            consumer,
+            assigned,
+            floors,
+        })
     }
 
     /// Waits up to `wait` for a first record, then up to `linger` for up to `max` in all.
     /// Records of partitions revoked meanwhile are dropped: they will be read again.
-    pub async fn next_batch(&self, max: usize, wait: Duration, linger: Duration) -> Result<Vec<InputMessage>, BrokerError> {
+    pub async fn next_batch(
+        &self,
+        max: usize,
+        wait: Duration,
+        linger: Duration,
+    ) -> Result<Vec<InputMessage>, BrokerError> {
         let mut batch = Vec::new();
         let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
             Err(_) => return Ok(batch),
@@ -182,12 +255,23 @@ impl Source {
             }
         }
         let assigned = self.assigned();
-        batch.retain(|m| assigned.contains(&m.partition));
+        let floors = self.floors.lock().expect("floors lock");
+        batch.retain(|m| {
+            assigned.contains(&m.partition)
+                && floors
+                    .get(&(m.topic.clone(), m.partition))
+                    .is_none_or(|floor| m.offset >= *floor)
+        });
         Ok(batch)
     }
 
     pub fn assigned(&self) -> Vec<i32> {
-        self.assigned.lock().expect("assigned lock").iter().copied().collect()
+        self.assigned
+            .lock()
+            .expect("assigned lock")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Tells the group how far we are (informational: RocksDB holds the real offsets).
@@ -245,7 +329,11 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(config: &Config) -> Result<Sink, BrokerError> {
-        let producer = client_config(config)
+        let mut client = client_config(config);
+        for (k, v) in &config.kafka.producer {
+            client.set(k, v);
+        }
+        let producer = client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
@@ -266,9 +354,14 @@ impl Sink {
             loop {
                 let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
                 for (k, v) in &record.headers {
-                    headers = headers.insert(Header { key: k, value: Some(v) });
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
                 }
-                let mut future_record = FutureRecord::to(&record.topic).payload(&record.payload).headers(headers);
+                let mut future_record = FutureRecord::to(&record.topic)
+                    .payload(&record.payload)
+                    .headers(headers);
                 if let Some(key) = &record.key {
                     future_record = future_record.key(key);
                 }
@@ -292,7 +385,9 @@ impl Sink {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => failed.push((record, BrokerError::from(e))),
-                Err(_) => failed.push((record, BrokerError("producer dropped the delivery".into()))),
+                Err(_) => {
+                    failed.push((record, BrokerError("producer dropped the delivery".into())))
+                }
             }
         }
         failed
@@ -311,13 +406,21 @@ pub struct ReadRecord {
 
 impl ReadRecord {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Reads `topic` from the beginning of every partition, without joining a group, until `max`
 /// records or until nothing arrives for `idle`.
-pub fn read_topic(config: &Config, topic: &str, max: usize, idle: Duration) -> Result<Vec<ReadRecord>, BrokerError> {
+pub fn read_topic(
+    config: &Config,
+    topic: &str,
+    max: usize,
+    idle: Duration,
+) -> Result<Vec<ReadRecord>, BrokerError> {
     let consumer: BaseConsumer = client_config(config)
         .set("group.id", "condmon-reader")
         .set("enable.auto.commit", "false")
@@ -338,7 +441,13 @@ pub fn read_topic(config: &Config, topic: &str, max: usize, idle: Duration) -> R
                     .headers()
                     .map(|hs| {
                         hs.iter()
-                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -356,4 +465,3 @@ pub fn read_topic(config: &Config, topic: &str, max: usize, idle: Duration) -> R
     }
     Ok(out)
 }
-

@@ -46,7 +46,9 @@ impl fmt::Display for CustomerKey {
 
 /// The logical streams condmon reads and writes. Topic names come from the configuration;
 /// schemas, keys and partitioning follow the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stream {
     Items,
@@ -58,7 +60,12 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub const INPUTS: [Stream; 4] = [Stream::Items, Stream::Payments, Stream::Aging, Stream::Customers];
+    pub const INPUTS: [Stream; 4] = [
+        Stream::Items,
+        Stream::Payments,
+        Stream::Aging,
+        Stream::Customers,
+    ];
     pub const OUTPUTS: [Stream; 2] = [Stream::Actions, Stream::Escalations];
 
     pub fn as_str(self) -> &'static str {

@@ -18,7 +18,10 @@ pub enum ValidationError {
     #[error("`{0}` is not an ISO 4217 currency code")]
     Currency(String),
     #[error("open amount {amount} is on the wrong side of zero for item type {item_type}")]
-    WrongSign { amount: Decimal, item_type: &'static str },
+    WrongSign {
+        amount: Decimal,
+        item_type: &'static str,
+    },
     #[error("{0}")]
     Amount(String),
     #[error("the key `{key}` does not match the event's setID and customer `{expected}`")]
@@ -154,7 +157,9 @@ fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
         ("credit_limit_pct_over", e.credit_limit_pct_over),
     ] {
         if value.is_some_and(|v| v < Decimal::ZERO) {
-            return Err(ValidationError::Amount(format!("{field} must not be negative")));
+            return Err(ValidationError::Amount(format!(
+                "{field} must not be negative"
+            )));
         }
     }
     Ok(())
@@ -219,10 +224,21 @@ mod tests {
     fn items_are_checked_for_ids_currency_sign_and_dispute() {
         assert_eq!(check_item(item(ItemType::Invoice, "10.00")), Ok(()));
         assert_eq!(check_item(item(ItemType::CreditMemo, "-10.00")), Ok(()));
-        assert_eq!(check_item(item(ItemType::Invoice, "0")), Ok(()), "a closed item is fine");
+        assert_eq!(
+            check_item(item(ItemType::Invoice, "0")),
+            Ok(()),
+            "a closed item is fine"
+        );
         let err = check_item(item(ItemType::Invoice, "-10.00")).unwrap_err();
-        assert_eq!(err, "open amount -10.00 is on the wrong side of zero for item type INVOICE");
-        assert!(check_item(item(ItemType::OnAccount, "5")).unwrap_err().contains("wrong side of zero"));
+        assert_eq!(
+            err,
+            "open amount -10.00 is on the wrong side of zero for item type INVOICE"
+        );
+        assert!(
+            check_item(item(ItemType::OnAccount, "5"))
+                .unwrap_err()
+                .contains("wrong side of zero")
+        );
         let mut e = item(ItemType::Invoice, "10");
         e.customer_id = " ".into();
         assert_eq!(check_item(e).unwrap_err(), "field `customer_id` is empty");
@@ -231,20 +247,48 @@ mod tests {
         assert!(check_item(e).unwrap_err().contains("key separator"));
         let mut e = item(ItemType::Invoice, "10");
         e.currency = "usd".into();
-        assert_eq!(check_item(e).unwrap_err(), "`usd` is not an ISO 4217 currency code");
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "`usd` is not an ISO 4217 currency code"
+        );
         let mut e = item(ItemType::Invoice, "10");
         e.disputed_amount = "10.01".parse().unwrap();
-        assert_eq!(check_item(e).unwrap_err(), "disputed amount 10.01 is outside 0..=10");
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "disputed amount 10.01 is outside 0..=10"
+        );
     }
 
     #[test]
     fn payments_cannot_apply_more_than_they_are() {
-        assert_eq!(check_payment(payment(PaymentStatus::Applied, "100", &["60", "40"])), Ok(()));
-        assert_eq!(check_payment(payment(PaymentStatus::Unapplied, "100", &["60"])), Ok(()));
-        assert!(check_payment(payment(PaymentStatus::Applied, "100", &["60"])).unwrap_err().contains("applied in full"));
-        assert!(check_payment(payment(PaymentStatus::Unapplied, "100", &["60", "41"])).unwrap_err().contains("exceed"));
-        assert!(check_payment(payment(PaymentStatus::InProcess, "0", &[])).unwrap_err().contains("must be positive"));
-        assert!(check_payment(payment(PaymentStatus::Unapplied, "10", &["-1"])).unwrap_err().contains("non-positive"));
+        assert_eq!(
+            check_payment(payment(PaymentStatus::Applied, "100", &["60", "40"])),
+            Ok(())
+        );
+        assert_eq!(
+            check_payment(payment(PaymentStatus::Unapplied, "100", &["60"])),
+            Ok(())
+        );
+        assert!(
+            check_payment(payment(PaymentStatus::Applied, "100", &["60"]))
+                .unwrap_err()
+                .contains("applied in full")
+        );
+        assert!(
+            check_payment(payment(PaymentStatus::Unapplied, "100", &["60", "41"]))
+                .unwrap_err()
+                .contains("exceed")
+        );
+        assert!(
+            check_payment(payment(PaymentStatus::InProcess, "0", &[]))
+                .unwrap_err()
+                .contains("must be positive")
+        );
+        assert!(
+            check_payment(payment(PaymentStatus::Unapplied, "10", &["-1"]))
+                .unwrap_err()
+                .contains("non-positive")
+        );
     }
 
     #[test]
@@ -252,7 +296,9 @@ mod tests {
         let event = InputEvent::Item(item(ItemType::Invoice, "1"));
         assert_eq!(validate_key(&event, Some("SHARE|C1")), Ok(()));
         assert_eq!(
-            validate_key(&event, Some("SHARE|C2")).unwrap_err().to_string(),
+            validate_key(&event, Some("SHARE|C2"))
+                .unwrap_err()
+                .to_string(),
             "the key `SHARE|C2` does not match the event's setID and customer `SHARE|C1`"
         );
         assert!(validate_key(&event, None).is_err());

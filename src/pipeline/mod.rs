@@ -12,7 +12,9 @@ mod operator;
 pub mod replay;
 mod run;
 
-pub use operator::{Operator, Outcome, Payload, Rejection, RejectionKind, action_counter, customer_state};
+pub use operator::{
+    Operator, Outcome, Payload, Rejection, RejectionKind, action_counter, customer_state,
+};
 pub use run::{Health, PipelineError, Runtime, run};
 
 use crate::codec::{CodecError, SchemaCatalog};
@@ -28,7 +30,11 @@ pub const HEADER_PARTITION: &str = "condmon.source.partition";
 pub const HEADER_OFFSET: &str = "condmon.source.offset";
 
 /// An output event as a record of its topic, keyed by customer.
-pub fn output_record(topics: &TopicsConfig, catalog: &SchemaCatalog, event: &OutputEvent) -> Result<OutRecord, CodecError> {
+pub fn output_record(
+    topics: &TopicsConfig,
+    catalog: &SchemaCatalog,
+    event: &OutputEvent,
+) -> Result<OutRecord, CodecError> {
     Ok(OutRecord {
         topic: topics.topic(event.stream()).to_string(),
         key: Some(event.customer_key().encode().into_bytes()),

@@ -100,12 +100,18 @@ impl Operator {
             return reject(RejectionKind::WrongKey, e.to_string());
         }
         let customer = event.customer_key();
-        self.update(txn, partition, &customer, Some(event), today).map(Outcome::Processed)
+        self.update(txn, partition, &customer, Some(event), today)
+            .map(Outcome::Processed)
     }
 
     /// Fires every timer of `partition` due on or before `today`: each customer concerned is
     /// reconciled once, however many of its timers came due.
-    pub fn fire_timers(&self, txn: &mut Txn<'_>, partition: i32, today: NaiveDate) -> Result<Vec<OutputEvent>, StateError> {
+    pub fn fire_timers(
+        &self,
+        txn: &mut Txn<'_>,
+        partition: i32,
+        today: NaiveDate,
+    ) -> Result<Vec<OutputEvent>, StateError> {
         let due = Timers { txn, partition }.due(today)?;
         let mut customers: Vec<CustomerKey> = due.into_iter().map(|t| t.key).collect();
         customers.sort();
@@ -142,18 +148,34 @@ impl Operator {
             }
         }
         let bytes = serde_json::to_vec(&state).expect("customer state serializes");
-        txn.put(partition, StoreName::Customers, customer.encode().as_bytes(), bytes);
+        txn.put(
+            partition,
+            StoreName::Customers,
+            customer.encode().as_bytes(),
+            bytes,
+        );
         Ok(out)
     }
 }
 
 /// Reads one customer's state (for queries).
-pub fn customer_state(txn: &Txn<'_>, partition: i32, customer: &CustomerKey) -> Result<Option<CustomerState>, StateError> {
-    let Some(bytes) = txn.get(partition, StoreName::Customers, customer.encode().as_bytes())? else {
+pub fn customer_state(
+    txn: &Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+) -> Result<Option<CustomerState>, StateError> {
+    let Some(bytes) = txn.get(
+        partition,
+        StoreName::Customers,
+        customer.encode().as_bytes(),
+    )?
+    else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| StateError::Corrupt {
-        store: StoreName::Customers.as_str().into(),
-        message: format!("{customer}: {e}"),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| StateError::Corrupt {
+            store: StoreName::Customers.as_str().into(),
+            message: format!("{customer}: {e}"),
+        })
 }

@@ -64,9 +64,9 @@ pub struct Moment(pub DateTime<Utc>);
 impl<'de> Deserialize<'de> for Moment {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        crate::timer::parse_moment(&s)
-            .map(Moment)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is neither a date nor an RFC 3339 time")))
+        crate::timer::parse_moment(&s).map(Moment).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{s}` is neither a date nor an RFC 3339 time"))
+        })
     }
 }
 
@@ -167,7 +167,12 @@ impl Driver<'_> {
                 self.advance(advance_to.0)?;
                 self.commit(index, None)
             }
-            ReplayLine::Record { stream, at, key, value } => {
+            ReplayLine::Record {
+                stream,
+                at,
+                key,
+                value,
+            } => {
                 if let Some(at) = at {
                     self.advance(at.0)?;
                 }
@@ -210,7 +215,11 @@ impl Driver<'_> {
     fn advance(&mut self, to: DateTime<Utc>) -> Result<(), ReplayError> {
         loop {
             let mut txn = self.store.txn();
-            let next = Timers { txn: &mut txn, partition: PARTITION }.next_due()?;
+            let next = Timers {
+                txn: &mut txn,
+                partition: PARTITION,
+            }
+            .next_due()?;
             match next {
                 Some(due) if day_start(due) <= to => {
                     self.clock.advance_to(day_start(due));
@@ -219,7 +228,8 @@ impl Driver<'_> {
                     self.metrics.timers_fired.inc_by(events.len() as u64);
                     self.write_events(&events)?;
                     let clock = day_number(today);
-                    self.store.commit(txn, &[(PARTITION, CLOCK_OFFSET.into(), clock)])?;
+                    self.store
+                        .commit(txn, &[(PARTITION, CLOCK_OFFSET.into(), clock)])?;
                 }
                 _ => break,
             }
@@ -236,7 +246,10 @@ impl Driver<'_> {
                 "value": crate::codec::output_to_json(event),
             });
             writeln!(self.out, "{line}")?;
-            self.metrics.records_out.with_label_values(&[event.stream().as_str()]).inc();
+            self.metrics
+                .records_out
+                .with_label_values(&[event.stream().as_str()])
+                .inc();
             self.summary.events_out += 1;
         }
         Ok(())
@@ -245,14 +258,22 @@ impl Driver<'_> {
     fn commit_txn(&mut self, txn: crate::state::Txn<'_>, index: usize) -> Result<(), ReplayError> {
         let offsets = [
             (PARTITION, LINE_OFFSET.to_string(), index as i64 + 1),
-            (PARTITION, CLOCK_OFFSET.to_string(), day_number(self.clock.today())),
+            (
+                PARTITION,
+                CLOCK_OFFSET.to_string(),
+                day_number(self.clock.today()),
+            ),
         ];
         self.store.commit(txn, &offsets)?;
         Ok(())
     }
 
     /// Commits a line that changed no state (a clock line, a blank or a refused record).
-    fn commit(&mut self, index: usize, rejected: Option<(usize, &str, Rejection)>) -> Result<(), ReplayError> {
+    fn commit(
+        &mut self,
+        index: usize,
+        rejected: Option<(usize, &str, Rejection)>,
+    ) -> Result<(), ReplayError> {
         if let Some((line_no, input, rejection)) = rejected {
             let line = json!({
                 "stream": "dead-letter",

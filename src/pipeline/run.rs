@@ -9,7 +9,9 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{Operator, Outcome, Payload, Rejection, RejectionKind, dead_letter_record, output_record};
+use super::{
+    Operator, Outcome, Payload, Rejection, RejectionKind, dead_letter_record, output_record,
+};
 use crate::codec::CodecError;
 use crate::config::Config;
 use crate::kafka::{BrokerError, InputMessage, OutRecord, Sink, Source};
@@ -47,12 +49,14 @@ impl Health {
 
     fn beat(&self) {
         self.ready.store(true, Ordering::Relaxed);
-        self.last_beat_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_beat_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Healthy once the loop has run and while it keeps beating within `max_silence`.
     pub fn is_healthy(&self, max_silence: Duration) -> bool {
-        let since = self.started.elapsed().as_millis() as u64 - self.last_beat_ms.load(Ordering::Relaxed);
+        let since =
+            self.started.elapsed().as_millis() as u64 - self.last_beat_ms.load(Ordering::Relaxed);
         self.ready.load(Ordering::Relaxed) && since <= max_silence.as_millis() as u64
     }
 }
@@ -74,7 +78,15 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
-    info!(brokers = rt.config.kafka.brokers, group = rt.config.kafka.group_id, "condmon is running.");
+    let crash_after: Option<u64> = std::env::var("CONDMON_CRASH_AFTER_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut batches_delivered = 0u64;
+    info!(
+        brokers = rt.config.kafka.brokers,
+        group = rt.config.kafka.group_id,
+        "condmon is running."
+    );
     while !*shutdown.borrow() {
         let batch = tokio::select! {
             batch = source.next_batch(pipeline.max_batch, tick, Duration::from_millis(pipeline.linger_ms)) => batch,
@@ -93,7 +105,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let mut records = Vec::new();
         let mut offsets: BTreeMap<(i32, String), i64> = BTreeMap::new();
         for message in messages {
-            offsets.insert((message.partition, message.topic.clone()), message.offset + 1);
+            offsets.insert(
+                (message.partition, message.topic.clone()),
+                message.offset + 1,
+            );
             records.extend(process_message(&rt, &mut txn, message, today)?);
         }
         let timers_due = last_tick.elapsed() >= tick;
@@ -119,7 +134,18 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         for topic in topics {
             rt.metrics.records_out.with_label_values(&[&topic]).inc();
         }
-        let committed: Vec<(i32, String, i64)> = offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
+        batches_delivered += 1;
+        if crash_after == Some(batches_delivered) {
+            // Fault injection for the crash tests: the worst instant, outputs acknowledged and
+            // state not committed. Nothing after this line runs.
+            warn!(
+                batch = batches_delivered,
+                "CONDMON_CRASH_AFTER_BATCHES reached: aborting."
+            );
+            std::process::abort();
+        }
+        let committed: Vec<(i32, String, i64)> =
+            offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
         rt.store.commit(txn, &committed)?;
         rt.metrics.batches_committed.inc();
         source.commit_progress(&committed);
@@ -133,27 +159,48 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     Ok(())
 }
 
-fn process_message(rt: &Runtime, txn: &mut Txn<'_>, message: InputMessage, today: chrono::NaiveDate) -> Result<Vec<OutRecord>, PipelineError> {
+fn process_message(
+    rt: &Runtime,
+    txn: &mut Txn<'_>,
+    message: InputMessage,
+    today: chrono::NaiveDate,
+) -> Result<Vec<OutRecord>, PipelineError> {
     let started = Instant::now();
-    rt.metrics.records_in.with_label_values(&[&message.topic]).inc();
+    rt.metrics
+        .records_in
+        .with_label_values(&[&message.topic])
+        .inc();
     let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
         unreachable!("subscribed only to input topics, got {}", message.topic);
     };
     let key = message.key.as_deref().map(String::from_utf8_lossy);
     let outcome = match &message.payload {
-        Some(payload) => rt
-            .operator
-            .process(txn, message.partition, stream, key.as_deref(), Payload::Avro(payload), today)?,
+        Some(payload) => rt.operator.process(
+            txn,
+            message.partition,
+            stream,
+            key.as_deref(),
+            Payload::Avro(payload),
+            today,
+        )?,
         None => Outcome::Rejected(Rejection {
             kind: RejectionKind::Undecodable,
             reason: "record has no value (a tombstone is not an event)".into(),
         }),
     };
-    rt.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+    rt.metrics
+        .processing_seconds
+        .observe(started.elapsed().as_secs_f64());
     match outcome {
         Outcome::Processed(events) => encode(rt, &events),
         Outcome::Rejected(rejection) => {
-            debug!(topic = message.topic, partition = message.partition, offset = message.offset, reason = rejection.reason, "Dead letter.");
+            debug!(
+                topic = message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                reason = rejection.reason,
+                "Dead letter."
+            );
             rt.metrics
                 .dead_letters
                 .with_label_values(&[&message.topic, rejection.kind.as_str()])
@@ -174,17 +221,26 @@ fn process_message(rt: &Runtime, txn: &mut Txn<'_>, message: InputMessage, today
 fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, PipelineError> {
     events
         .iter()
-        .map(|e| output_record(&rt.config.topics, rt.operator.catalog(), e).map_err(PipelineError::from))
+        .map(|e| {
+            output_record(&rt.config.topics, rt.operator.catalog(), e).map_err(PipelineError::from)
+        })
         .collect()
 }
 
 /// Sends until every record is acknowledged, backing off on broker errors. False if shutdown
 /// interrupted it.
-async fn deliver(rt: &Runtime, sink: &Sink, mut records: Vec<OutRecord>, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn deliver(
+    rt: &Runtime,
+    sink: &Sink,
+    mut records: Vec<OutRecord>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
     let mut backoff = Duration::from_millis(rt.config.pipeline.retry_backoff_ms);
     loop {
         let failed = sink.send_all(records).await;
-        let Some((_, first_error)) = failed.first() else { return true };
+        let Some((_, first_error)) = failed.first() else {
+            return true;
+        };
         warn!(failed = failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
         rt.metrics.produce_retries.inc();
         records = failed.into_iter().map(|(r, _)| r).collect();
@@ -200,7 +256,10 @@ async fn deliver(rt: &Runtime, sink: &Sink, mut records: Vec<OutRecord>, shutdow
 fn refresh_gauges(rt: &Runtime, source: &Source) {
     let assigned = source.assigned();
     rt.metrics.assigned_partitions.set(assigned.len() as i64);
-    let counters: Vec<_> = assigned.iter().filter_map(|p| rt.store.counters(*p).ok()).collect();
+    let counters: Vec<_> = assigned
+        .iter()
+        .filter_map(|p| rt.store.counters(*p).ok())
+        .collect();
     rt.metrics.set_state_gauges(&counters);
     let held: Vec<(i32, String, i64)> = assigned
         .iter()

@@ -92,7 +92,10 @@ pub enum RulesError {
         source: std::io::Error,
     },
     #[error("{path}: {} problem(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { path: String, errors: Vec<RuleError> },
+    Invalid {
+        path: String,
+        errors: Vec<RuleError>,
+    },
 }
 
 impl RuleSet {
@@ -116,7 +119,11 @@ impl RuleSet {
             }])
         })?;
         let errors = rules.problems();
-        if errors.is_empty() { Ok(rules) } else { Err(invalid(errors)) }
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(invalid(errors))
+        }
     }
 
     pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
@@ -132,18 +139,27 @@ impl RuleSet {
     }
 
     /// The collection rules that apply to customers of `set_id`.
-    pub fn collection_rules_for<'a>(&'a self, set_id: &'a str) -> impl Iterator<Item = &'a CollectionRule> {
-        self.collection_rules.iter().filter(move |r| r.set_id == set_id)
+    pub fn collection_rules_for<'a>(
+        &'a self,
+        set_id: &'a str,
+    ) -> impl Iterator<Item = &'a CollectionRule> {
+        self.collection_rules
+            .iter()
+            .filter(move |r| r.set_id == set_id)
     }
 
     fn problems(&self) -> Vec<RuleError> {
         let mut errors = Vec::new();
-        let mut push = |location: String, message: String| errors.push(RuleError { location, message });
+        let mut push =
+            |location: String, message: String| errors.push(RuleError { location, message });
         let mut template_ids = HashSet::new();
         for (i, t) in self.templates.iter().enumerate() {
             let at = format!("template[{i}] ({})", t.id);
             if !template_ids.insert(t.id.as_str()) {
-                push(at.clone(), format!("template id `{}` is defined twice", t.id));
+                push(
+                    at.clone(),
+                    format!("template id `{}` is defined twice", t.id),
+                );
             }
             if t.steps.is_empty() {
                 push(at.clone(), "a template needs at least one step".into());
@@ -151,7 +167,10 @@ impl RuleSet {
             for (j, s) in t.steps.iter().enumerate() {
                 let at = format!("{at}.step[{j}]");
                 if s.days_after < 0 {
-                    push(at.clone(), format!("days_after {} is negative", s.days_after));
+                    push(
+                        at.clone(),
+                        format!("days_after {} is negative", s.days_after),
+                    );
                 }
                 if j > 0 && s.days_after < t.steps[j - 1].days_after {
                     push(at.clone(), "steps must be in order of days_after".into());
@@ -174,7 +193,10 @@ impl RuleSet {
                 push(at.clone(), "id is empty".into());
             }
             if iso_currency::Currency::from_code(&r.currency).is_none() {
-                push(at.clone(), format!("`{}` is not an ISO 4217 currency code", r.currency));
+                push(
+                    at.clone(),
+                    format!("`{}` is not an ISO 4217 currency code", r.currency),
+                );
             }
             if r.min_past_due_amount < Decimal::ZERO {
                 push(at.clone(), "min_past_due_amount is negative".into());
@@ -183,7 +205,10 @@ impl RuleSet {
                 push(at.clone(), "days_past_due is negative".into());
             }
             if !template_ids.contains(r.template.as_str()) {
-                push(at.clone(), format!("template `{}` is not defined", r.template));
+                push(
+                    at.clone(),
+                    format!("template `{}` is not defined", r.template),
+                );
             }
         }
         errors
@@ -222,7 +247,10 @@ automated = true
     #[test]
     fn a_valid_rule_set_parses() {
         let rules = RuleSet::parse(VALID, "test").unwrap();
-        assert_eq!(rules.collection_rules[0].min_past_due_amount, Decimal::new(50000, 2));
+        assert_eq!(
+            rules.collection_rules[0].min_past_due_amount,
+            Decimal::new(50000, 2)
+        );
         assert_eq!(rules.template("STD").unwrap().steps.len(), 2);
         assert_eq!(rules.collection_rules_for("SHARE").count(), 1);
         assert_eq!(rules.collection_rules_for("OTHER").count(), 0);
@@ -238,15 +266,27 @@ automated = true
             panic!("expected validation errors");
         };
         let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(shown.contains(&"template[0] (STD).step[1]: days_after -1 is negative".to_string()), "{shown:?}");
-        assert!(shown.contains(&"template[0] (STD).step[1]: steps must be in order of days_after".to_string()));
-        assert!(shown.contains(&"collection_rule[0] (COLL-30): `XXQ` is not an ISO 4217 currency code".to_string()));
-        assert!(shown.contains(&"collection_rule[0] (COLL-30): template `NOPE` is not defined".to_string()));
+        assert!(
+            shown.contains(&"template[0] (STD).step[1]: days_after -1 is negative".to_string()),
+            "{shown:?}"
+        );
+        assert!(shown.contains(
+            &"template[0] (STD).step[1]: steps must be in order of days_after".to_string()
+        ));
+        assert!(shown.contains(
+            &"collection_rule[0] (COLL-30): `XXQ` is not an ISO 4217 currency code".to_string()
+        ));
+        assert!(
+            shown.contains(
+                &"collection_rule[0] (COLL-30): template `NOPE` is not defined".to_string()
+            )
+        );
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let err = RuleSet::parse("version = 1\n[[collection_rule]]\nid = 5\n", "rules.toml").unwrap_err();
+        let err =
+            RuleSet::parse("version = 1\n[[collection_rule]]\nid = 5\n", "rules.toml").unwrap_err();
         assert!(err.to_string().contains("rules.toml"), "{err}");
         assert!(err.to_string().contains("line 3"), "{err}");
     }

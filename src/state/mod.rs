@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
+};
 use thiserror::Error;
 
 pub use txn::Txn;
@@ -30,7 +32,11 @@ pub enum StoreName {
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 3] = [StoreName::Customers, StoreName::TimersByDue, StoreName::TimersByKey];
+    pub const ALL: [StoreName; 3] = [
+        StoreName::Customers,
+        StoreName::TimersByDue,
+        StoreName::TimersByKey,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,7 +118,12 @@ impl Store {
         Txn::new(self)
     }
 
-    fn get(&self, partition: i32, store: StoreName, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+    fn get(
+        &self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
         let cf = self.cf(partition, store)?;
         Ok(self.db.get_cf(&cf, key)?)
     }
@@ -127,9 +138,10 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
         let cf = self.cf(partition, store)?;
         let mut out = Vec::new();
-        let iter = self
-            .db
-            .iterator_cf(&cf, rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward));
+        let iter = self.db.iterator_cf(
+            &cf,
+            rocksdb::IteratorMode::From(from, rocksdb::Direction::Forward),
+        );
         for entry in iter {
             let (k, v) = entry?;
             if !keep(&k) {
@@ -140,7 +152,11 @@ impl Store {
         Ok(out)
     }
 
-    fn cf(&self, partition: i32, store: StoreName) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StateError> {
+    fn cf(
+        &self,
+        partition: i32,
+        store: StoreName,
+    ) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StateError> {
         let name = store.cf_name(partition);
         self.db.cf_handle(&name).ok_or_else(|| StateError::Corrupt {
             store: name,
@@ -149,7 +165,9 @@ impl Store {
     }
 
     fn meta(&self) -> Arc<rocksdb::BoundColumnFamily<'_>> {
-        self.db.cf_handle(META_CF).expect("meta column family is created on open")
+        self.db
+            .cf_handle(META_CF)
+            .expect("meta column family is created on open")
     }
 
     /// The next offset to read for each input topic of `partition`, as last committed.
@@ -184,7 +202,9 @@ impl Store {
         );
         for entry in iter {
             let (k, v) = entry?;
-            let Some(rest) = k.strip_prefix(prefix.as_bytes()) else { break };
+            let Some(rest) = k.strip_prefix(prefix.as_bytes()) else {
+                break;
+            };
             out.insert(String::from_utf8_lossy(rest).into_owned(), parse(&v)?);
         }
         Ok(out)
@@ -206,7 +226,11 @@ impl Store {
             batch.put_cf(&meta, counter_key(partition, &name), value.to_be_bytes());
         }
         for (partition, topic, next) in offsets {
-            batch.put_cf(&meta, format!("offset/{partition}/{topic}"), next.to_be_bytes());
+            batch.put_cf(
+                &meta,
+                format!("offset/{partition}/{topic}"),
+                next.to_be_bytes(),
+            );
         }
         // The WAL makes the batch survive a process crash; after a machine crash the last
         // batches may be missing, together with their offsets, and are read again from Kafka.
@@ -253,7 +277,13 @@ mod tests {
         assert_eq!(store.partitions(), vec![3]);
         assert_eq!(store.offsets(3).unwrap()["ar.items"], 42);
         assert_eq!(store.counters(3).unwrap()["actions.new"], 2);
-        assert_eq!(store.txn().get(3, StoreName::Customers, b"SHARE|C1").unwrap(), Some(b"state".to_vec()));
+        assert_eq!(
+            store
+                .txn()
+                .get(3, StoreName::Customers, b"SHARE|C1")
+                .unwrap(),
+            Some(b"state".to_vec())
+        );
     }
 
     #[test]
@@ -263,9 +293,15 @@ mod tests {
         store.ensure_partition(0).unwrap();
         let mut txn = store.txn();
         txn.put(0, StoreName::Customers, b"k", b"v".to_vec());
-        assert_eq!(txn.get(0, StoreName::Customers, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            txn.get(0, StoreName::Customers, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
         drop(txn);
-        assert_eq!(store.txn().get(0, StoreName::Customers, b"k").unwrap(), None);
+        assert_eq!(
+            store.txn().get(0, StoreName::Customers, b"k").unwrap(),
+            None
+        );
         assert!(store.offsets(0).unwrap().is_empty());
     }
 }

@@ -22,7 +22,12 @@ impl<'s> Txn<'s> {
         }
     }
 
-    pub fn get(&self, partition: i32, store: StoreName, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+    pub fn get(
+        &self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
         match self.writes.get(&(partition, store, key.to_vec())) {
             Some(pending) => Ok(pending.clone()),
             None => self.store.get(partition, store, key),
@@ -30,7 +35,8 @@ impl<'s> Txn<'s> {
     }
 
     pub fn put(&mut self, partition: i32, store: StoreName, key: &[u8], value: Vec<u8>) {
-        self.writes.insert((partition, store, key.to_vec()), Some(value));
+        self.writes
+            .insert((partition, store, key.to_vec()), Some(value));
     }
 
     pub fn delete(&mut self, partition: i32, store: StoreName, key: &[u8]) {
@@ -58,12 +64,20 @@ impl<'s> Txn<'s> {
             }
             merged.insert(k.clone(), v.clone());
         }
-        Ok(merged.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect())
     }
 
     /// The first live key of `store`, committed and pending merged.
-    pub fn first_key(&self, partition: i32, store: StoreName) -> Result<Option<Vec<u8>>, StateError> {
-        let deleted = |k: &[u8]| matches!(self.writes.get(&(partition, store, k.to_vec())), Some(None));
+    pub fn first_key(
+        &self,
+        partition: i32,
+        store: StoreName,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let deleted =
+            |k: &[u8]| matches!(self.writes.get(&(partition, store, k.to_vec())), Some(None));
         let found = std::cell::Cell::new(false);
         let committed = self
             .store
@@ -92,7 +106,12 @@ impl<'s> Txn<'s> {
     }
 
     /// Adds `delta` to a durable per-partition counter.
-    pub fn add_to_counter(&mut self, partition: i32, name: &str, delta: i64) -> Result<(), StateError> {
+    pub fn add_to_counter(
+        &mut self,
+        partition: i32,
+        name: &str,
+        delta: i64,
+    ) -> Result<(), StateError> {
         if delta == 0 {
             return Ok(());
         }

@@ -40,7 +40,11 @@ impl ManualClock {
     }
 
     pub fn starting_on(date: NaiveDate) -> Self {
-        Self::new(date.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        Self::new(
+            date.and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_utc(),
+        )
     }
 
     /// Moves the clock to `to` if that is later than now.
@@ -78,7 +82,13 @@ impl FileClock {
 
 fn read_moment(path: &std::path::Path) -> Result<DateTime<Utc>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse_moment(text.trim()).ok_or_else(|| format!("{}: `{}` is not a date or RFC 3339 time", path.display(), text.trim()))
+    parse_moment(text.trim()).ok_or_else(|| {
+        format!(
+            "{}: `{}` is not a date or RFC 3339 time",
+            path.display(),
+            text.trim()
+        )
+    })
 }
 
 /// A date (midnight UTC) or an RFC 3339 time.
@@ -86,7 +96,9 @@ pub fn parse_moment(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(date) = s.parse::<NaiveDate>() {
         return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl Clock for FileClock {
@@ -109,7 +121,8 @@ fn date_bytes(date: NaiveDate) -> [u8; 4] {
 
 fn date_from_bytes(bytes: &[u8]) -> Option<NaiveDate> {
     let raw = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) ^ 0x8000_0000;
-    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(i64::from(raw as i32)))
+    NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::Duration::days(i64::from(raw as i32)))
 }
 
 /// `len(key) key name`: self-delimiting, so one key's timers are one prefix.
@@ -158,10 +171,13 @@ impl Timers<'_, '_> {
     pub fn for_key(&self, key: &CustomerKey) -> Result<Vec<(String, NaiveDate)>, StateError> {
         let prefix = key_part(key, "");
         self.txn
-            .scan(self.partition, StoreName::TimersByKey, &prefix, |k| k.starts_with(&prefix))?
+            .scan(self.partition, StoreName::TimersByKey, &prefix, |k| {
+                k.starts_with(&prefix)
+            })?
             .into_iter()
             .map(|(k, v)| {
-                let (_, name) = split_key_part(&k).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                let (_, name) =
+                    split_key_part(&k).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
                 let due = date_from_bytes(&v).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
                 Ok((name, due))
             })
@@ -171,32 +187,63 @@ impl Timers<'_, '_> {
     /// Sets `key`'s timer `name` to `due`, replacing an earlier one of the same name.
     pub fn set(&mut self, key: &CustomerKey, name: &str, due: NaiveDate) -> Result<(), StateError> {
         let by_key = key_part(key, name);
-        match self.txn.get(self.partition, StoreName::TimersByKey, &by_key)? {
+        match self
+            .txn
+            .get(self.partition, StoreName::TimersByKey, &by_key)?
+        {
             Some(old) if date_from_bytes(&old) == Some(due) => return Ok(()),
             Some(old) => {
-                let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
-                self.txn.delete(self.partition, StoreName::TimersByDue, &due_key(old_due, &by_key));
+                let old_due =
+                    date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                self.txn.delete(
+                    self.partition,
+                    StoreName::TimersByDue,
+                    &due_key(old_due, &by_key),
+                );
             }
             None => self.txn.add_to_counter(self.partition, TIMERS_PENDING, 1)?,
         }
-        self.txn.put(self.partition, StoreName::TimersByKey, &by_key, date_bytes(due).to_vec());
-        self.txn.put(self.partition, StoreName::TimersByDue, &due_key(due, &by_key), Vec::new());
+        self.txn.put(
+            self.partition,
+            StoreName::TimersByKey,
+            &by_key,
+            date_bytes(due).to_vec(),
+        );
+        self.txn.put(
+            self.partition,
+            StoreName::TimersByDue,
+            &due_key(due, &by_key),
+            Vec::new(),
+        );
         Ok(())
     }
 
     pub fn cancel(&mut self, key: &CustomerKey, name: &str) -> Result<(), StateError> {
         let by_key = key_part(key, name);
-        if let Some(old) = self.txn.get(self.partition, StoreName::TimersByKey, &by_key)? {
+        if let Some(old) = self
+            .txn
+            .get(self.partition, StoreName::TimersByKey, &by_key)?
+        {
             let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
-            self.txn.delete(self.partition, StoreName::TimersByDue, &due_key(old_due, &by_key));
-            self.txn.delete(self.partition, StoreName::TimersByKey, &by_key);
-            self.txn.add_to_counter(self.partition, TIMERS_PENDING, -1)?;
+            self.txn.delete(
+                self.partition,
+                StoreName::TimersByDue,
+                &due_key(old_due, &by_key),
+            );
+            self.txn
+                .delete(self.partition, StoreName::TimersByKey, &by_key);
+            self.txn
+                .add_to_counter(self.partition, TIMERS_PENDING, -1)?;
         }
         Ok(())
     }
 
     /// Makes `key`'s timers exactly `wanted`: sets new and moved ones, cancels the rest.
-    pub fn replace_all(&mut self, key: &CustomerKey, wanted: &[(String, NaiveDate)]) -> Result<(), StateError> {
+    pub fn replace_all(
+        &mut self,
+        key: &CustomerKey,
+        wanted: &[(String, NaiveDate)],
+    ) -> Result<(), StateError> {
         for (name, _) in self.for_key(key)? {
             if !wanted.iter().any(|(w, _)| *w == name) {
                 self.cancel(key, &name)?;
@@ -212,11 +259,14 @@ impl Timers<'_, '_> {
     pub fn due(&self, today: NaiveDate) -> Result<Vec<DueTimer>, StateError> {
         let limit = date_bytes(today);
         self.txn
-            .scan(self.partition, StoreName::TimersByDue, &[], |k| k[..4] <= limit[..])?
+            .scan(self.partition, StoreName::TimersByDue, &[], |k| {
+                k[..4] <= limit[..]
+            })?
             .into_iter()
             .map(|(k, _)| {
                 let due = date_from_bytes(&k).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
-                let (key, name) = split_key_part(&k[4..]).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
+                let (key, name) =
+                    split_key_part(&k[4..]).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
                 Ok(DueTimer { due, key, name })
             })
             .collect()
@@ -246,7 +296,12 @@ mod tests {
 
     #[test]
     fn date_bytes_sort_like_dates_including_before_1970() {
-        let dates = [d("1969-12-31"), d("1970-01-01"), d("2026-11-23"), d("2100-01-01")];
+        let dates = [
+            d("1969-12-31"),
+            d("1970-01-01"),
+            d("2026-11-23"),
+            d("2100-01-01"),
+        ];
         for pair in dates.windows(2) {
             assert!(date_bytes(pair[0]) < date_bytes(pair[1]));
         }
@@ -263,7 +318,10 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.ensure_partition(1).unwrap();
             let mut txn = store.txn();
-            let mut timers = Timers { txn: &mut txn, partition: 1 };
+            let mut timers = Timers {
+                txn: &mut txn,
+                partition: 1,
+            };
             timers.set(&a, "age", d("2026-03-05")).unwrap();
             timers.set(&b, "age", d("2026-03-01")).unwrap();
             timers.set(&a, "action:1", d("2026-04-01")).unwrap();
@@ -274,10 +332,24 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.counters(1).unwrap()[TIMERS_PENDING], 3);
         let mut txn = store.txn();
-        let mut timers = Timers { txn: &mut txn, partition: 1 };
+        let mut timers = Timers {
+            txn: &mut txn,
+            partition: 1,
+        };
         assert_eq!(timers.next_due().unwrap(), Some(d("2026-03-02")));
-        let due: Vec<_> = timers.due(d("2026-03-31")).unwrap().into_iter().map(|t| (t.key, t.name)).collect();
-        assert_eq!(due, vec![(b.clone(), "age".to_string()), (a.clone(), "age".to_string())]);
+        let due: Vec<_> = timers
+            .due(d("2026-03-31"))
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.key, t.name))
+            .collect();
+        assert_eq!(
+            due,
+            vec![
+                (b.clone(), "age".to_string()),
+                (a.clone(), "age".to_string())
+            ]
+        );
 
         // Pending deletions and additions count before the commit.
         timers.cancel(&b, "age").unwrap();
@@ -286,8 +358,13 @@ mod tests {
         assert_eq!(timers.next_due().unwrap(), Some(d("2026-02-01")));
         timers.cancel(&b, "age").unwrap();
 
-        timers.replace_all(&a, &[("age".into(), d("2026-05-01"))]).unwrap();
-        assert_eq!(timers.for_key(&a).unwrap(), vec![("age".to_string(), d("2026-05-01"))]);
+        timers
+            .replace_all(&a, &[("age".into(), d("2026-05-01"))])
+            .unwrap();
+        assert_eq!(
+            timers.for_key(&a).unwrap(),
+            vec![("age".to_string(), d("2026-05-01"))]
+        );
         store.commit(txn, &[]).unwrap();
         assert_eq!(store.counters(1).unwrap()[TIMERS_PENDING], 1);
     }

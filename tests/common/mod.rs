@@ -17,7 +17,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The Tansu binary: `$TANSU_BIN`, else `~/.cargo/bin/tansu`, else `tansu` on the PATH.
@@ -25,8 +29,13 @@ fn tansu_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("TANSU_BIN") {
         return bin.into();
     }
-    let cargo_bin = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
-    if cargo_bin.exists() { cargo_bin } else { "tansu".into() }
+    let cargo_bin =
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+    if cargo_bin.exists() {
+        cargo_bin
+    } else {
+        "tansu".into()
+    }
 }
 
 /// A Tansu broker process with in-memory storage, killed on drop.
@@ -41,7 +50,13 @@ impl Broker {
         let addr = format!("127.0.0.1:{port}");
         let url = format!("tcp://{addr}");
         let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -69,6 +84,20 @@ pub fn config(broker: &Broker, dir: &Path) -> Config {
     let mut config = Config::default();
     config.kafka.brokers = broker.addr.clone();
     config.kafka.group_id = "condmon-test".into();
+    // A crashed instance's partitions move after 6 s instead of the default 45 s.
+    config
+        .kafka
+        .consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    config
+        .kafka
+        .consumer
+        .insert("heartbeat.interval.ms".into(), "500".into());
+    // Tansu 0.6 cannot fetch from the middle of a record batch (README, "Delivery guarantees").
+    config
+        .kafka
+        .producer
+        .insert("batch.num.messages".into(), "1".into());
     config.topics.partitions = 2;
     config.state_dir = dir.join("state");
     config.rules_file = repo().join("topology/rules.toml");
@@ -80,7 +109,10 @@ pub fn config(broker: &Broker, dir: &Path) -> Config {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 pub fn create_topics(config: &Config) {
@@ -116,14 +148,24 @@ pub fn record(config: &Config, event: &InputEvent) -> OutRecord {
 }
 
 /// Reads `topic` until `predicate` holds for what was read, or panics after `timeout`.
-pub fn wait_for(config: &Config, topic: &str, timeout: Duration, predicate: impl Fn(&[ReadRecord]) -> bool) -> Vec<ReadRecord> {
+pub fn wait_for(
+    config: &Config,
+    topic: &str,
+    timeout: Duration,
+    predicate: impl Fn(&[ReadRecord]) -> bool,
+) -> Vec<ReadRecord> {
     let deadline = Instant::now() + timeout;
     loop {
-        let records = kafka::read_topic(config, topic, usize::MAX, Duration::from_millis(500)).unwrap();
+        let records =
+            kafka::read_topic(config, topic, usize::MAX, Duration::from_millis(500)).unwrap();
         if predicate(&records) {
             return records;
         }
-        assert!(Instant::now() < deadline, "timed out waiting on {topic}: {} record(s) so far", records.len());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting on {topic}: {} record(s) so far",
+            records.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -131,6 +173,7 @@ pub fn wait_for(config: &Config, topic: &str, timeout: Duration, predicate: impl
 /// The `condmon run` process, with a file clock the test moves. Killed (SIGKILL) on drop.
 pub struct Condmon {
     child: Option<Child>,
+    log_path: PathBuf,
     pub config_path: PathBuf,
     pub clock_path: PathBuf,
     pub http: String,
@@ -138,6 +181,15 @@ pub struct Condmon {
 
 impl Condmon {
     pub fn start(config: &Config, dir: &Path, today: &str) -> Condmon {
+        Self::start_with_env(config, dir, today, &[])
+    }
+
+    pub fn start_with_env(
+        config: &Config,
+        dir: &Path,
+        today: &str,
+        env: &[(&str, &str)],
+    ) -> Condmon {
         let config_path = dir.join("condmon.toml");
         std::fs::write(&config_path, toml::to_string(config).unwrap()).unwrap();
         let clock_path = dir.join("today");
@@ -156,12 +208,14 @@ impl Condmon {
             .arg("--clock")
             .arg(format!("file:{}", clock_path.display()))
             .env("RUST_LOG", "info,rdkafka=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
         Condmon {
             child: Some(child),
+            log_path: dir.join("condmon.log"),
             config_path,
             clock_path,
             http: config.http_listen.clone(),
@@ -181,10 +235,43 @@ impl Condmon {
         }
     }
 
+    /// Waits for the process to end by itself (e.g. an injected crash); its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "condmon did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Reads /metrics until `series` has `value`.
+    pub fn wait_metric(&self, series: &str, value: f64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, body) = self.get("/metrics");
+            if metric(&body, series) == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} never reached {value}:\n{body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGTERM and wait: the clean shutdown path.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         child.wait().unwrap()
     }
 
@@ -204,17 +291,35 @@ impl Condmon {
 
 impl Drop for Condmon {
     fn drop(&mut self) {
+        let was_running = self.child.is_some();
         self.kill();
+        if was_running && std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- condmon.log (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(addr) else { return (0, String::new()) };
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
