@@ -16,11 +16,17 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then
   nohup tansu broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT \
     --storage-engine memory://tansu/ > var/tansu.log 2>&1 &
   echo $! > var/tansu.pid
+  # A new in-memory broker has none of the old records: start condmon's state afresh too.
+  rm -rf var/state
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 fi
 
 echo "== creating topics"
-$BIN topics create
+for attempt in 1 2 3 4 5; do
+  $BIN topics create && break
+  [ $attempt = 5 ] && exit 1
+  sleep 1
+done
 
 if [ -f var/condmon.pid ] && kill -0 "$(cat var/condmon.pid)" 2>/dev/null; then
   kill "$(cat var/condmon.pid)"; sleep 1
@@ -37,22 +43,12 @@ $BIN feed --input topology/sample/ledger.ndjson
 sleep 3
 
 echo "== actions produced (cm.actions)"
-$BIN tail --stream actions --idle-secs 3 | python3 -c '
-import json, sys
-for line in sys.stdin:
-    a = json.loads(line)["value"]
-    print(f"{a[\"business_date\"]}  {a[\"customer_id\"]:<8} {a[\"kind\"]:<14} {a[\"action_code\"]:<5} {a[\"status\"]:<17} "
-          f"owner={a[\"owner\"]!s:<6} due={a[\"due_date\"]}  past_due={a[\"evidence\"][\"past_due_amount\"]} {a[\"evidence\"][\"currency\"]}"
-          + (f"  ({a[\"cancel_reason\"]})" if a["cancel_reason"] else ""))
-'
+$BIN tail --stream actions --idle-secs 3 --table
+echo "== escalations (cm.escalations)"
+$BIN tail --stream escalations --idle-secs 2 --table
 echo "== dead letters (cm.dead-letter)"
-$BIN tail --stream dead-letter --idle-secs 2 | python3 -c '
-import json, sys
-for line in sys.stdin:
-    h = json.loads(line)["value"]["headers"]
-    print(f"{h[\"condmon.source.topic\"]}@{h[\"condmon.source.offset\"]}: {h[\"condmon.error.kind\"]}: {h[\"condmon.error.reason\"]}")
-'
+$BIN tail --stream dead-letter --idle-secs 2 --table
 echo "== a few metrics"
 exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-grep -E '^condmon_(records_in_total|dead_letters_total|actions|timers_pending)' <&3 || true
+grep -E '^condmon_(records_in_total|dead_letters_total|actions|timers_pending)' <&3 | grep -v ' 0$' || true
 echo "condmon and tansu are still running; stop them with deploy/local/down.sh"

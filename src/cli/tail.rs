@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::io::Write;
+
 use serde_json::json;
 
 use super::ConfigArgs;
 use crate::codec::SchemaCatalog;
 use crate::kafka::read_topic;
-use crate::model::Stream;
+use crate::model::{OutputEvent, Stream};
+use crate::pipeline::{HEADER_KIND, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,6 +26,9 @@ pub struct Args {
     /// Stop when nothing arrives for this many seconds.
     #[arg(long, default_value_t = 3)]
     idle_secs: u64,
+    /// One readable line per record instead of JSON.
+    #[arg(long)]
+    table: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -34,25 +41,68 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("unknown stream `{}`", args.stream))?;
         (config.topics.topic(stream).to_string(), Some(stream))
     };
-    for record in read_topic(
-        &config,
-        &topic,
-        args.max,
-        Duration::from_secs(args.idle_secs),
-    )? {
+    let mut out = std::io::stdout().lock();
+    let idle = Duration::from_secs(args.idle_secs);
+    for record in read_topic(&config, &topic, args.max, idle)? {
         let key = record.key.as_deref().map(String::from_utf8_lossy);
-        let value = match (stream, &record.payload) {
+        let line = match (stream, &record.payload) {
             (Some(stream), Some(bytes)) => {
-                crate::codec::output_to_json(&catalog.decode_output(stream, bytes)?)
+                let event = catalog.decode_output(stream, bytes)?;
+                if args.table {
+                    table_line(&event)
+                } else {
+                    let value = crate::codec::output_to_json(&event);
+                    json!({ "partition": record.partition, "offset": record.offset, "key": key, "value": value }).to_string()
+                }
             }
+            _ if args.table => format!(
+                "{}@{}/{}  {}: {}",
+                record.header(HEADER_TOPIC).unwrap_or("?"),
+                record.header(HEADER_PARTITION).unwrap_or("?"),
+                record.header(HEADER_OFFSET).unwrap_or("?"),
+                record.header(HEADER_KIND).unwrap_or("?"),
+                record.header(HEADER_REASON).unwrap_or("?"),
+            ),
             _ => {
-                json!({ "headers": record.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>() })
+                let headers: BTreeMap<_, _> = record.headers.iter().cloned().collect();
+                json!({ "partition": record.partition, "offset": record.offset, "key": key, "headers": headers }).to_string()
             }
         };
-        println!(
-            "{}",
-            json!({ "partition": record.partition, "offset": record.offset, "key": key, "value": value })
-        );
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
     }
     Ok(())
+}
+
+fn table_line(event: &OutputEvent) -> String {
+    match event {
+        OutputEvent::Action(a) => format!(
+            "{}  {:<8} {:<13} {:<5} {:<16} owner={:<7} due={}  past due {} {} ({} days){}",
+            a.business_date,
+            a.customer_id,
+            format!("{:?}", a.kind),
+            a.action_code,
+            format!("{:?}", a.status),
+            a.owner.as_deref().unwrap_or("-"),
+            a.due_date,
+            a.evidence.past_due_amount,
+            a.evidence.currency,
+            a.evidence.oldest_days_past_due,
+            a.cancel_reason
+                .and_then(|r| serde_json::to_value(r).ok())
+                .and_then(|v| v.as_str().map(|s| format!("  [{s}]")))
+                .unwrap_or_default(),
+        ),
+        OutputEvent::Escalation(e) => format!(
+            "{}  {:<8} escalated step {} -> {} ({}) after {} days in violation",
+            e.business_date,
+            e.customer_id,
+            e.from_step,
+            e.to_step,
+            e.action_code,
+            e.days_in_violation
+        ),
+    }
 }

@@ -25,16 +25,25 @@ impl CollectionFigures {
     /// The person an action with `owner_type` goes to: from the customer master, or from the
     /// item that caused the violation where the master has nobody (or for AR specialists).
     pub fn owner(&self, owner_type: OwnerType, state: &CustomerState) -> Option<String> {
-        let customer = state.customer.as_ref();
-        let item = self.oldest_item.as_ref();
-        match owner_type {
-            OwnerType::Collector => customer
-                .and_then(|c| c.collector.clone())
-                .or_else(|| item.and_then(|i| i.collector.clone())),
-            OwnerType::CreditAnalyst => customer.and_then(|c| c.credit_analyst.clone()),
-            OwnerType::SalesPerson => customer.and_then(|c| c.sales_person.clone()),
-            OwnerType::ArSpecialist => item.and_then(|i| i.ar_specialist.clone()),
-        }
+        resolve_owner(owner_type, state, self.oldest_item.as_ref())
+    }
+}
+
+/// The owner for `owner_type` from the customer master, or from `item` (the one that caused
+/// the violation) where the master has nobody, and always for AR specialists.
+pub fn resolve_owner(
+    owner_type: OwnerType,
+    state: &CustomerState,
+    item: Option<&ItemChange>,
+) -> Option<String> {
+    let customer = state.customer.as_ref();
+    match owner_type {
+        OwnerType::Collector => customer
+            .and_then(|c| c.collector.clone())
+            .or_else(|| item.and_then(|i| i.collector.clone())),
+        OwnerType::CreditAnalyst => customer.and_then(|c| c.credit_analyst.clone()),
+        OwnerType::SalesPerson => customer.and_then(|c| c.sales_person.clone()),
+        OwnerType::ArSpecialist => item.and_then(|i| i.ar_specialist.clone()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::rules::{CollectionRule, RuleSet};
 
-pub use collection::{CollectionFigures, evaluate_collection};
+pub use collection::{CollectionFigures, evaluate_collection, resolve_owner};
 pub use state::{Action, CustomerState, Violation, item_key};
 
 /// Name of the timer that re-evaluates a customer when ageing can change a condition.
@@ -62,7 +62,45 @@ pub fn reconcile(
         }
     }
     advance_plans(state, key, today, &mut out);
+    assign_missing_owners(state, key, today, &mut out);
     out
+}
+
+/// Topics are not ordered with each other: an item can be processed before its customer's
+/// master. Open actions created without an owner get one as soon as the master names one.
+fn assign_missing_owners(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let mut assigned = Vec::new();
+    for action in state
+        .actions
+        .values()
+        .filter(|a| a.owner.is_none() && a.status.is_open())
+    {
+        let item = action
+            .evidence
+            .oldest_item_id
+            .as_ref()
+            .and_then(|id| state.items.values().find(|i| &i.item_id == id));
+        if let Some(owner) = resolve_owner(action.owner_type, state, item) {
+            assigned.push((action.id.clone(), owner));
+        }
+    }
+    for (id, owner) in assigned {
+        if let Some(action) = state.actions.get_mut(&id) {
+            action.owner = Some(owner);
+            out.push(action_event(
+                key,
+                action,
+                ActionEventKind::OwnerAssigned,
+                Some(action.status),
+                today,
+            ));
+        }
+    }
 }
 
 /// The timers the customer needs: one for the next ageing change, one per future action.

@@ -177,10 +177,8 @@ fn a_new_violation_opens_the_plan_with_the_first_step_on_the_list() {
     assert!(reconcile(&mut state, &key(), &rules(), d("2026-02-11")).is_empty());
 }
 
-#[test]
-fn the_customer_masters_collector_owns_the_action() {
-    let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    state.apply(InputEvent::Customer(CustomerChange {
+fn master(collector: &str) -> InputEvent {
+    InputEvent::Customer(CustomerChange {
         set_id: "SHARE".into(),
         customer_id: "C1".into(),
         name: "Acme".into(),
@@ -189,18 +187,64 @@ fn the_customer_masters_collector_owns_the_action() {
         credit_limit: None,
         credit_limit_pct_over: None,
         profile_id: None,
-        collector: Some("JDOE".into()),
-        credit_analyst: None,
+        collector: Some(collector.into()),
+        credit_analyst: Some("ANALYST".into()),
         sales_person: None,
         corporate_parent: None,
         remit_from_parent: None,
         correspondence_parent: None,
-    }));
+    })
+}
+
+#[test]
+fn the_customer_masters_collector_owns_the_action() {
+    let mut state = state_with(vec![
+        invoice("INV1", "2500.00", "2026-01-01"),
+        master("JDOE"),
+    ]);
     let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
     let OutputEvent::Action(call) = &out[0] else {
         panic!()
     };
     assert_eq!(call.owner.as_deref(), Some("JDOE"));
+}
+
+#[test]
+fn actions_created_before_the_master_arrived_get_their_owner_when_it_does() {
+    let mut state = CustomerState::default();
+    let mut item = invoice("INV1", "2500.00", "2026-01-01");
+    if let InputEvent::Item(i) = &mut item {
+        i.collector = None;
+    }
+    state.apply(item);
+    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
+    assert!(
+        out.iter()
+            .all(|e| matches!(e, OutputEvent::Action(a) if a.owner.is_none()))
+    );
+    state.apply(master("JDOE"));
+    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
+    let assigned: Vec<(String, Option<String>, ActionStatus)> = out
+        .iter()
+        .map(|e| match e {
+            OutputEvent::Action(a) if a.kind == ActionEventKind::OwnerAssigned => {
+                (a.action_code.clone(), a.owner.clone(), a.status)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        assigned,
+        vec![
+            ("CALL".into(), Some("JDOE".into()), ActionStatus::New),
+            ("DLTR".into(), Some("JDOE".into()), ActionStatus::Future),
+            ("HOLD".into(), Some("JDOE".into()), ActionStatus::Future),
+        ]
+    );
+    assert!(
+        reconcile(&mut state, &key(), &rules(), d("2026-02-10")).is_empty(),
+        "assigned once"
+    );
 }
 
 #[test]

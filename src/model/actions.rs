@@ -82,6 +82,9 @@ pub enum ActionEventKind {
     StatusChanged,
     Cancelled,
     Completed,
+    /// An action created without an owner (the customer master arrived after the ledger
+    /// event) got one.
+    OwnerAssigned,
 }
 
 /// What made a violation true when it was detected: the figures and the thresholds.
