@@ -120,5 +120,9 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(engine, benches);
+criterion_group! {
+    name = engine;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(5));
+    targets = benches
+}
 criterion_main!(engine);

@@ -17,6 +17,9 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub rules_file: PathBuf,
     pub schemas_dir: PathBuf,
+    /// A Confluent-compatible schema registry. When set, schema ids come from it (subjects
+    /// `<topic>-value`); otherwise from `schemas_dir/manifest.toml`.
+    pub schema_registry_url: Option<String>,
     pub http_listen: String,
     pub pipeline: PipelineConfig,
 }
@@ -85,6 +88,7 @@ impl Default for Config {
             state_dir: PathBuf::from("var/state"),
             rules_file: PathBuf::from("topology/rules.toml"),
             schemas_dir: PathBuf::from("schemas"),
+            schema_registry_url: None,
             http_listen: "127.0.0.1:9464".into(),
             pipeline: PipelineConfig::default(),
         }
@@ -216,6 +220,20 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The schema catalog: the manifest's, switched to the registry's ids when one is set.
+    pub fn schema_catalog(&self) -> Result<crate::codec::SchemaCatalog, String> {
+        let catalog =
+            crate::codec::SchemaCatalog::load(&self.schemas_dir).map_err(|e| e.to_string())?;
+        match &self.schema_registry_url {
+            None => Ok(catalog),
+            Some(url) => catalog
+                .with_registry(crate::codec::Registry::new(url), |s| {
+                    self.topics.topic(s).to_string()
+                })
+                .map_err(|e| e.to_string()),
+        }
+    }
+
     /// Reads `path`; relative paths inside it are taken relative to the working directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {

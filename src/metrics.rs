@@ -15,6 +15,7 @@ pub struct Metrics {
     pub processing_seconds: Histogram,
     pub batches_committed: IntCounter,
     pub produce_retries: IntCounter,
+    pub external_retries: IntCounter,
     pub timers_fired: IntCounter,
     pub timers_pending: IntGauge,
     pub actions: IntGaugeVec,
@@ -88,6 +89,10 @@ impl Metrics {
             produce_retries: counter(
                 "produce_retries_total",
                 "Output batches re-sent after a broker error.",
+            ),
+            external_retries: counter(
+                "external_retries_total",
+                "Input batches redone because an external dependency (the schema registry) was unavailable.",
             ),
             timers_fired: counter(
                 "timers_fired_total",

@@ -220,7 +220,10 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    let body = wait_metrics(&|b| metric(b, "condmon_actions{status=\"future\"}") == Some(2.0));
+    let body = wait_metrics(&|b| {
+        metric(b, "condmon_actions{status=\"future\"}") == Some(2.0)
+            && b.contains("condmon_consumer_lag{")
+    });
     assert_eq!(
         metric(
             &body,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::ConfigArgs;
-use crate::codec::{self, SchemaCatalog};
+use crate::codec;
 use crate::kafka::{OutRecord, Sink};
 use crate::pipeline::replay::ReplayLine;
 
@@ -21,7 +21,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
-    let catalog = SchemaCatalog::load(&config.schemas_dir)?;
+    let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
     let file = std::fs::File::open(&args.input)
         .with_context(|| format!("opening {}", args.input.display()))?;
     let mut records = Vec::new();

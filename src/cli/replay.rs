@@ -41,7 +41,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let rules = RuleSet::load(&args.rules)?;
     let operator = Operator::new(Arc::new(rules), Arc::new(SchemaCatalog::bundled()?));
-    let (store, _temp) = open_state(args.state_dir.as_deref())?;
+    let state = open_state(args.state_dir.as_deref())?;
     let input = std::fs::File::open(&args.input)
         .with_context(|| format!("opening {}", args.input.display()))?;
     let mut out: Box<dyn Write> = match &args.output {
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let summary = replay(
         &operator,
-        &store,
+        &state.store,
         BufReader::new(input),
         &mut out,
         ReplayOptions {

@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use super::ConfigArgs;
 use crate::api::{self, ApiState};
-use crate::codec::SchemaCatalog;
 use crate::kafka;
 use crate::metrics::Metrics;
 use crate::model::Stream;
@@ -45,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.http_listen = http;
     }
     let rules = RuleSet::load(&config.rules_file)?;
-    let catalog = SchemaCatalog::load(&config.schemas_dir)?;
+    let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     let store = Store::open(&config.state_dir)?;

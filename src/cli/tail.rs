@@ -8,7 +8,6 @@ use std::io::Write;
 use serde_json::json;
 
 use super::ConfigArgs;
-use crate::codec::SchemaCatalog;
 use crate::kafka::read_topic;
 use crate::model::{OutputEvent, Stream};
 use crate::pipeline::{HEADER_KIND, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_TOPIC};
@@ -33,7 +32,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
-    let catalog = SchemaCatalog::load(&config.schemas_dir)?;
+    let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
     let (topic, stream) = if args.stream == "dead-letter" {
         (config.topics.dead_letter.clone(), None)
     } else {

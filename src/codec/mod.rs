@@ -6,9 +6,11 @@
 //! into the newest schema of the stream.
 
 mod avro_json;
+mod registry;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use apache_avro::Schema;
 use serde::Deserialize;
@@ -18,10 +20,12 @@ use thiserror::Error;
 use crate::model::{InputEvent, OutputEvent, Stream};
 
 pub use avro_json::{avro_to_json, json_to_avro};
+pub use registry::{Registry, RegistryError};
 
 const MAGIC: u8 = 0;
 
-/// Why bytes could not become an event. All of these are bad data: dead letter, never a retry.
+/// Why bytes could not become an event. All but [`CodecError::RegistryUnavailable`] are bad
+/// data: dead letter, never a retry.
 #[derive(Debug, Error)]
 pub enum CodecError {
     #[error("message of {0} bytes is too short for the Confluent wire format")]
@@ -30,6 +34,9 @@ pub enum CodecError {
     BadMagic(u8),
     #[error("unknown schema id {0}")]
     UnknownSchemaId(u32),
+    /// Not bad data: the registry could not be asked. The record is retried, not refused.
+    #[error("{0}")]
+    RegistryUnavailable(String),
     #[error("schema id {id} belongs to stream `{found}`, not `{expected}`")]
     WrongStream {
         id: u32,
@@ -42,6 +49,13 @@ pub enum CodecError {
     Json(String),
     #[error("{0}")]
     Shape(String),
+}
+
+impl CodecError {
+    /// External trouble (retry later) rather than bad data (dead letter).
+    pub fn is_external(&self) -> bool {
+        matches!(self, CodecError::RegistryUnavailable(_))
+    }
 }
 
 /// Problems with the schema files themselves: internal, so the process refuses to start.
@@ -73,8 +87,10 @@ struct ManifestEntry {
 /// All known schemas by id, and the current (newest) schema per stream.
 #[derive(Debug, Clone)]
 pub struct SchemaCatalog {
-    by_id: HashMap<u32, (Stream, Schema)>,
-    current: HashMap<Stream, u32>,
+    /// Shared by clones: ids fetched from the registry are cached for every user.
+    by_id: Arc<RwLock<HashMap<u32, (Stream, Arc<Schema>)>>>,
+    current: HashMap<Stream, (u32, Arc<Schema>)>,
+    registry: Option<Registry>,
 }
 
 impl SchemaCatalog {
@@ -93,17 +109,15 @@ impl SchemaCatalog {
         };
         let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
             .map_err(|e| invalid(&manifest_path, e.to_string()))?;
-        let mut catalog = SchemaCatalog {
-            by_id: HashMap::new(),
-            current: HashMap::new(),
-        };
+        let mut by_id = HashMap::new();
+        let mut current: HashMap<Stream, (u32, Arc<Schema>)> = HashMap::new();
         for entry in manifest.schema {
             let path = dir.join(&entry.file);
-            let schema =
-                Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
-            if catalog
-                .by_id
-                .insert(entry.id, (entry.stream, schema))
+            let schema = Arc::new(
+                Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?,
+            );
+            if by_id
+                .insert(entry.id, (entry.stream, schema.clone()))
                 .is_some()
             {
                 return Err(invalid(
@@ -111,18 +125,26 @@ impl SchemaCatalog {
                     format!("schema id {} is used twice", entry.id),
                 ));
             }
-            let current = catalog.current.entry(entry.stream).or_insert(entry.id);
-            *current = (*current).max(entry.id);
+            if current
+                .get(&entry.stream)
+                .is_none_or(|(id, _)| *id < entry.id)
+            {
+                current.insert(entry.stream, (entry.id, schema));
+            }
         }
         for stream in Stream::INPUTS.iter().chain(&Stream::OUTPUTS) {
-            if !catalog.current.contains_key(stream) {
+            if !current.contains_key(stream) {
                 return Err(invalid(
                     &manifest_path,
                     format!("no schema for stream `{}`", stream.as_str()),
                 ));
             }
         }
-        Ok(catalog)
+        Ok(SchemaCatalog {
+            by_id: Arc::new(RwLock::new(by_id)),
+            current,
+            registry: None,
+        })
     }
 
     /// The catalog shipped in this repository's `schemas/` (for tests, replay and tools).
@@ -130,12 +152,61 @@ impl SchemaCatalog {
         Self::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas"))
     }
 
-    pub fn current_id(&self, stream: Stream) -> u32 {
-        self.current[&stream]
+    /// Switches to the registry's ids: registers each stream's current schema under the
+    /// subject `<topic>-value` and from then on writes with the registry's id and looks up
+    /// unknown ids there. The manifest's ids are not used any more.
+    pub fn with_registry(
+        self,
+        registry: Registry,
+        topic_of: impl Fn(Stream) -> String,
+    ) -> Result<Self, RegistryError> {
+        let mut by_id = HashMap::new();
+        let mut current = HashMap::new();
+        for (stream, (_, schema)) in &self.current {
+            let subject = format!("{}-value", topic_of(*stream));
+            // The full schema, logical types included (the canonical form would drop them).
+            let text = serde_json::to_string(schema.as_ref()).expect("schemas serialize");
+            let id = registry.register(&subject, &text)?;
+            by_id.insert(id, (*stream, schema.clone()));
+            current.insert(*stream, (id, schema.clone()));
+        }
+        Ok(SchemaCatalog {
+            by_id: Arc::new(RwLock::new(by_id)),
+            current,
+            registry: Some(registry),
+        })
     }
 
-    fn schema(&self, id: u32) -> Option<&(Stream, Schema)> {
-        self.by_id.get(&id)
+    pub fn current_id(&self, stream: Stream) -> u32 {
+        self.current[&stream].0
+    }
+
+    /// The writer schema of `id`, from the cache or else the registry.
+    fn schema(&self, id: u32, stream: Stream) -> Result<(Stream, Arc<Schema>), CodecError> {
+        if let Some(found) = self.by_id.read().expect("schema cache").get(&id) {
+            return Ok(found.clone());
+        }
+        let Some(registry) = &self.registry else {
+            return Err(CodecError::UnknownSchemaId(id));
+        };
+        let text = registry
+            .schema(id)
+            .map_err(|e| match e {
+                RegistryError::Unavailable { .. } => CodecError::RegistryUnavailable(e.to_string()),
+                RegistryError::Refused { .. } => CodecError::Avro(e.to_string()),
+            })?
+            .ok_or(CodecError::UnknownSchemaId(id))?;
+        let schema = Arc::new(
+            Schema::parse_str(&text)
+                .map_err(|e| CodecError::Avro(format!("schema {id} from the registry: {e}")))?,
+        );
+        // The id belongs to the topic it came on: the registry's subjects are per topic.
+        let entry = (stream, schema);
+        self.by_id
+            .write()
+            .expect("schema cache")
+            .insert(id, entry.clone());
+        Ok(entry)
     }
 
     /// Encodes the JSON form of an event of `stream` into the wire format.
@@ -144,8 +215,7 @@ impl SchemaCatalog {
         stream: Stream,
         json: &serde_json::Value,
     ) -> Result<Vec<u8>, CodecError> {
-        let id = self.current_id(stream);
-        let (_, schema) = &self.by_id[&id];
+        let (id, schema) = &self.current[&stream];
         let value = json_to_avro(schema, json, stream.as_str())?;
         let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
             .build()
@@ -171,16 +241,17 @@ impl SchemaCatalog {
             return Err(CodecError::BadMagic(bytes[0]));
         }
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let (found, writer) = self.schema(id).ok_or(CodecError::UnknownSchemaId(id))?;
-        if *found != stream {
+        let (found, writer) = self.schema(id, stream)?;
+        let writer = writer.as_ref();
+        if found != stream {
             return Err(CodecError::WrongStream {
                 id,
                 found: found.as_str(),
                 expected: stream.as_str(),
             });
         }
-        let current = self.current_id(stream);
-        let (_, reader) = &self.by_id[&current];
+        let (current, reader) = &self.current[&stream];
+        let reader = reader.as_ref();
         let datum = &bytes[5..];
         let mut rest = datum;
         let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
@@ -202,7 +273,7 @@ impl SchemaCatalog {
         if reencoded.len() != datum.len() {
             return Err(CodecError::Avro("the datum is truncated".into()));
         }
-        let value = if id == current {
+        let value = if id == *current {
             value
         } else {
             let mut value = value;

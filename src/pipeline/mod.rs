@@ -13,7 +13,8 @@ pub mod replay;
 mod run;
 
 pub use operator::{
-    Operator, Outcome, Payload, Rejection, RejectionKind, action_counter, customer_state,
+    Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind, action_counter,
+    customer_state,
 };
 pub use run::{Health, PipelineError, Runtime, run};
 

@@ -49,6 +49,16 @@ impl RejectionKind {
     }
 }
 
+/// Why a record could not be processed now.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Something outside (the schema registry) could not be asked: retry later, refuse nothing.
+    #[error("{0}")]
+    External(String),
+}
+
 pub enum Outcome {
     Processed(Vec<OutputEvent>),
     Rejected(Rejection),
@@ -83,7 +93,7 @@ impl Operator {
         key: Option<&str>,
         payload: Payload<'_>,
         today: NaiveDate,
-    ) -> Result<Outcome, StateError> {
+    ) -> Result<Outcome, ProcessError> {
         let decoded = match payload {
             Payload::Avro(bytes) => self.catalog.decode_input(stream, bytes),
             Payload::Json(json) => codec::input_from_json(stream, json),
@@ -91,6 +101,7 @@ impl Operator {
         let reject = |kind, reason: String| Ok(Outcome::Rejected(Rejection { kind, reason }));
         let event = match decoded {
             Ok(event) => event,
+            Err(e) if e.is_external() => return Err(ProcessError::External(e.to_string())),
             Err(e) => return reject(RejectionKind::Undecodable, e.to_string()),
         };
         if let Err(e) = validate(&event) {
@@ -100,8 +111,13 @@ impl Operator {
             return reject(RejectionKind::WrongKey, e.to_string());
         }
         let customer = event.customer_key();
-        self.update(txn, partition, &customer, Some(event), today)
-            .map(Outcome::Processed)
+        Ok(Outcome::Processed(self.update(
+            txn,
+            partition,
+            &customer,
+            Some(event),
+            today,
+        )?))
     }
 
     /// Fires every timer of `partition` due on or before `today`: each customer concerned is

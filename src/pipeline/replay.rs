@@ -36,6 +36,8 @@ const CLOCK_OFFSET: &str = "replay.clock";
 pub enum ReplayError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Process(#[from] super::ProcessError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -290,13 +292,26 @@ impl Driver<'_> {
     }
 }
 
+/// The replay's state: a directory the caller names, or a temporary one removed afterwards.
+pub struct ReplayState {
+    // Field order is drop order: the store closes before its temporary directory goes.
+    pub store: Store,
+    _temp: Option<tempfile::TempDir>,
+}
+
 /// Opens `dir` as the replay's state, or a fresh temporary directory.
-pub fn open_state(dir: Option<&Path>) -> Result<(Store, Option<tempfile::TempDir>), ReplayError> {
+pub fn open_state(dir: Option<&Path>) -> Result<ReplayState, ReplayError> {
     match dir {
-        Some(dir) => Ok((Store::open(dir)?, None)),
+        Some(dir) => Ok(ReplayState {
+            store: Store::open(dir)?,
+            _temp: None,
+        }),
         None => {
             let temp = tempfile::tempdir()?;
-            Ok((Store::open(temp.path())?, Some(temp)))
+            Ok(ReplayState {
+                store: Store::open(temp.path())?,
+                _temp: Some(temp),
+            })
         }
     }
 }

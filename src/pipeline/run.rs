@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::{
-    Operator, Outcome, Payload, Rejection, RejectionKind, dead_letter_record, output_record,
+    Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind, dead_letter_record,
+    output_record,
 };
 use crate::codec::CodecError;
 use crate::config::Config;
@@ -78,6 +79,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
+    let mut last_lag = Instant::now() - LAG_INTERVAL;
     let crash_after: Option<u64> = std::env::var("CONDMON_CRASH_AFTER_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -101,16 +103,24 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             }
         };
         let today = rt.clock.today();
-        let mut txn = rt.store.txn();
-        let mut records = Vec::new();
-        let mut offsets: BTreeMap<(i32, String), i64> = BTreeMap::new();
-        for message in messages {
-            offsets.insert(
-                (message.partition, message.topic.clone()),
-                message.offset + 1,
-            );
-            records.extend(process_message(&rt, &mut txn, message, today)?);
-        }
+        // A batch that needs something outside (the schema registry) is redone from scratch
+        // until it can be: nothing of it is refused or committed meanwhile.
+        let mut backoff = Duration::from_millis(pipeline.retry_backoff_ms);
+        let (mut txn, mut records, offsets) = loop {
+            match process_batch(&rt, &messages, today) {
+                Ok(done) => break done,
+                Err(BatchError::External(e)) => {
+                    warn!(error = %e, retry_in = ?backoff, "External dependency unavailable; retrying the batch.");
+                    rt.metrics.external_retries.inc();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(BatchError::Fatal(e)) => return Err(e),
+            }
+        };
         let timers_due = last_tick.elapsed() >= tick;
         if timers_due {
             last_tick = Instant::now();
@@ -123,7 +133,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if records.is_empty() && txn.is_empty() && offsets.is_empty() {
             rt.health.beat();
             if timers_due {
-                refresh_gauges(&rt, &source);
+                refresh_gauges(&rt, &source, &mut last_lag);
             }
             continue;
         }
@@ -151,7 +161,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         source.commit_progress(&committed);
         rt.health.beat();
         if timers_due {
-            refresh_gauges(&rt, &source);
+            refresh_gauges(&rt, &source, &mut last_lag);
         }
     }
     rt.store.flush()?;
@@ -159,63 +169,102 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     Ok(())
 }
 
-fn process_message(
-    rt: &Runtime,
-    txn: &mut Txn<'_>,
-    message: InputMessage,
+enum BatchError {
+    External(String),
+    Fatal(PipelineError),
+}
+
+impl From<PipelineError> for BatchError {
+    fn from(e: PipelineError) -> Self {
+        BatchError::Fatal(e)
+    }
+}
+
+type Offsets = BTreeMap<(i32, String), i64>;
+
+/// Runs every message of a batch through the operator in one transaction. Metrics are counted
+/// only for a batch that went through, so a retried batch is not counted twice.
+fn process_batch<'s>(
+    rt: &'s Runtime,
+    messages: &[InputMessage],
     today: chrono::NaiveDate,
-) -> Result<Vec<OutRecord>, PipelineError> {
+) -> Result<(Txn<'s>, Vec<OutRecord>, Offsets), BatchError> {
+    let mut txn = rt.store.txn();
+    let mut records = Vec::new();
+    let mut offsets = Offsets::new();
+    let mut rejected = Vec::new();
     let started = Instant::now();
-    rt.metrics
-        .records_in
-        .with_label_values(&[&message.topic])
-        .inc();
-    let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
-        unreachable!("subscribed only to input topics, got {}", message.topic);
-    };
-    let key = message.key.as_deref().map(String::from_utf8_lossy);
-    let outcome = match &message.payload {
-        Some(payload) => rt.operator.process(
-            txn,
-            message.partition,
-            stream,
-            key.as_deref(),
-            Payload::Avro(payload),
-            today,
-        )?,
-        None => Outcome::Rejected(Rejection {
-            kind: RejectionKind::Undecodable,
-            reason: "record has no value (a tombstone is not an event)".into(),
-        }),
-    };
-    rt.metrics
-        .processing_seconds
-        .observe(started.elapsed().as_secs_f64());
-    match outcome {
-        Outcome::Processed(events) => encode(rt, &events),
-        Outcome::Rejected(rejection) => {
-            debug!(
-                topic = message.topic,
-                partition = message.partition,
-                offset = message.offset,
-                reason = rejection.reason,
-                "Dead letter."
-            );
-            rt.metrics
-                .dead_letters
-                .with_label_values(&[&message.topic, rejection.kind.as_str()])
-                .inc();
-            Ok(vec![dead_letter_record(
-                &rt.config.topics,
-                &message.topic,
-                message.partition,
-                message.offset,
-                message.key,
-                message.payload.unwrap_or_default(),
-                &rejection,
-            )])
+    for message in messages {
+        offsets.insert(
+            (message.partition, message.topic.clone()),
+            message.offset + 1,
+        );
+        let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
+            unreachable!("subscribed only to input topics, got {}", message.topic);
+        };
+        let key = message.key.as_deref().map(String::from_utf8_lossy);
+        let outcome = match &message.payload {
+            Some(payload) => rt
+                .operator
+                .process(
+                    &mut txn,
+                    message.partition,
+                    stream,
+                    key.as_deref(),
+                    Payload::Avro(payload),
+                    today,
+                )
+                .map_err(|e| match e {
+                    ProcessError::External(e) => BatchError::External(e),
+                    ProcessError::State(e) => BatchError::Fatal(e.into()),
+                })?,
+            None => Outcome::Rejected(Rejection {
+                kind: RejectionKind::Undecodable,
+                reason: "record has no value (a tombstone is not an event)".into(),
+            }),
+        };
+        match outcome {
+            Outcome::Processed(events) => records.extend(encode(rt, &events)?),
+            Outcome::Rejected(rejection) => {
+                debug!(
+                    topic = message.topic,
+                    partition = message.partition,
+                    offset = message.offset,
+                    reason = rejection.reason,
+                    "Dead letter."
+                );
+                rejected.push((message.topic.as_str(), rejection.kind));
+                records.push(dead_letter_record(
+                    &rt.config.topics,
+                    &message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key.clone(),
+                    message.payload.clone().unwrap_or_default(),
+                    &rejection,
+                ));
+            }
         }
     }
+    for message in messages {
+        rt.metrics
+            .records_in
+            .with_label_values(&[&message.topic])
+            .inc();
+    }
+    for (topic, kind) in rejected {
+        rt.metrics
+            .dead_letters
+            .with_label_values(&[topic, kind.as_str()])
+            .inc();
+    }
+    if !messages.is_empty() {
+        let per_record = started.elapsed().as_secs_f64() / messages.len() as f64;
+        for _ in messages {
+            rt.metrics.processing_seconds.observe(per_record);
+        }
+    }
+    Ok((txn, records, offsets))
 }
 
 fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, PipelineError> {
@@ -252,8 +301,11 @@ async fn deliver(
     }
 }
 
-/// Gauges from the durable counters and offsets of the partitions held (lag asks the broker).
-fn refresh_gauges(rt: &Runtime, source: &Source) {
+/// Lag asks the broker once per partition and topic: not on every tick.
+const LAG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Gauges from the durable counters of the partitions held, and (now and then) consumer lag.
+fn refresh_gauges(rt: &Runtime, source: &Source, last_lag: &mut Instant) {
     let assigned = source.assigned();
     rt.metrics.assigned_partitions.set(assigned.len() as i64);
     let counters: Vec<_> = assigned
@@ -261,6 +313,10 @@ fn refresh_gauges(rt: &Runtime, source: &Source) {
         .filter_map(|p| rt.store.counters(*p).ok())
         .collect();
     rt.metrics.set_state_gauges(&counters);
+    if last_lag.elapsed() < LAG_INTERVAL {
+        return;
+    }
+    *last_lag = Instant::now();
     let held: Vec<(i32, String, i64)> = assigned
         .iter()
         .filter_map(|p| Some((*p, rt.store.offsets(*p).ok()?)))

@@ -1,0 +1,223 @@
+//! Schema ids from a Confluent-compatible schema registry.
+//!
+//! No Confluent Schema Registry can run on this machine (it needs a JVM and Maven Central, or
+//! Docker), so these tests talk over real HTTP to a stand-in that implements the two calls
+//! condmon makes, with the registry's semantics: `POST /subjects/{subject}/versions` (the same
+//! schema gets the same id) and `GET /schemas/ids/{id}` (404 for an unknown id).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use condmon::codec::{CodecError, Registry, SchemaCatalog};
+use condmon::model::{InputEvent, ItemChange, ItemType, Stream};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Schemas {
+    texts: Vec<String>,
+    subjects: HashMap<String, Vec<u32>>,
+}
+
+type Shared = Arc<Mutex<Schemas>>;
+
+async fn register(
+    State(db): State<Shared>,
+    Path(subject): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let text = body["schema"].as_str().unwrap().to_string();
+    let mut db = db.lock().unwrap();
+    let id = match db.texts.iter().position(|t| *t == text) {
+        Some(i) => i as u32 + 1,
+        None => {
+            db.texts.push(text);
+            db.texts.len() as u32
+        }
+    };
+    db.subjects.entry(subject).or_default().push(id);
+    Json(json!({ "id": id }))
+}
+
+async fn by_id(State(db): State<Shared>, Path(id): Path<u32>) -> (StatusCode, Json<Value>) {
+    match db.lock().unwrap().texts.get(id as usize - 1) {
+        Some(text) => (StatusCode::OK, Json(json!({ "schema": text }))),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error_code": 40403, "message": "Schema not found" })),
+        ),
+    }
+}
+
+/// Serves the stand-in on a free port; returns its URL, its data and the server task.
+fn start(rt: &tokio::runtime::Runtime) -> (String, Shared, tokio::task::JoinHandle<()>) {
+    let db: Shared = Arc::default();
+    let app = Router::new()
+        .route("/subjects/{subject}/versions", post(register))
+        .route("/schemas/ids/{id}", get(by_id))
+        .with_state(db.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, db, server)
+}
+
+fn item() -> InputEvent {
+    InputEvent::Item(ItemChange {
+        set_id: "SHARE".into(),
+        business_unit: "US001".into(),
+        customer_id: "C1".into(),
+        item_id: "INV-1".into(),
+        item_line: 0,
+        item_type: ItemType::Invoice,
+        original_amount: "100.25".parse().unwrap(),
+        open_amount: "100.25".parse().unwrap(),
+        currency: "USD".into(),
+        accounting_date: "2026-01-01".parse().unwrap(),
+        due_date: "2026-01-31".parse().unwrap(),
+        entry_type: "IN".into(),
+        entry_reason: None,
+        disputed_amount: "0".parse().unwrap(),
+        ar_specialist: None,
+        collector: Some("JDOE".into()),
+    })
+}
+
+fn topic(stream: Stream) -> String {
+    format!("ar.{}", stream.as_str())
+}
+
+#[test]
+fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, db, _server) = start(&rt);
+    let catalog = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    {
+        let db = db.lock().unwrap();
+        assert_eq!(db.texts.len(), 6, "one schema per stream");
+        assert!(db.subjects.contains_key("ar.items-value"));
+        assert!(
+            db.texts
+                .iter()
+                .any(|t| t.contains("\"logicalType\":\"decimal\"")),
+            "logical types kept"
+        );
+    }
+    let bytes = catalog.encode_input(&item()).unwrap();
+    let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+    assert_eq!(id, catalog.current_id(Stream::Items));
+    assert!(id <= 6, "a registry id, not the manifest's 1001: {id}");
+
+    // A second instance starting against the same registry gets the same ids ...
+    let other = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    assert_eq!(other.current_id(Stream::Items), id);
+    // ... and a reader that has never seen an id asks the registry for it.
+    let reader = SchemaCatalog::bundled().unwrap();
+    assert!(matches!(
+        reader.decode_input(Stream::Items, &bytes),
+        Err(CodecError::UnknownSchemaId(_))
+    ));
+    let fresh = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    assert_eq!(fresh.decode_input(Stream::Items, &bytes).unwrap(), item());
+
+    // An id the registry does not know either is bad data, as without a registry.
+    let mut unknown = bytes.clone();
+    unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
+    let err = fresh.decode_input(Stream::Items, &unknown).unwrap_err();
+    assert!(matches!(err, CodecError::UnknownSchemaId(999)), "{err}");
+    assert!(!err.is_external());
+}
+
+#[test]
+fn records_written_with_an_older_registered_schema_resolve_into_the_current_one() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, _db, _server) = start(&rt);
+    // An older producer registered a version without `collector` and wrote with it.
+    let current: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/item_change.avsc"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut v1 = current.clone();
+    v1["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "collector");
+    let old_id = Registry::new(&url)
+        .register("ar.items-value", &v1.to_string())
+        .unwrap();
+    let v1_schema = apache_avro::Schema::parse_str(&v1.to_string()).unwrap();
+    let mut json = condmon::codec::input_to_json(&item());
+    json.as_object_mut().unwrap().remove("collector");
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&v1_schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(condmon::codec::json_to_avro(&v1_schema, &json, "items").unwrap())
+        .unwrap();
+    let mut bytes = vec![0];
+    bytes.extend(old_id.to_be_bytes());
+    bytes.extend(datum);
+
+    let catalog = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    assert_ne!(catalog.current_id(Stream::Items), old_id);
+    let InputEvent::Item(decoded) = catalog.decode_input(Stream::Items, &bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(decoded.collector, None);
+    assert_eq!(decoded.open_amount, "100.25".parse().unwrap());
+}
+
+#[test]
+fn an_unreachable_registry_is_external_trouble_not_bad_data() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, _db, server) = start(&rt);
+    let writer = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    let bytes = writer.encode_input(&item()).unwrap();
+    let reader = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic)
+        .unwrap();
+    server.abort();
+    rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(100)).await });
+    // Known ids still decode without the registry ...
+    assert_eq!(reader.decode_input(Stream::Items, &bytes).unwrap(), item());
+    // ... a new one cannot be looked up: retry later, never a dead letter.
+    let mut unseen = bytes.clone();
+    unseen[1..5].copy_from_slice(&77u32.to_be_bytes());
+    let err = reader.decode_input(Stream::Items, &unseen).unwrap_err();
+    assert!(err.is_external(), "{err}");
+    assert!(
+        err.to_string().contains("schema registry unavailable"),
+        "{err}"
+    );
+    // Starting against a registry that is down fails loudly.
+    assert!(
+        SchemaCatalog::bundled()
+            .unwrap()
+            .with_registry(Registry::new(&url), topic)
+            .is_err()
+    );
+}
