@@ -58,7 +58,7 @@ fn customer(id: &str, collector: &str) -> InputEvent {
 }
 
 fn actions(config: &Config, records: &[ReadRecord]) -> Vec<ActionEvent> {
-    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
+    let catalog = config.schema_catalog().unwrap();
     records
         .iter()
         .map(|r| {
@@ -456,5 +456,96 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
     assert_eq!(
         moved, customers,
         "each future letter moved to the list exactly once"
+    );
+}
+
+#[test]
+fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
+    let rt = runtime();
+    let mut registry = StandInRegistry::start(&rt);
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.schema_registry_url = Some(registry.url.clone());
+    create_topics(&config);
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+
+    // Another producer registers an older item schema (no `collector`) and writes with it.
+    let current: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/item_change.avsc")).unwrap(),
+    )
+    .unwrap();
+    let mut v1 = current.clone();
+    v1["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "collector");
+    let old_id = condmon::codec::Registry::new(&registry.url)
+        .register("ar.items-value", &v1.to_string())
+        .unwrap();
+    let v1_schema = apache_avro::Schema::parse_str(&v1.to_string()).unwrap();
+    let mut json =
+        condmon::codec::input_to_json(&invoice("ACME", "INV-1", "4200.00", "2026-01-15"));
+    json.as_object_mut().unwrap().remove("collector");
+    let mut payload = vec![0];
+    payload.extend(old_id.to_be_bytes());
+    payload.extend(
+        apache_avro::writer::datum::GenericDatumWriter::builder(&v1_schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(condmon::codec::json_to_avro(&v1_schema, &json, "items").unwrap())
+            .unwrap(),
+    );
+
+    // The registry goes down before condmon has seen that schema id.
+    registry.stop(&rt);
+    produce(
+        &config,
+        vec![OutRecord {
+            topic: config.topics.items.clone(),
+            key: Some(b"SHARE|ACME".to_vec()),
+            payload,
+            headers: vec![],
+        }],
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = condmon.get("/metrics");
+        if metric(&body, "condmon_external_retries_total").is_some_and(|n| n >= 2.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no retries:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead = kafka::read_topic(
+        &config,
+        &config.topics.dead_letter,
+        usize::MAX,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    assert!(dead.is_empty(), "an outage is not bad data");
+    let (_, body) = condmon.get("/metrics");
+    assert_eq!(
+        metric(&body, "condmon_records_in_total{topic=\"ar.items\"}"),
+        None,
+        "not processed yet"
+    );
+
+    // Back up: the record is processed, nothing was refused.
+    registry.restart(&rt);
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 3);
+    let created = actions(&config, &records);
+    assert_eq!(count(&created, "ACME", ActionEventKind::Created), 3);
+    assert!(
+        kafka::read_topic(
+            &config,
+            &config.topics.dead_letter,
+            usize::MAX,
+            Duration::from_millis(500)
+        )
+        .unwrap()
+        .is_empty()
     );
 }

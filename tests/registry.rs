@@ -5,67 +5,12 @@
 //! condmon makes, with the registry's semantics: `POST /subjects/{subject}/versions` (the same
 //! schema gets the same id) and `GET /schemas/ids/{id}` (404 for an unknown id).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use common::StandInRegistry;
 use condmon::codec::{CodecError, Registry, SchemaCatalog};
 use condmon::model::{InputEvent, ItemChange, ItemType, Stream};
-use serde_json::{Value, json};
-
-#[derive(Default)]
-struct Schemas {
-    texts: Vec<String>,
-    subjects: HashMap<String, Vec<u32>>,
-}
-
-type Shared = Arc<Mutex<Schemas>>;
-
-async fn register(
-    State(db): State<Shared>,
-    Path(subject): Path<String>,
-    Json(body): Json<Value>,
-) -> Json<Value> {
-    let text = body["schema"].as_str().unwrap().to_string();
-    let mut db = db.lock().unwrap();
-    let id = match db.texts.iter().position(|t| *t == text) {
-        Some(i) => i as u32 + 1,
-        None => {
-            db.texts.push(text);
-            db.texts.len() as u32
-        }
-    };
-    db.subjects.entry(subject).or_default().push(id);
-    Json(json!({ "id": id }))
-}
-
-async fn by_id(State(db): State<Shared>, Path(id): Path<u32>) -> (StatusCode, Json<Value>) {
-    match db.lock().unwrap().texts.get(id as usize - 1) {
-        Some(text) => (StatusCode::OK, Json(json!({ "schema": text }))),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error_code": 40403, "message": "Schema not found" })),
-        ),
-    }
-}
-
-/// Serves the stand-in on a free port; returns its URL, its data and the server task.
-fn start(rt: &tokio::runtime::Runtime) -> (String, Shared, tokio::task::JoinHandle<()>) {
-    let db: Shared = Arc::default();
-    let app = Router::new()
-        .route("/subjects/{subject}/versions", post(register))
-        .route("/schemas/ids/{id}", get(by_id))
-        .with_state(db.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, db, server)
-}
+use serde_json::Value;
 
 fn item() -> InputEvent {
     InputEvent::Item(ItemChange {
@@ -95,7 +40,8 @@ fn topic(stream: Stream) -> String {
 #[test]
 fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, db, _server) = start(&rt);
+    let registry = StandInRegistry::start(&rt);
+    let (url, db) = (registry.url.clone(), registry.schemas.clone());
     let catalog = SchemaCatalog::bundled()
         .unwrap()
         .with_registry(Registry::new(&url), topic)
@@ -145,7 +91,8 @@ fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
 #[test]
 fn records_written_with_an_older_registered_schema_resolve_into_the_current_one() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, _db, _server) = start(&rt);
+    let registry = StandInRegistry::start(&rt);
+    let url = registry.url.clone();
     // An older producer registered a version without `collector` and wrote with it.
     let current: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
@@ -190,7 +137,8 @@ fn records_written_with_an_older_registered_schema_resolve_into_the_current_one(
 #[test]
 fn an_unreachable_registry_is_external_trouble_not_bad_data() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (url, _db, server) = start(&rt);
+    let mut registry = StandInRegistry::start(&rt);
+    let url = registry.url.clone();
     let writer = SchemaCatalog::bundled()
         .unwrap()
         .with_registry(Registry::new(&url), topic)
@@ -200,8 +148,7 @@ fn an_unreachable_registry_is_external_trouble_not_bad_data() {
         .unwrap()
         .with_registry(Registry::new(&url), topic)
         .unwrap();
-    server.abort();
-    rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(100)).await });
+    registry.stop(&rt);
     // Known ids still decode without the registry ...
     assert_eq!(reader.decode_input(Stream::Items, &bytes).unwrap(), item());
     // ... a new one cannot be looked up: retry later, never a dead letter.

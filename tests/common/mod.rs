@@ -328,3 +328,106 @@ pub fn metric(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
+
+/// A stand-in for a Confluent-compatible schema registry (none can run on this machine: it
+/// needs a JVM and Maven Central, or Docker). Real HTTP, the registry's semantics for the two
+/// calls condmon makes: `POST /subjects/{subject}/versions` (the same schema gets the same
+/// id) and `GET /schemas/ids/{id}` (404 for an unknown id).
+pub struct StandInRegistry {
+    pub url: String,
+    pub schemas: Arc<Mutex<RegistrySchemas>>,
+    addr: std::net::SocketAddr,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+pub struct RegistrySchemas {
+    pub texts: Vec<String>,
+    pub subjects: std::collections::HashMap<String, Vec<u32>>,
+}
+
+use std::sync::{Arc, Mutex};
+
+impl StandInRegistry {
+    pub fn start(rt: &tokio::runtime::Runtime) -> StandInRegistry {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut registry = StandInRegistry {
+            url: format!("http://{addr}"),
+            schemas: Arc::default(),
+            addr,
+            server: None,
+        };
+        registry.serve(rt, listener);
+        registry
+    }
+
+    fn serve(&mut self, rt: &tokio::runtime::Runtime, listener: tokio::net::TcpListener) {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::routing::{get, post};
+        use axum::{Json, Router};
+        use serde_json::{Value, json};
+        type Shared = Arc<Mutex<RegistrySchemas>>;
+
+        async fn register(
+            State(db): State<Shared>,
+            Path(subject): Path<String>,
+            Json(body): Json<Value>,
+        ) -> Json<Value> {
+            let text = body["schema"].as_str().unwrap().to_string();
+            let mut db = db.lock().unwrap();
+            let id = match db.texts.iter().position(|t| *t == text) {
+                Some(i) => i as u32 + 1,
+                None => {
+                    db.texts.push(text);
+                    db.texts.len() as u32
+                }
+            };
+            db.subjects.entry(subject).or_default().push(id);
+            Json(json!({ "id": id }))
+        }
+
+        async fn by_id(State(db): State<Shared>, Path(id): Path<u32>) -> (StatusCode, Json<Value>) {
+            match db.lock().unwrap().texts.get((id as usize).wrapping_sub(1)) {
+                Some(text) => (StatusCode::OK, Json(json!({ "schema": text }))),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error_code": 40403, "message": "Schema not found" })),
+                ),
+            }
+        }
+
+        // No keep-alive: once stopped, the registry refuses every request, pooled or not.
+        async fn close(mut response: axum::response::Response) -> axum::response::Response {
+            response
+                .headers_mut()
+                .insert("connection", axum::http::HeaderValue::from_static("close"));
+            response
+        }
+        let app = Router::new()
+            .route("/subjects/{subject}/versions", post(register))
+            .route("/schemas/ids/{id}", get(by_id))
+            .layer(axum::middleware::map_response(close))
+            .with_state(self.schemas.clone());
+        self.server = Some(rt.spawn(async move { axum::serve(listener, app).await.unwrap() }));
+    }
+
+    /// Takes the registry down (connections refused) until `restart`.
+    pub fn stop(&mut self, rt: &tokio::runtime::Runtime) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = rt.block_on(server);
+        }
+    }
+
+    /// Serves again on the same address, with the same schemas.
+    pub fn restart(&mut self, rt: &tokio::runtime::Runtime) {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(self.addr))
+            .unwrap();
+        self.serve(rt, listener);
+    }
+}
