@@ -472,31 +472,10 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
     condmon.wait_healthy(WAIT);
 
     // Another producer registers an older item schema (no `collector`) and writes with it.
-    let current: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("schemas/item_change.avsc")).unwrap(),
-    )
-    .unwrap();
-    let mut v1 = current.clone();
-    v1["fields"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["name"] != "collector");
     let old_id = condmon::codec::Registry::new(&registry.url)
-        .register("ar.items-value", &v1.to_string())
+        .register("ar.items-value", &item_schema_v1())
         .unwrap();
-    let v1_schema = apache_avro::Schema::parse_str(&v1.to_string()).unwrap();
-    let mut json =
-        condmon::codec::input_to_json(&invoice("ACME", "INV-1", "4200.00", "2026-01-15"));
-    json.as_object_mut().unwrap().remove("collector");
-    let mut payload = vec![0];
-    payload.extend(old_id.to_be_bytes());
-    payload.extend(
-        apache_avro::writer::datum::GenericDatumWriter::builder(&v1_schema)
-            .build()
-            .unwrap()
-            .write_value_to_vec(condmon::codec::json_to_avro(&v1_schema, &json, "items").unwrap())
-            .unwrap(),
-    );
+    let payload = item_written_with_v1(&invoice("ACME", "INV-1", "4200.00", "2026-01-15"), old_id);
 
     // The registry goes down before condmon has seen that schema id.
     registry.stop(&rt);

@@ -10,7 +10,6 @@ mod common;
 use common::StandInRegistry;
 use condmon::codec::{CodecError, Registry, SchemaCatalog};
 use condmon::model::{InputEvent, ItemChange, ItemType, Stream};
-use serde_json::Value;
 
 fn item() -> InputEvent {
     InputEvent::Item(ItemChange {
@@ -94,33 +93,10 @@ fn records_written_with_an_older_registered_schema_resolve_into_the_current_one(
     let registry = StandInRegistry::start(&rt);
     let url = registry.url.clone();
     // An older producer registered a version without `collector` and wrote with it.
-    let current: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/item_change.avsc"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let mut v1 = current.clone();
-    v1["fields"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["name"] != "collector");
     let old_id = Registry::new(&url)
-        .register("ar.items-value", &v1.to_string())
+        .register("ar.items-value", &common::item_schema_v1())
         .unwrap();
-    let v1_schema = apache_avro::Schema::parse_str(&v1.to_string()).unwrap();
-    let mut json = condmon::codec::input_to_json(&item());
-    json.as_object_mut().unwrap().remove("collector");
-    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&v1_schema)
-        .build()
-        .unwrap()
-        .write_value_to_vec(condmon::codec::json_to_avro(&v1_schema, &json, "items").unwrap())
-        .unwrap();
-    let mut bytes = vec![0];
-    bytes.extend(old_id.to_be_bytes());
-    bytes.extend(datum);
+    let bytes = common::item_written_with_v1(&item(), old_id);
 
     let catalog = SchemaCatalog::bundled()
         .unwrap()

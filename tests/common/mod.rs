@@ -431,3 +431,34 @@ impl StandInRegistry {
         self.serve(rt, listener);
     }
 }
+
+/// An older version of the item schema, without `collector`, as another producer might have
+/// registered it.
+pub fn item_schema_v1() -> String {
+    let current: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/item_change.avsc")).unwrap(),
+    )
+    .unwrap();
+    let mut v1 = current;
+    v1["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "collector");
+    v1.to_string()
+}
+
+/// `event` (an item change) in the wire format, written with `item_schema_v1()` under `id`.
+pub fn item_written_with_v1(event: &InputEvent, id: u32) -> Vec<u8> {
+    let schema = apache_avro::Schema::parse_str(&item_schema_v1()).unwrap();
+    let mut json = condmon::codec::input_to_json(event);
+    json.as_object_mut().unwrap().remove("collector");
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap()
+        .write_value_to_vec(condmon::codec::json_to_avro(&schema, &json, "items").unwrap())
+        .unwrap();
+    let mut bytes = vec![0];
+    bytes.extend(id.to_be_bytes());
+    bytes.extend(datum);
+    bytes
+}
