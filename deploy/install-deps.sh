@@ -3,7 +3,7 @@
 # rocksdb crate's bindings) and the Tansu broker (for the local set-up and the tests).
 set -euo pipefail
 
-if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
+if ! dpkg -s libclang-dev >/dev/null 2>&1; then
   echo "== installing libclang-dev"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -2,16 +2,16 @@
 //!
 //! # Data flow
 //! ```text
-//! ar.items ─┐                       ┌─ per input partition ───────────────────────────┐
-//! ar.payments ─┤  kafka::Source  ──►  │ codec (Avro/JSON) → validate ─(bad)─► dead letter │
-//! ar.aging ─┤  (consumer group,    │   → engine::CustomerState::apply                 │
-//! ar.customers ─┘  seek to offsets  │   → engine::reconcile (rules, business date)     │
-//!                  kept in state)   │   → timers (ageing, future actions) ◄── clock    │
-//!                                   └──────────────┬──────────────────────────────────┘
-//!                       outputs acknowledged by the broker, then ONE RocksDB write batch
-//!                       (state + timers + counters + input offsets)
-//!                                                  ▼
-//!                                   cm.actions / cm.escalations / cm.dead-letter
+//! ar.items ──────┐                     ┌─ per input partition ───────────────────────────────┐
+//! ar.payments ───┤  kafka::Source  ──► │ codec (Avro/JSON) → validate ──(bad)──► dead letter │
+//! ar.aging ──────┤  (consumer group,   │ → engine::CustomerState::apply                      │
+//! ar.customers ──┘   seek to offsets   │ → engine::reconcile (rules, business date)          │
+//!                    kept in state)    │ → timers (ageing, future actions) ◄── clock         │
+//!                                      └──────────────────────────┬──────────────────────────┘
+//!                  outputs acknowledged by the broker, then ONE RocksDB write batch
+//!                  (state + timers + counters + input offsets)
+//!                                                                 ▼
+//!                                  cm.actions / cm.escalations / cm.dead-letter
 //! ```
 //!
 //! # Module map
