@@ -528,3 +528,56 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
         .is_empty()
     );
 }
+
+#[test]
+fn a_state_ahead_of_its_topics_stops_the_process_instead_of_skipping_records() {
+    let first = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config_a = config(&first, dir.path());
+    create_topics(&config_a);
+    let mut condmon = Condmon::start(&config_a, dir.path(), "2026-03-01");
+    produce(
+        &config_a,
+        (0..3)
+            .map(|i| {
+                record(
+                    &config_a,
+                    &invoice(&format!("C{i}"), "INV", "2000.00", "2026-01-10"),
+                )
+            })
+            .collect(),
+    );
+    wait_for(&config_a, &config_a.topics.actions, WAIT, |r| r.len() >= 9);
+    assert!(condmon.stop().success(), "clean shutdown");
+
+    // The same state against a broker whose topics start from nothing (recreated, or lost).
+    let second = Broker::start();
+    let mut config_b = config_a.clone();
+    config_b.kafka.brokers = second.addr.clone();
+    create_topics(&config_b);
+    produce(
+        &config_b,
+        vec![record(
+            &config_b,
+            &invoice("NEW", "INV", "2000.00", "2026-01-10"),
+        )],
+    );
+    let mut condmon = Condmon::start(&config_b, dir.path(), "2026-03-01");
+    let status = condmon.wait_exit(WAIT);
+    assert!(!status.success(), "refuses to read on");
+    let log = std::fs::read_to_string(dir.path().join("condmon.log")).unwrap();
+    assert!(
+        log.contains("the topic was recreated or lost data"),
+        "{log}"
+    );
+    assert!(
+        kafka::read_topic(
+            &config_b,
+            &config_b.topics.actions,
+            usize::MAX,
+            Duration::from_millis(500)
+        )
+        .unwrap()
+        .is_empty()
+    );
+}

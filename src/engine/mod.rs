@@ -16,7 +16,7 @@ use crate::model::{
 use crate::rules::{CollectionRule, RuleSet};
 
 pub use collection::{CollectionFigures, evaluate_collection, resolve_owner};
-pub use state::{Action, CustomerState, Violation, item_key};
+pub use state::{Action, CustomerState, Violation};
 
 /// Name of the timer that re-evaluates a customer when ageing can change a condition.
 pub const AGEING_TIMER: &str = "ageing";

@@ -61,7 +61,7 @@ pub struct Action {
     pub closed_on: Option<NaiveDate>,
 }
 
-pub fn item_key(item_id: &str, line: i32) -> String {
+fn item_key(item_id: &str, line: i32) -> String {
     format!("{item_id}#{line}")
 }
 
@@ -101,9 +101,5 @@ impl CustomerState {
             }
             InputEvent::Customer(customer) => self.customer = Some(customer),
         }
-    }
-
-    pub fn count_actions(&self, status: ActionStatus) -> usize {
-        self.actions.values().filter(|a| a.status == status).count()
     }
 }

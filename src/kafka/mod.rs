@@ -109,14 +109,27 @@ pub struct SourceContext {
     /// The offset each partition was positioned at: anything a broker returns below it was
     /// processed already and is dropped (a broker may return a whole batch around the offset).
     floors: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// What makes reading unsafe; the run loop stops on the first.
+    problems: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientContext for SourceContext {}
 
 impl SourceContext {
+    fn problem(&self, message: String) {
+        tracing::error!(problem = message, "Cannot read this partition safely.");
+        self.problems.lock().expect("problems lock").push(message);
+    }
+
     /// Positions each partition of `tpl` at the offset kept with its state, or at the beginning
-    /// of a partition this node has no state for, and records it as held.
-    fn position(&self, tpl: &mut TopicPartitionList) {
+    /// of a partition this node has no state for, and records it as held. A partition whose
+    /// kept offset lies beyond its end (`high_watermark`) is a problem, not a position: the
+    /// topic was recreated or lost data, and reading on would skip records silently.
+    fn position(
+        &self,
+        tpl: &mut TopicPartitionList,
+        high_watermark: impl Fn(&str, i32) -> Option<i64>,
+    ) {
         let mut assigned = self.assigned.lock().expect("assigned lock");
         let elements: Vec<(String, i32)> = tpl
             .elements()
@@ -124,20 +137,32 @@ impl SourceContext {
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
         for (topic, partition) in elements {
-            if let Err(e) = self.store.ensure_partition(partition) {
-                panic!("cannot create state for partition {partition}: {e}");
-            }
-            let offsets = self
+            let offsets = match self
                 .store
-                .offsets(partition)
-                .unwrap_or_else(|e| panic!("reading offsets: {e}"));
-            let offset = offsets
-                .get(&topic)
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            self.floors.lock().expect("floors lock").insert(
-                (topic.clone(), partition),
-                offsets.get(&topic).copied().unwrap_or(0),
-            );
+                .ensure_partition(partition)
+                .and_then(|()| self.store.offsets(partition))
+            {
+                Ok(offsets) => offsets,
+                Err(e) => {
+                    self.problem(format!("state of partition {partition}: {e}"));
+                    continue;
+                }
+            };
+            let stored = offsets.get(&topic).copied();
+            if let (Some(stored), Some(end)) = (stored, high_watermark(&topic, partition)) {
+                if stored > end {
+                    self.problem(format!(
+                        "{topic}/{partition}: the state has read up to offset {stored} but the \
+                         partition ends at {end}: the topic was recreated or lost data. Restore \
+                         it, or clear the state directory to rebuild from what the topic holds."
+                    ));
+                }
+            }
+            let offset = stored.map_or(Offset::Beginning, Offset::Offset);
+            self.floors
+                .lock()
+                .expect("floors lock")
+                .insert((topic.clone(), partition), stored.unwrap_or(0));
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 warn!(topic, partition, error = %e, "Could not position the partition.");
             }
@@ -157,7 +182,9 @@ impl ConsumerContext for SourceContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.position(tpl);
+                self.position(tpl, |topic, partition| {
+                    high_watermark(consumer, topic, partition)
+                });
                 if let Err(e) = consumer.assign(tpl) {
                     warn!(error = %e, "Assign failed.");
                 }
@@ -175,20 +202,34 @@ impl ConsumerContext for SourceContext {
 }
 
 /// The consumer group member reading the input topics.
+fn high_watermark<C: Consumer<SourceContext>>(
+    consumer: &C,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .ok()
+        .map(|(_, high)| high)
+}
+
 pub struct Source {
     consumer: StreamConsumer<SourceContext>,
     assigned: Arc<Mutex<BTreeSet<i32>>>,
     floors: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    problems: Arc<Mutex<Vec<String>>>,
 }
 
 impl Source {
     pub fn new(config: &Config, store: Store) -> Result<Source, BrokerError> {
         let assigned = Arc::new(Mutex::new(BTreeSet::new()));
         let floors = Arc::new(Mutex::new(HashMap::new()));
+        let problems = Arc::new(Mutex::new(Vec::new()));
         let context = SourceContext {
             store,
             assigned: assigned.clone(),
             floors: floors.clone(),
+            problems: problems.clone(),
         };
         let mut client = client_config(config);
         for (k, v) in &config.kafka.consumer {
@@ -222,7 +263,9 @@ impl Source {
                         tpl.add_partition(topic, *partition);
                     }
                 }
-                consumer.context().position(&mut tpl);
+                consumer.context().position(&mut tpl, |topic, partition| {
+                    high_watermark(&consumer, topic, partition)
+                });
                 consumer.assign(&tpl)?;
             }
         }
@@ -230,6 +273,7 @@ impl Source {
             consumer,
             assigned,
             floors,
+            problems,
         })
     }
 
@@ -263,6 +307,15 @@ impl Source {
                     .is_none_or(|floor| m.offset >= *floor)
         });
         Ok(batch)
+    }
+
+    /// The first reason reading cannot go on safely, if any (see `SourceContext::position`).
+    pub fn problem(&self) -> Option<String> {
+        self.problems
+            .lock()
+            .expect("problems lock")
+            .first()
+            .cloned()
     }
 
     pub fn assigned(&self) -> Vec<i32> {

@@ -30,6 +30,8 @@ pub enum PipelineError {
     Encode(#[from] CodecError),
     #[error("starting the Kafka clients: {0}")]
     Broker(#[from] BrokerError),
+    #[error("{0}")]
+    Partition(String),
 }
 
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
@@ -94,6 +96,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             batch = source.next_batch(pipeline.max_batch, tick, Duration::from_millis(pipeline.linger_ms)) => batch,
             _ = shutdown.changed() => break,
         };
+        if let Some(problem) = source.problem() {
+            return Err(PipelineError::Partition(problem));
+        }
         let messages = match batch {
             Ok(messages) => messages,
             Err(e) => {

@@ -62,11 +62,6 @@ pub enum StateError {
     Corrupt { store: String, message: String },
 }
 
-/// A durable counter kept per partition (actions by status, timers pending), updated in the
-/// same write batch as the state it counts, so it survives restarts exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CounterName(pub String);
-
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Db>,

@@ -157,7 +157,8 @@ pub struct DueTimer {
     pub name: String,
 }
 
-/// Counter of pending timers per partition (see [`crate::state::CounterName`]).
+/// The durable per-partition counter of pending timers (kept in the same write batch as the
+/// timers themselves, so it is exact across restarts).
 pub const TIMERS_PENDING: &str = "timers.pending";
 
 /// Timer operations on one partition within a transaction.
