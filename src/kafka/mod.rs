@@ -295,7 +295,12 @@ impl Source {
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Err(_) => break,
-                Ok(message) => batch.push(detach(&message?)),
+                Ok(Ok(message)) => batch.push(detach(&message)),
+                // Keep what was read: dropping it would let the next commit skip it.
+                Ok(Err(e)) => {
+                    warn!(error = %e, "Consumer error; processing the records read so far.");
+                    break;
+                }
             }
         }
         let assigned = self.assigned();
