@@ -24,6 +24,11 @@ pub enum ValidationError {
     },
     #[error("{0}")]
     Amount(String),
+    #[error("{field} {date} is outside the years 1900..=2199")]
+    DateRange {
+        field: &'static str,
+        date: chrono::NaiveDate,
+    },
     #[error("the key `{key}` does not match the event's setID and customer `{expected}`")]
     KeyMismatch { key: String, expected: String },
 }
@@ -50,9 +55,25 @@ pub fn validate_key(event: &InputEvent, key: Option<&str>) -> Result<(), Validat
     }
 }
 
+/// Dates far outside business time would overflow date arithmetic downstream.
+fn date(field: &'static str, value: chrono::NaiveDate) -> Result<(), ValidationError> {
+    use chrono::Datelike;
+    if (1900..2200).contains(&value.year()) {
+        Ok(())
+    } else {
+        Err(ValidationError::DateRange { field, date: value })
+    }
+}
+
+/// Ids become parts of keys with 16-bit length prefixes; 255 bytes is plenty for any ERP id.
 fn id(field: &'static str, value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         return Err(ValidationError::Empty(field));
+    }
+    if value.len() > 255 {
+        return Err(ValidationError::Amount(format!(
+            "field `{field}` is longer than 255 bytes"
+        )));
     }
     if value.contains(KEY_SEPARATOR) {
         return Err(ValidationError::Separator {
@@ -80,6 +101,8 @@ fn item(e: &ItemChange) -> Result<(), ValidationError> {
     id("business_unit", &e.business_unit)?;
     id("item_id", &e.item_id)?;
     currency(&e.currency)?;
+    date("due_date", e.due_date)?;
+    date("accounting_date", e.accounting_date)?;
     let wrong_side = |amount: Decimal| {
         if e.item_type.is_credit() {
             amount > Decimal::ZERO
@@ -110,6 +133,7 @@ fn payment(e: &PaymentChange) -> Result<(), ValidationError> {
     id("business_unit", &e.business_unit)?;
     id("payment_id", &e.payment_id)?;
     currency(&e.currency)?;
+    date("payment_date", e.payment_date)?;
     if e.amount <= Decimal::ZERO {
         return Err(ValidationError::Amount(format!(
             "payment amount {} must be positive",
@@ -143,6 +167,7 @@ fn aging(e: &AgingSnapshot) -> Result<(), ValidationError> {
     id("business_unit", &e.business_unit)?;
     id("aging_id", &e.aging_id)?;
     currency(&e.currency)?;
+    date("as_of_date", e.as_of_date)?;
     if e.buckets.iter().any(|b| b.category.trim().is_empty()) {
         return Err(ValidationError::Empty("buckets.category"));
     }
@@ -251,6 +276,15 @@ mod tests {
             check_item(e).unwrap_err(),
             "`usd` is not an ISO 4217 currency code"
         );
+        let mut e = item(ItemType::Invoice, "10");
+        e.due_date = "9999-12-31".parse().unwrap();
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "due_date 9999-12-31 is outside the years 1900..=2199"
+        );
+        let mut e = item(ItemType::Invoice, "10");
+        e.item_id = "x".repeat(256);
+        assert!(check_item(e).unwrap_err().contains("longer than 255 bytes"));
         let mut e = item(ItemType::Invoice, "10");
         e.disputed_amount = "10.01".parse().unwrap();
         assert_eq!(
