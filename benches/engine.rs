@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use condmon::codec::SchemaCatalog;
-use condmon::engine::{CustomerState, reconcile};
+use condmon::engine::{CustomerState, FxTable, reconcile};
 use condmon::model::{CustomerKey, InputEvent, ItemChange, ItemType};
 use condmon::pipeline::{Operator, Payload};
 use condmon::rules::RuleSet;
@@ -63,15 +63,16 @@ fn benches(c: &mut Criterion) {
     let rules = rules();
     let mut state = CustomerState::default();
     for n in 0..50 {
-        state.apply(item(1, n));
+        state.apply(item(1, n), today);
     }
     let key = CustomerKey::new("SHARE", "C000001");
+    let fx = FxTable::default();
     let mut group = c.benchmark_group("reconcile");
     group.throughput(Throughput::Elements(1));
     group.bench_function("customer_with_50_items", |b| {
         b.iter_batched(
             || state.clone(),
-            |mut s| reconcile(&mut s, &key, &rules, today),
+            |mut s| reconcile(&mut s, &key, &rules, &fx, today),
             BatchSize::SmallInput,
         )
     });
@@ -85,10 +86,7 @@ fn benches(c: &mut Criterion) {
     let records: Vec<(String, Vec<u8>)> = (0..50_000u32)
         .map(|n| {
             let event = item(n % 10_000, n / 10_000);
-            (
-                event.customer_key().encode(),
-                catalog.encode_input(&event).unwrap(),
-            )
+            (event.record_key(), catalog.encode_input(&event).unwrap())
         })
         .collect();
     let mut group = c.benchmark_group("operator");

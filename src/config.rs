@@ -59,8 +59,16 @@ pub struct TopicsConfig {
     pub payments: String,
     pub aging: String,
     pub customers: String,
+    pub history: String,
+    /// condmon's internal topic: children's figures keyed by their parent.
+    pub child_figures: String,
+    /// Exchange rates: a compacted topic every instance reads whole.
+    pub fx_rates: String,
     pub actions: String,
     pub escalations: String,
+    pub conditions: String,
+    /// Rule documents (TOML), compacted: a newer valid version replaces the rule set live.
+    pub rules: String,
     pub dead_letter: String,
     /// Every topic has this many partitions: the inputs must be co-partitioned.
     pub partitions: i32,
@@ -116,8 +124,13 @@ impl Default for TopicsConfig {
             payments: "ar.payments".into(),
             aging: "ar.aging".into(),
             customers: "ar.customers".into(),
+            history: "ar.history".into(),
+            child_figures: "condmon.child-figures".into(),
+            fx_rates: "ar.fx-rates".into(),
             actions: "cm.actions".into(),
             escalations: "cm.escalations".into(),
+            conditions: "cm.conditions".into(),
+            rules: "cm.rules".into(),
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
             replication_factor: 1,
@@ -168,20 +181,21 @@ impl TopicsConfig {
             Stream::Payments => &self.payments,
             Stream::Aging => &self.aging,
             Stream::Customers => &self.customers,
+            Stream::History => &self.history,
+            Stream::ChildFigures => &self.child_figures,
+            Stream::FxRates => &self.fx_rates,
             Stream::Actions => &self.actions,
             Stream::Escalations => &self.escalations,
+            Stream::Conditions => &self.conditions,
         }
     }
 
     pub fn stream_of(&self, topic: &str) -> Option<Stream> {
-        Stream::INPUTS
-            .into_iter()
-            .chain(Stream::OUTPUTS)
-            .find(|s| self.topic(*s) == topic)
+        Stream::all().find(|s| self.topic(*s) == topic)
     }
 
     /// Every topic: inputs keyed by customer (so `delete`: compaction would keep one event per
-    /// customer), outputs and the dead letters.
+    /// customer), reference data keyed by record (compacted), outputs and the dead letters.
     pub fn all(&self) -> Vec<TopicSpec> {
         let mut specs: Vec<TopicSpec> = Stream::INPUTS
             .into_iter()
@@ -191,6 +205,12 @@ impl TopicsConfig {
                 role: "input",
                 cleanup: Cleanup::Delete,
             })
+            .chain(Stream::GLOBAL_INPUTS.into_iter().map(|s| TopicSpec {
+                name: self.topic(s).to_string(),
+                stream: Some(s),
+                role: "global",
+                cleanup: Cleanup::Compact,
+            }))
             .chain(Stream::OUTPUTS.into_iter().map(|s| TopicSpec {
                 name: self.topic(s).to_string(),
                 stream: Some(s),
@@ -198,6 +218,12 @@ impl TopicsConfig {
                 cleanup: Cleanup::Delete,
             }))
             .collect();
+        specs.push(TopicSpec {
+            name: self.rules.clone(),
+            stream: None,
+            role: "global",
+            cleanup: Cleanup::Compact,
+        });
         specs.push(TopicSpec {
             name: self.dead_letter.clone(),
             stream: None,
@@ -262,13 +288,13 @@ mod tests {
     fn the_shipped_configuration_loads_and_names_every_stream() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/condmon.toml");
         let config = Config::load(&path).unwrap();
-        for stream in Stream::INPUTS.into_iter().chain(Stream::OUTPUTS) {
+        for stream in Stream::all() {
             assert_eq!(
                 config.topics.stream_of(config.topics.topic(stream)),
                 Some(stream)
             );
         }
-        assert_eq!(config.topics.all().len(), 7);
+        assert_eq!(config.topics.all().len(), 12);
     }
 
     #[test]

@@ -2,31 +2,39 @@
 //!
 //! # Data flow
 //! ```text
-//! ar.items ──────┐                     ┌─ per input partition ───────────────────────────────┐
-//! ar.payments ───┤  kafka::Source  ──► │ codec (Avro/JSON) → validate ──(bad)──► dead letter │
-//! ar.aging ──────┤  (consumer group,   │ → engine::CustomerState::apply                      │
-//! ar.customers ──┘   seek to offsets   │ → engine::reconcile (rules, business date)          │
-//!                    kept in state)    │ → timers (ageing, future actions) ◄── clock         │
-//!                                      └──────────────────────────┬──────────────────────────┘
+//! ar.items ───────────────┐                 ┌─ per input partition N ───────────────────────────┐
+//! ar.payments ────────────┤ kafka::Source ─►│ codec (Avro/JSON) → validate ──(bad)──► dead letter│
+//! ar.aging ───────────────┤ (group, seek to │ → engine::CustomerState::apply (running balances, │
+//! ar.customers ───────────┤  offsets kept   │   statistics, children's figures)                 │
+//! ar.history ─────────────┤  in state)      │ → engine::reconcile (rules × ledger × rates × date)│
+//! condmon.child-figures ──┘                 │ → timers (ageing, plan steps) ◄── clock           │
+//!                                           └──────────────┬────────────────────────────────────┘
+//! ar.fx-rates, cm.rules ──► kafka::GlobalReader (whole topics, every instance): exchange rates
+//!                           and rule documents; a change re-evaluates the customers it concerns
 //!                  outputs acknowledged by the broker, then ONE RocksDB write batch
-//!                  (state + timers + counters + input offsets)
-//!                                                                 ▼
-//!                                  cm.actions / cm.escalations / cm.dead-letter
+//!                  (state + timers + indexes + counters + input offsets + reference fingerprint)
+//!                                                          ▼
+//!            cm.actions / cm.escalations / cm.conditions / cm.dead-letter
+//!            condmon.child-figures (a child's figures, keyed by its parent: read back above)
 //! ```
 //!
 //! # Module map
 //! - [`model`]: the events and domain types, pure data; [`model::validate`] is the semantic check.
 //! - [`codec`]: Avro in the Confluent wire format and JSON, both to and from the model; schema
 //!   ids from `schemas/manifest.toml` or a Confluent-compatible schema registry.
-//! - [`rules`]: collection rules and action templates, parsed and validated once.
-//! - [`engine`]: the pure decisions: conditions, violations, action plans (no I/O, no clock).
+//! - [`rules`]: installation options, aging definitions, collection and assessment rules (the
+//!   condition catalog) at setID / customer-group / customer level, action templates; parsed
+//!   and validated once.
+//! - [`engine`]: the pure decisions: conditions, violations, action plans, exchange rates,
+//!   statistics, relationships (no I/O, no clock).
 //! - [`state`]: RocksDB stores per input partition, written through one transaction per batch.
 //! - [`timer`]: the injected clock and durable timers (by due date and by key).
-//! - [`pipeline`]: the operator (decode → validate → apply → reconcile → timers) and the commit
-//!   protocol shared by the Kafka run loop and `replay`. Errors are classified there: bad data
-//!   → dead letter; external (broker, registry) → retried with back-off; internal (state,
-//!   encoding) → the process stops.
-//! - [`kafka`]: rdkafka consumer, producer and admin; nothing else sees rdkafka types.
+//! - [`pipeline`]: the operator (decode → validate → apply → reconcile → timers, reference data)
+//!   and the commit protocol shared by the Kafka run loop and `replay`. Errors are classified
+//!   there: bad data → dead letter; external (broker, registry) → retried with back-off;
+//!   internal (state, encoding) → the process stops.
+//! - [`kafka`]: rdkafka consumer, reference-topic reader, producer and admin; nothing else sees
+//!   rdkafka types.
 //! - [`api`]: HTTP `/metrics`, `/healthz` and state queries; [`metrics`] defines the metrics.
 //! - [`config`]: the TOML configuration and its defaults.
 //! - [`cli`]: one file per subcommand.

@@ -19,8 +19,11 @@ pub struct Metrics {
     pub timers_fired: IntCounter,
     pub timers_pending: IntGauge,
     pub actions: IntGaugeVec,
+    pub violations: IntGaugeVec,
+    pub customers_flagged: IntGauge,
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
+    pub rules_version: IntGauge,
 }
 
 impl Metrics {
@@ -107,6 +110,15 @@ impl Metrics {
                 "Actions by status, over the partitions held here.",
                 &["status"],
             ),
+            violations: gauge_vec(
+                "violations",
+                "Active violations by condition code, over the partitions held here.",
+                &["condition"],
+            ),
+            customers_flagged: gauge(
+                "customers_flagged",
+                "Customers with a rule that cannot be evaluated (e.g. a missing exchange rate), over the partitions held here.",
+            ),
             consumer_lag: gauge_vec(
                 "consumer_lag",
                 "Records between the committed position and the end of the partition.",
@@ -115,6 +127,10 @@ impl Metrics {
             assigned_partitions: gauge(
                 "assigned_partitions",
                 "Input partitions held by this instance.",
+            ),
+            rules_version: gauge(
+                "rules_version",
+                "Version of the rule set in force (the topology file's, or a newer one from the rules topic).",
             ),
             registry,
         }
@@ -129,6 +145,18 @@ impl Metrics {
                 .with_label_values(&[status.as_str()])
                 .set(sum(&crate::pipeline::action_counter(status)));
         }
+        let conditions: std::collections::BTreeSet<&str> = counters
+            .iter()
+            .flat_map(|c| c.keys())
+            .filter_map(|name| name.strip_prefix(crate::pipeline::VIOLATIONS_PREFIX))
+            .collect();
+        for condition in conditions {
+            self.violations
+                .with_label_values(&[condition])
+                .set(sum(&crate::pipeline::violation_counter(condition)));
+        }
+        self.customers_flagged
+            .set(sum(crate::pipeline::CUSTOMERS_FLAGGED));
     }
 
     /// The text exposition format served on `/metrics`.

@@ -19,8 +19,9 @@ fn rules_check_accepts_the_shipped_rules() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("valid (version 1, 1 collection rule(s), 1 template(s))")
+        String::from_utf8_lossy(&out.stdout).contains(
+            "valid (version 1, 4 collection rule(s), 7 assessment rule(s), 4 template(s))"
+        )
     );
 }
 
@@ -30,8 +31,8 @@ fn rules_check_lists_every_problem_and_fails() {
     let bad = dir.path().join("bad.toml");
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topology/rules.toml"))
         .unwrap()
-        .replace("currency = \"USD\"", "currency = \"DOLLARS\"")
-        .replace("due_days = 5", "due_days = -5");
+        .replacen("currency = \"USD\"", "currency = \"DOLLARS\"", 1)
+        .replacen("due_days = 5", "due_days = -5", 1);
     std::fs::write(&bad, text).unwrap();
     let out = condmon(&["rules", "check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -57,8 +58,11 @@ fn topology_prints_every_topic_with_its_cleanup_policy() {
         "ar.payments",
         "ar.aging",
         "ar.customers",
+        "ar.history",
+        "condmon.child-figures",
         "cm.actions",
         "cm.escalations",
+        "cm.conditions",
         "cm.dead-letter",
     ] {
         assert!(
@@ -67,7 +71,15 @@ fn topology_prints_every_topic_with_its_cleanup_policy() {
             "{topic}:\n{text}"
         );
     }
+    for topic in ["ar.fx-rates", "cm.rules"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(topic) && l.contains("cleanup.policy=compact")),
+            "{topic}:\n{text}"
+        );
+    }
     assert!(text.contains("timers-by-due.N"));
+    assert!(text.contains("customers-by-currency.N"));
 }
 
 #[test]
@@ -90,7 +102,7 @@ fn replay_writes_ndjson_and_reports_dead_letters() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("3 dead letter(s)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 dead letter(s)"));
     let written = std::fs::read_to_string(&output).unwrap();
     let golden = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -54,6 +54,7 @@ fn customer(id: &str, collector: &str) -> InputEvent {
         corporate_parent: None,
         remit_from_parent: None,
         correspondence_parent: None,
+        credit_hold: false,
     })
 }
 
@@ -323,11 +324,11 @@ fn expected_outputs(
     for event in events {
         let mut txn = store.txn();
         let bytes = catalog.encode_input(event).unwrap();
-        let key = event.customer_key().encode();
+        let key = event.record_key();
         let Outcome::Processed(events) = operator
             .process(
                 &mut txn,
-                0,
+                &[0],
                 event.stream(),
                 Some(&key),
                 Payload::Avro(&bytes),

@@ -55,7 +55,10 @@ fn the_sample_ledger_replays_to_the_golden_output() {
         "replay output differs from {}",
         golden.display()
     );
-    assert_eq!(summary.dead_letters, 3);
+    assert_eq!(
+        summary.dead_letters, 4,
+        "three bad records and one invalid rule document"
+    );
 }
 
 #[test]

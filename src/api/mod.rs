@@ -28,6 +28,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/customers/{set_id}/{customer_id}", get(customer))
+        .route(
+            "/customers/{set_id}/{customer_id}/violations",
+            get(violations),
+        )
         .with_state(state)
 }
 
@@ -56,11 +60,35 @@ async fn customer(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
 ) -> Response {
-    let key = CustomerKey::new(set_id, customer_id);
+    with_customer(&state, CustomerKey::new(set_id, customer_id), |found| {
+        Json(found).into_response()
+    })
+}
+
+/// The customer's active violations (by slot) and the rules it is flagged for: those that
+/// cannot be evaluated now, with why.
+async fn violations(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    with_customer(&state, CustomerKey::new(set_id, customer_id), |found| {
+        Json(serde_json::json!({
+            "violations": found.violations,
+            "blocked": found.blocked,
+        }))
+        .into_response()
+    })
+}
+
+fn with_customer(
+    state: &ApiState,
+    key: CustomerKey,
+    respond: impl FnOnce(crate::engine::CustomerState) -> Response,
+) -> Response {
     let txn = state.store.txn();
     for partition in state.store.partitions() {
         match customer_state(&txn, partition, &key) {
-            Ok(Some(found)) => return Json(found).into_response(),
+            Ok(Some(found)) => return respond(found),
             Ok(None) => {}
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }

@@ -1,4 +1,5 @@
-//! `condmon feed`: send a replay-format NDJSON file to the input topics, as the ERP would.
+//! `condmon feed`: send a replay-format NDJSON file to the input topics, as the ERP would
+//! (and its rule documents to the rules topic).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -32,19 +33,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let at = || format!("{}:{}", args.input.display(), index + 1);
         let parsed: ReplayLine = serde_json::from_str(&line).with_context(at)?;
-        let ReplayLine::Record {
-            stream, key, value, ..
-        } = parsed
-        else {
-            continue;
+        let (stream, key, value) = match parsed {
+            ReplayLine::Record {
+                stream, key, value, ..
+            } => (stream, key, value),
+            // A rule document goes to the rules topic as its TOML text.
+            ReplayLine::Rules { rules, .. } => {
+                records.push(OutRecord {
+                    topic: config.topics.rules.clone(),
+                    key: Some(b"rules".to_vec()),
+                    payload: rules.into_bytes(),
+                    headers: Vec::new(),
+                });
+                continue;
+            }
+            ReplayLine::Advance { .. } => continue,
         };
         let event = codec::input_from_json(stream, value).with_context(at)?;
         records.push(OutRecord {
             topic: config.topics.topic(stream).to_string(),
-            key: Some(
-                key.unwrap_or_else(|| event.customer_key().encode())
-                    .into_bytes(),
-            ),
+            key: Some(key.unwrap_or_else(|| event.record_key()).into_bytes()),
             payload: catalog.encode_input(&event).with_context(at)?,
             headers: Vec::new(),
         });

@@ -16,7 +16,7 @@ use crate::pipeline::{HEADER_KIND, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASO
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Which stream to read: actions, escalations, or dead-letter.
+    /// Which stream to read: actions, escalations, conditions, child-figures or dead-letter.
     #[arg(long, default_value = "actions")]
     stream: String,
     /// Stop after this many records.
@@ -78,24 +78,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn table_line(event: &OutputEvent) -> String {
     match event {
         OutputEvent::Action(a) => format!(
-            "{}  {:<8} {:<13} {:<5} {:<16} owner={:<7} due={}  past due {} {} ({} days){}",
+            "{}  {:<9} {:<5} {:<13} {:<5} {:<16} owner={:<7} due={}  {}{}",
             a.business_date,
             a.customer_id,
+            a.condition,
             format!("{:?}", a.kind),
             a.action_code,
             format!("{:?}", a.status),
             a.owner.as_deref().unwrap_or("-"),
             a.due_date,
-            a.evidence.past_due_amount,
-            a.evidence.currency,
-            a.evidence.oldest_days_past_due,
+            evidence_summary(&a.condition, &a.evidence),
             a.cancel_reason
-                .and_then(|r| serde_json::to_value(r).ok())
-                .and_then(|v| v.as_str().map(|s| format!("  [{s}]")))
+                .map(|r| format!("  [{}]", r.as_str()))
                 .unwrap_or_default(),
         ),
         OutputEvent::Escalation(e) => format!(
-            "{}  {:<8} escalated step {} -> {} ({}) after {} days in violation",
+            "{}  {:<9} escalated step {} -> {} ({}) after {} days in violation",
             e.business_date,
             e.customer_id,
             e.from_step,
@@ -103,5 +101,52 @@ fn table_line(event: &OutputEvent) -> String {
             e.action_code,
             e.days_in_violation
         ),
+        OutputEvent::Condition(c) => format!(
+            "{}  {:<9} {:<20} {} ({}, {}){}",
+            c.business_date,
+            c.customer_id,
+            format!("{:?}", c.kind),
+            c.rule_id,
+            c.condition,
+            c.monitor_role.as_str(),
+            c.reason
+                .as_deref()
+                .map(|r| format!("  [{r}]"))
+                .unwrap_or_default(),
+        ),
+        OutputEvent::ChildFigures { figures, .. } => format!(
+            "{} -> {} ({}): {} line(s), {} cash",
+            figures.child_id,
+            figures.customer_id,
+            figures.role.as_str(),
+            figures.lines.len(),
+            figures.cash.len()
+        ),
+    }
+}
+
+/// The figure that made the violation, in a few words.
+fn evidence_summary(condition: &str, e: &crate::model::Evidence) -> String {
+    if let Some(item) = &e.item {
+        return format!(
+            "item {} open {} {}",
+            item.item_id, item.open_amount, item.currency
+        );
+    }
+    if let Some(stat) = &e.statistic {
+        return format!(
+            "{} {} {} {} ({})",
+            stat.history_id, stat.value, stat.comparison, stat.threshold, stat.source
+        );
+    }
+    if condition == "COLL" {
+        return format!(
+            "past due {} {} ({} days)",
+            e.past_due_amount, e.currency, e.oldest_days_past_due
+        );
+    }
+    match e.measured_amount {
+        Some(measured) => format!("{} vs {} {}", measured, e.threshold_amount, e.currency),
+        None => format!("past due {} {}", e.past_due_amount, e.currency),
     }
 }

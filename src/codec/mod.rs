@@ -132,8 +132,8 @@ impl SchemaCatalog {
                 current.insert(entry.stream, (entry.id, schema));
             }
         }
-        for stream in Stream::INPUTS.iter().chain(&Stream::OUTPUTS) {
-            if !current.contains_key(stream) {
+        for stream in Stream::all() {
+            if !current.contains_key(&stream) {
                 return Err(invalid(
                     &manifest_path,
                     format!("no schema for stream `{}`", stream.as_str()),
@@ -343,6 +343,9 @@ pub fn input_from_json(stream: Stream, json: serde_json::Value) -> Result<InputE
         Stream::Payments => InputEvent::Payment(from_json(json)?),
         Stream::Aging => InputEvent::Aging(from_json(json)?),
         Stream::Customers => InputEvent::Customer(from_json(json)?),
+        Stream::History => InputEvent::History(from_json(json)?),
+        Stream::ChildFigures => InputEvent::ChildFigures(from_json(json)?),
+        Stream::FxRates => InputEvent::FxRate(from_json(json)?),
         other => {
             return Err(CodecError::Shape(format!(
                 "`{}` is not an input stream",
@@ -358,6 +361,9 @@ pub fn input_to_json(event: &InputEvent) -> serde_json::Value {
         InputEvent::Payment(e) => serde_json::to_value(e),
         InputEvent::Aging(e) => serde_json::to_value(e),
         InputEvent::Customer(e) => serde_json::to_value(e),
+        InputEvent::History(e) => serde_json::to_value(e),
+        InputEvent::ChildFigures(e) => serde_json::to_value(e),
+        InputEvent::FxRate(e) => serde_json::to_value(e),
     };
     json.expect("model types always serialize")
 }
@@ -369,6 +375,11 @@ pub fn output_from_json(
     Ok(match stream {
         Stream::Actions => OutputEvent::Action(from_json(json)?),
         Stream::Escalations => OutputEvent::Escalation(from_json(json)?),
+        Stream::Conditions => OutputEvent::Condition(from_json(json)?),
+        Stream::ChildFigures => OutputEvent::ChildFigures {
+            event_id: String::new(),
+            figures: from_json(json)?,
+        },
         other => {
             return Err(CodecError::Shape(format!(
                 "`{}` is not an output stream",
@@ -382,6 +393,8 @@ pub fn output_to_json(event: &OutputEvent) -> serde_json::Value {
     let json = match event {
         OutputEvent::Action(e) => serde_json::to_value(e),
         OutputEvent::Escalation(e) => serde_json::to_value(e),
+        OutputEvent::Condition(e) => serde_json::to_value(e),
+        OutputEvent::ChildFigures { figures, .. } => serde_json::to_value(figures),
     };
     json.expect("model types always serialize")
 }

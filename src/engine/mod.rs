@@ -1,338 +1,451 @@
-//! The decisions, as pure functions of (customer state, rules, business date).
+//! The decisions, as pure functions of (customer state, rules, exchange rates, business date).
 //!
 //! `reconcile` is the one entry point: after any input event or timer it compares what the
-//! rules say about the customer today with the plans the customer has, and returns the events
-//! that close the gap. `wanted_timers` then says when time alone could change that answer.
+//! rules say about the customer today with the violations and plans the customer has, and
+//! returns the events that close the gap. `wanted_timers` then says when time alone could
+//! change that answer.
 
-mod collection;
+mod children;
+pub mod conditions;
+pub mod fx;
+mod plans;
 mod state;
+pub mod stats;
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::model::{
-    ActionEvent, ActionEventKind, ActionStatus, CancelReason, CustomerKey, EscalationEvent,
-    Evidence, OutputEvent, event_id,
+use crate::model::{CancelReason, CustomerKey, MonitorRole, OutputEvent, OwnerType};
+
+use crate::rules::{Applicable, RuleSet};
+pub use children::monitored_roles;
+
+pub use conditions::{Context, Verdict, evaluate_collection, evaluate_customer, evaluate_items};
+pub use fx::{FxTable, MissingRate};
+pub use plans::resolve_owner;
+pub use state::{
+    Action, Blocked, CustomerState, Totals, Violation, collection_slot, item_key, item_slot,
 };
-use crate::rules::{CollectionRule, RuleSet};
 
-pub use collection::{CollectionFigures, evaluate_collection, resolve_owner};
-pub use state::{Action, CustomerState, Violation};
+use plans::{Opening, Plans};
 
-/// Name of the timer that re-evaluates a customer when ageing can change a condition.
+/// Name of the timer that re-evaluates a customer when time alone can change a condition.
 pub const AGEING_TIMER: &str = "ageing";
 const ACTION_TIMER_PREFIX: &str = "action:";
+
+/// What reconcile decides for one violation slot.
+enum Decision<'r> {
+    /// The slot should hold a violation of this rule (opened if it has none).
+    Violated(Opening<'r>),
+    /// The slot should hold nothing: an existing violation ends with this reason.
+    End(CancelReason),
+    /// The rule cannot be evaluated now: whatever the slot holds stays as it is.
+    Keep,
+    /// A higher-priority collection violation replaces the current plan.
+    Upgrade(Opening<'r>),
+}
 
 /// Brings the customer's violations and action plans in line with the rules as of `today`.
 pub fn reconcile(
     state: &mut CustomerState,
     key: &CustomerKey,
     rules: &RuleSet,
+    fx: &FxTable,
     today: NaiveDate,
 ) -> Vec<OutputEvent> {
+    state
+        .stats
+        .prune(today, rules.options.statistics_window_days);
+    let applicable = applicable(state, key, rules);
+    let views = role_views(state, &applicable);
+    let (decisions, blocked) = decide(state, &views, rules, fx, today, &applicable);
     let mut out = Vec::new();
-    // Violations of rules that no longer exist end like any other violation.
-    let orphaned: Vec<String> = state
+    report_blocked(state, key, rules, blocked, today, &mut out);
+    let mut plans = Plans {
+        state: &mut *state,
+        key,
+        today,
+        business_unit_monitoring: rules.options.business_unit_monitoring,
+        out: &mut out,
+    };
+    // Violations no rule speaks for any more end too: their rule was removed, no longer
+    // applies to the customer, or their item closed.
+    let orphans: Vec<(String, CancelReason)> = plans
+        .state
         .violations
-        .keys()
-        .filter(|id| {
-            !rules
-                .collection_rules
-                .iter()
-                .any(|r| &r.id == *id && r.set_id == key.set_id)
+        .iter()
+        .filter(|(slot, _)| !decisions.contains_key(*slot))
+        .map(|(slot, v)| {
+            let reason = match &v.item_key {
+                Some(item) if !plans.state.items.contains_key(item) => CancelReason::ItemClosed,
+                _ if v.collection && plans.state.on_credit_hold() => CancelReason::CreditHoldExists,
+                _ => CancelReason::NoLongerInViolation,
+            };
+            (slot.clone(), reason)
         })
-        .cloned()
         .collect();
-    for rule_id in orphaned {
-        end_violation(state, key, &rule_id, today, &mut out);
+    for (slot, reason) in orphans {
+        plans.end(&slot, reason);
     }
-    for rule in rules.collection_rules_for(&key.set_id) {
-        let figures = evaluate_collection(rule, state, today);
-        match (
-            figures.in_violation(rule),
-            state.violations.contains_key(&rule.id),
-        ) {
-            (true, false) => open_violation(state, key, rule, rules, &figures, today, &mut out),
-            (false, true) => end_violation(state, key, &rule.id, today, &mut out),
-            (true, true) => {
-                if let Some(v) = state.violations.get_mut(&rule.id) {
-                    v.evidence = figures.evidence.clone();
+    for (slot, decision) in decisions {
+        match decision {
+            Decision::Violated(opening) => match plans.state.violations.get_mut(&slot) {
+                Some(existing) if existing.rule_id == opening.rule_id => {
+                    existing.evidence = opening.evidence;
                 }
+                // Another collection rule's plan stays (no escalation, or not higher).
+                Some(_) => {}
+                None => plans.open(opening),
+            },
+            Decision::Upgrade(opening) => {
+                plans.end(&slot, CancelReason::TemplateUpgrade);
+                plans.open(opening);
             }
-            (false, false) => {}
+            Decision::End(reason) => plans.end(&slot, reason),
+            Decision::Keep => {}
         }
     }
-    advance_plans(state, key, today, &mut out);
-    assign_missing_owners(state, key, today, &mut out);
+    for (violation_id, step, owner_type) in owner_types(plans.state, rules) {
+        plans.change_owner_type(&violation_id, step, owner_type);
+    }
+    plans.advance();
+    plans.assign_missing_owners();
+    out.extend(children::contributions(state, key, rules));
     out
 }
 
-/// Topics are not ordered with each other: an item can be processed before its customer's
-/// master. Open actions created without an owner get one as soon as the master names one.
-fn assign_missing_owners(
+/// The rules for the customer. A rule monitoring a relationship applies at the customers that
+/// have that role: parents with children in it (a child's figures count at its parent).
+fn applicable<'r>(state: &CustomerState, key: &CustomerKey, rules: &'r RuleSet) -> Applicable<'r> {
+    let mut applicable = rules.applicable(&key.set_id, &key.customer_id, state.group());
+    let has_role =
+        |role: MonitorRole| role == MonitorRole::BillTo || children::children_in(state, role) > 0;
+    applicable.collection.retain(|(_, role), _| has_role(*role));
+    applicable.assessment.retain(|r| has_role(r.monitor));
+    applicable
+}
+
+/// For each relationship an applicable rule monitors, the ledger it sees (own + children's).
+fn role_views(
+    state: &CustomerState,
+    applicable: &Applicable<'_>,
+) -> BTreeMap<MonitorRole, CustomerState> {
+    applicable
+        .collection
+        .keys()
+        .map(|(_, role)| *role)
+        .chain(applicable.assessment.iter().map(|r| r.monitor))
+        .filter(|role| *role != MonitorRole::BillTo)
+        .map(|role| (role, children::view(state, role)))
+        .collect()
+}
+
+/// Evaluates every applicable rule: a decision per violation slot, and the rules that could
+/// not be evaluated (rule id → what blocks it).
+fn decide<'r>(
+    state: &CustomerState,
+    views: &BTreeMap<MonitorRole, CustomerState>,
+    rules: &'r RuleSet,
+    fx: &FxTable,
+    today: NaiveDate,
+    applicable: &Applicable<'r>,
+) -> (
+    BTreeMap<String, Decision<'r>>,
+    BTreeMap<String, Vec<String>>,
+) {
+    let context = |role: MonitorRole| Context {
+        state: views.get(&role).unwrap_or(state),
+        rules,
+        fx,
+        today,
+    };
+    let mut decisions = BTreeMap::new();
+    let mut blocked = BTreeMap::new();
+    for ((condition, role), candidates) in &applicable.collection {
+        let ctx = &context(*role);
+        let slot = collection_slot(condition, *role);
+        if state.on_credit_hold() {
+            // Moot while the hold lasts: not evaluated, so what blocked them still does.
+            for rule in candidates {
+                if let Some(b) = state.blocked.get(&rule.id) {
+                    blocked.insert(rule.id.clone(), b.reasons.clone());
+                }
+            }
+            decisions.insert(slot, Decision::End(CancelReason::CreditHoldExists));
+            continue;
+        }
+        let mut winner = None;
+        let mut any_blocked = false;
+        // Blocked before a winner: a rule that may rank above it cannot be ruled out.
+        let mut blocked_above = false;
+        for rule in candidates.iter().copied() {
+            match evaluate_collection(rule, ctx) {
+                Verdict::Violated(evidence) if winner.is_none() => winner = Some((rule, evidence)),
+                Verdict::Blocked(reasons) => {
+                    any_blocked = true;
+                    blocked_above |= winner.is_none();
+                    blocked.insert(rule.id.clone(), reasons);
+                }
+                _ => {}
+            }
+        }
+        let decision = match winner {
+            Some(_) if blocked_above => Decision::Keep,
+            Some((rule, mut evidence)) => {
+                evidence.children = children::children_in(state, rule.monitor) as i32;
+                let opening = Opening {
+                    slot: slot.clone(),
+                    business_unit: business_unit(ctx.state, None, &evidence),
+                    rule_id: &rule.id,
+                    condition: &rule.condition,
+                    template: rules.template(&rule.template).expect("validated template"),
+                    owner_type: rule.owner_type,
+                    priority: rules.priority(rule),
+                    role: rule.monitor,
+                    item_key: None,
+                    collection: true,
+                    evidence,
+                };
+                match state.violations.get(&slot) {
+                    Some(current)
+                        if current.rule_id != rule.id
+                            && rules.options.escalation
+                            && opening.priority > current.priority =>
+                    {
+                        Decision::Upgrade(opening)
+                    }
+                    _ => Decision::Violated(opening),
+                }
+            }
+            None if any_blocked => Decision::Keep,
+            None => Decision::End(CancelReason::NoLongerInViolation),
+        };
+        decisions.insert(slot, decision);
+    }
+    for rule in applicable.assessment.iter().copied() {
+        let ctx = &context(rule.monitor);
+        let template = rules.template(&rule.template).expect("validated template");
+        let opening = |slot: String, item_key: Option<String>, evidence| Opening {
+            slot,
+            business_unit: business_unit(ctx.state, item_key.as_deref(), &evidence),
+            rule_id: &rule.id,
+            condition: rule.code(),
+            template,
+            owner_type: rule.owner(),
+            priority: template.priority,
+            role: rule.monitor,
+            item_key,
+            collection: false,
+            evidence,
+        };
+        let verdicts = if rule.check.is_item_level() {
+            evaluate_items(rule, ctx)
+                .into_iter()
+                .map(|(item, verdict)| (item_slot(&rule.id, &item), Some(item), verdict))
+                .collect()
+        } else {
+            vec![(rule.id.clone(), None, evaluate_customer(rule, ctx))]
+        };
+        for (slot, item, verdict) in verdicts {
+            let decision = match verdict {
+                Verdict::Violated(mut evidence) => {
+                    evidence.children = children::children_in(state, rule.monitor) as i32;
+                    Decision::Violated(opening(slot.clone(), item, evidence))
+                }
+                Verdict::Clear(_) => Decision::End(CancelReason::NoLongerInViolation),
+                Verdict::Blocked(reasons) => {
+                    blocked.entry(rule.id.clone()).or_insert(reasons);
+                    Decision::Keep
+                }
+            };
+            decisions.insert(slot, decision);
+        }
+    }
+    (decisions, blocked)
+}
+
+/// Where a violation's actions belong: its item's business unit, or that of the item that
+/// caused it (the oldest past-due item, possibly a child's), or of any open item.
+fn business_unit(
+    state: &CustomerState,
+    item_key: Option<&str>,
+    evidence: &crate::model::Evidence,
+) -> String {
+    let item = match item_key {
+        Some(key) => state.items.get(key),
+        None => evidence
+            .oldest_item_id
+            .as_ref()
+            .and_then(|id| state.items.values().find(|i| &i.item_id == id)),
+    };
+    item.or_else(|| state.items.values().next())
+        .map(|i| i.business_unit.clone())
+        .unwrap_or_default()
+}
+
+/// Open actions whose owner type is no longer what their rule and template step say:
+/// (violation id, step, owner type now wanted).
+fn owner_types(state: &CustomerState, rules: &RuleSet) -> Vec<(String, i32, OwnerType)> {
+    let mut out = Vec::new();
+    for v in state.violations.values() {
+        let rule_owner = match (
+            rules.collection_rule(&v.rule_id),
+            rules.assessment_rule(&v.rule_id),
+        ) {
+            (Some(rule), _) => rule.owner_type,
+            (None, Some(rule)) => rule.owner(),
+            (None, None) => continue,
+        };
+        let Some(template) = rules.template(&v.template_id) else {
+            continue;
+        };
+        for (index, step) in template.steps.iter().enumerate() {
+            let step_no = index as i32 + 1;
+            let wanted = step.owner_type.unwrap_or(rule_owner);
+            let stale = state.actions.values().any(|a| {
+                a.violation_id == v.id
+                    && a.step == step_no
+                    && a.status.is_open()
+                    && a.owner_type != wanted
+            });
+            if stale {
+                out.push((v.id.clone(), step_no, wanted));
+            }
+        }
+    }
+    out
+}
+
+/// Flags the rules that cannot be evaluated and reports each change of that flag.
+fn report_blocked(
     state: &mut CustomerState,
     key: &CustomerKey,
+    rules: &RuleSet,
+    blocked: BTreeMap<String, Vec<String>>,
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) {
-    let mut assigned = Vec::new();
-    for action in state
-        .actions
-        .values()
-        .filter(|a| a.owner.is_none() && a.status.is_open())
-    {
-        let item = action
-            .evidence
-            .oldest_item_id
-            .as_ref()
-            .and_then(|id| state.items.values().find(|i| &i.item_id == id));
-        if let Some(owner) = resolve_owner(action.owner_type, state, item) {
-            assigned.push((action.id.clone(), owner));
+    let describe = |rule_id: &str| -> (String, MonitorRole) {
+        match (
+            rules.collection_rule(rule_id),
+            rules.assessment_rule(rule_id),
+        ) {
+            (Some(r), _) => (r.condition.clone(), r.monitor),
+            (None, Some(r)) => (r.code().to_string(), r.monitor),
+            (None, None) => (String::new(), MonitorRole::BillTo),
         }
-    }
-    for (id, owner) in assigned {
-        if let Some(action) = state.actions.get_mut(&id) {
-            action.owner = Some(owner);
-            out.push(action_event(
+    };
+    let ended: Vec<String> = state
+        .blocked
+        .keys()
+        .filter(|rule| !blocked.contains_key(*rule))
+        .cloned()
+        .collect();
+    for rule_id in ended {
+        if let Some(was) = state.blocked.remove(&rule_id) {
+            let (condition, role) = describe(&rule_id);
+            out.push(plans::blocked_event(
                 key,
-                action,
-                ActionEventKind::OwnerAssigned,
-                Some(action.status),
+                &rule_id,
+                &condition,
+                role,
+                was.episode,
+                None,
                 today,
             ));
         }
     }
+    for (rule_id, reasons) in blocked {
+        if state
+            .blocked
+            .get(&rule_id)
+            .is_some_and(|b| b.reasons == reasons)
+        {
+            continue;
+        }
+        let episode = match state.blocked.get(&rule_id) {
+            Some(b) => b.episode,
+            None => {
+                state.blocked_seq += 1;
+                state.blocked_seq
+            }
+        };
+        let (condition, role) = describe(&rule_id);
+        out.push(plans::blocked_event(
+            key,
+            &rule_id,
+            &condition,
+            role,
+            episode,
+            Some(&reasons),
+            today,
+        ));
+        state.blocked.insert(rule_id, Blocked { episode, reasons });
+    }
 }
 
-/// The timers the customer needs: one for the next ageing change, one per future action.
+/// The timers the customer needs: one for the next date on which time alone can change a
+/// rule's answer (ageing, item dates, a statistic's window, a new exchange rate), and one per
+/// future action.
 pub fn wanted_timers(
     state: &CustomerState,
     key: &CustomerKey,
     rules: &RuleSet,
+    fx: &FxTable,
     today: NaiveDate,
 ) -> Vec<(String, NaiveDate)> {
     let mut timers: Vec<(String, NaiveDate)> = state
         .actions
         .values()
-        .filter(|a| a.status == ActionStatus::Future)
+        .filter(|a| a.status == crate::model::ActionStatus::Future)
         .map(|a| (format!("{ACTION_TIMER_PREFIX}{}", a.id), a.action_date))
         .collect();
-    let next_ageing = rules
-        .collection_rules_for(&key.set_id)
-        .filter_map(|rule| collection::next_change(rule, state, today))
-        .min();
-    if let Some(date) = next_ageing {
+    let applicable = applicable(state, key, rules);
+    let views = role_views(state, &applicable);
+    let context = |role: MonitorRole| Context {
+        state: views.get(&role).unwrap_or(state),
+        rules,
+        fx,
+        today,
+    };
+    let currencies = state.currencies();
+    // (anchor currency, rate type) of the rules that convert with the business date's rates.
+    let mut anchors = Vec::new();
+    let mut dates = Vec::new();
+    for rule in applicable.collection.values().flatten() {
+        dates.extend(conditions::next_change_collection(
+            rule,
+            &context(rule.monitor),
+        ));
+        if rule.anchor_date.is_none() {
+            anchors.push((rule.currency.as_str(), rule.rate_type.as_str()));
+        }
+    }
+    for rule in &applicable.assessment {
+        dates.extend(conditions::next_change_assessment(
+            rule,
+            &context(rule.monitor),
+        ));
+        if rule.anchor_date.is_none() {
+            anchors.push((rule.currency.as_str(), rule.rate_type.as_str()));
+        }
+    }
+    for (anchor, rate_type) in anchors {
+        dates.extend(
+            currencies
+                .iter()
+                .filter(|c| c.as_str() != anchor)
+                .filter_map(|c| fx.next_change(rate_type, c, anchor, today)),
+        );
+    }
+    if let Some(date) = dates.into_iter().min() {
         timers.push((AGEING_TIMER.to_string(), date));
     }
     timers
 }
 
-fn open_violation(
-    state: &mut CustomerState,
-    key: &CustomerKey,
-    rule: &CollectionRule,
-    rules: &RuleSet,
-    figures: &CollectionFigures,
-    today: NaiveDate,
-    out: &mut Vec<OutputEvent>,
-) {
-    let Some(template) = rules.template(&rule.template) else {
-        // Rule sets are validated on load; a missing template cannot get here.
-        unreachable!("rule {} names unknown template {}", rule.id, rule.template);
-    };
-    state.violation_seq += 1;
-    let violation = Violation {
-        id: format!("{}-{}", rule.id, state.violation_seq),
-        rule_id: rule.id.clone(),
-        template_id: template.id.clone(),
-        since: today,
-        evidence: figures.evidence.clone(),
-    };
-    for (index, step) in template.steps.iter().enumerate() {
-        let step_no = index as i32 + 1;
-        let owner_type = step.owner_type.unwrap_or(rule.owner_type);
-        let action_date = today + chrono::Duration::days(i64::from(step.days_after));
-        let action = Action {
-            id: format!("{}-{step_no}", violation.id),
-            violation_id: violation.id.clone(),
-            rule_id: rule.id.clone(),
-            condition: rule.condition.clone(),
-            template_id: template.id.clone(),
-            step: step_no,
-            action_code: step.action_code.clone(),
-            action_parameter: step.action_parameter.clone(),
-            owner_type,
-            owner: figures.owner(owner_type, state),
-            automated: step.automated,
-            // A proposed step whose day has come goes straight to the list; the rest wait.
-            status: if action_date <= today && !step.automated {
-                ActionStatus::New
-            } else {
-                ActionStatus::Future
-            },
-            business_unit: figures.business_unit.clone(),
-            action_date,
-            due_date: action_date + chrono::Duration::days(i64::from(step.due_days)),
-            cancel_reason: None,
-            evidence: figures.evidence.clone(),
-            closed_on: None,
-        };
-        out.push(action_event(
-            key,
-            &action,
-            ActionEventKind::Created,
-            None,
-            today,
-        ));
-        state.actions.insert(action.id.clone(), action);
-    }
-    state.violations.insert(rule.id.clone(), violation);
-}
-
-fn end_violation(
-    state: &mut CustomerState,
-    key: &CustomerKey,
-    rule_id: &str,
-    today: NaiveDate,
-    out: &mut Vec<OutputEvent>,
-) {
-    let Some(violation) = state.violations.remove(rule_id) else {
-        return;
-    };
-    for action in state.actions.values_mut() {
-        if action.violation_id == violation.id && action.status.is_open() {
-            let previous = action.status;
-            action.status = ActionStatus::SystemCancelled;
-            action.cancel_reason = Some(CancelReason::NoLongerInViolation);
-            action.closed_on = Some(today);
-            out.push(action_event(
-                key,
-                action,
-                ActionEventKind::Cancelled,
-                Some(previous),
-                today,
-            ));
-        }
-    }
-}
-
-/// Moves Future actions whose day has come to the list, or performs them if automated.
-fn advance_plans(
-    state: &mut CustomerState,
-    key: &CustomerKey,
-    today: NaiveDate,
-    out: &mut Vec<OutputEvent>,
-) {
-    let mut due: Vec<&mut Action> = state
-        .actions
-        .values_mut()
-        .filter(|a| a.status == ActionStatus::Future && a.action_date <= today)
-        .collect();
-    due.sort_by(|a, b| (&a.violation_id, a.step).cmp(&(&b.violation_id, b.step)));
-    for action in due {
-        let violation = state
-            .violations
-            .values()
-            .find(|v| v.id == action.violation_id);
-        if action.step > 1 {
-            if let Some(v) = violation {
-                out.push(escalation_event(key, v, action, today));
-            }
-        }
-        if action.automated {
-            action.status = ActionStatus::SystemComplete;
-            action.closed_on = Some(today);
-            out.push(action_event(
-                key,
-                action,
-                ActionEventKind::Completed,
-                Some(ActionStatus::Future),
-                today,
-            ));
-        } else {
-            action.status = ActionStatus::New;
-            out.push(action_event(
-                key,
-                action,
-                ActionEventKind::MovedToList,
-                Some(ActionStatus::Future),
-                today,
-            ));
-        }
-    }
-}
-
-fn action_event(
-    key: &CustomerKey,
-    action: &Action,
-    kind: ActionEventKind,
-    previous_status: Option<ActionStatus>,
-    today: NaiveDate,
-) -> OutputEvent {
-    let kind_name = serde_json::to_string(&kind).expect("enum serializes");
-    let status_name = action.status.as_str();
-    OutputEvent::Action(ActionEvent {
-        event_id: event_id(&[
-            "action",
-            &key.set_id,
-            &key.customer_id,
-            &action.id,
-            &kind_name,
-            status_name,
-        ]),
-        kind,
-        set_id: key.set_id.clone(),
-        customer_id: key.customer_id.clone(),
-        business_unit: action.business_unit.clone(),
-        action_id: action.id.clone(),
-        violation_id: action.violation_id.clone(),
-        rule_id: action.rule_id.clone(),
-        condition: action.condition.clone(),
-        template_id: action.template_id.clone(),
-        step: action.step,
-        action_code: action.action_code.clone(),
-        action_parameter: action.action_parameter.clone(),
-        owner_type: action.owner_type,
-        owner: action.owner.clone(),
-        automated: action.automated,
-        status: action.status,
-        previous_status,
-        action_date: action.action_date,
-        due_date: action.due_date,
-        cancel_reason: action.cancel_reason,
-        evidence: action.evidence.clone(),
-        business_date: today,
-    })
-}
-
-fn escalation_event(
-    key: &CustomerKey,
-    violation: &Violation,
-    action: &Action,
-    today: NaiveDate,
-) -> OutputEvent {
-    let to_step = action.step.to_string();
-    OutputEvent::Escalation(EscalationEvent {
-        event_id: event_id(&[
-            "escalation",
-            &key.set_id,
-            &key.customer_id,
-            &violation.id,
-            &to_step,
-        ]),
-        set_id: key.set_id.clone(),
-        customer_id: key.customer_id.clone(),
-        violation_id: violation.id.clone(),
-        rule_id: violation.rule_id.clone(),
-        template_id: violation.template_id.clone(),
-        from_step: action.step - 1,
-        to_step: action.step,
-        action_id: action.id.clone(),
-        action_code: action.action_code.clone(),
-        days_in_violation: (today - violation.since).num_days() as i32,
-        evidence: Evidence::clone(&violation.evidence),
-        business_date: today,
-    })
-}
-
+#[cfg(test)]
+mod catalog_tests;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,16 @@
-//! What condmon knows about one customer: its open ledger and its action plans.
+//! What condmon knows about one customer: its open ledger, its running balances, the
+//! statistics it keeps, its violations and its action plans.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::stats::Statistics;
 use crate::model::{
-    ActionStatus, AgingSnapshot, CancelReason, CustomerChange, Evidence, InputEvent, ItemChange,
-    OwnerType, PaymentChange, PaymentStatus,
+    ActionStatus, AgingSnapshot, CancelReason, ChildFigures, CustomerChange, Evidence,
+    HistoryChange, InputEvent, ItemChange, MonitorRole, OwnerType, PaymentChange, PaymentStatus,
 };
 
 /// One customer's state. Stored as one value: every decision about a customer reads all of it.
@@ -20,12 +23,63 @@ pub struct CustomerState {
     pub payments: BTreeMap<String, PaymentChange>,
     /// Latest aging snapshot by `business_unit#aging_id`.
     pub aging: BTreeMap<String, AgingSnapshot>,
-    /// Active violations by rule id.
+    /// ERP history figures by `history_id#business_unit#fiscal_year#period`.
+    #[serde(default)]
+    pub history: BTreeMap<String, HistoryChange>,
+    /// Balance components by currency, kept up to date on every item and payment change.
+    #[serde(default)]
+    pub totals: BTreeMap<String, Totals>,
+    #[serde(default)]
+    pub stats: Statistics,
+    /// Children's figures for the relationships rules monitor here, by `ROLE|child`.
+    #[serde(default)]
+    pub children: BTreeMap<String, ChildFigures>,
+    /// What this customer last sent each parent: role → (parent, digest of the figures).
+    #[serde(default)]
+    pub sent: BTreeMap<MonitorRole, (String, u64)>,
+    /// Numbers what this customer sent its parents (each sending has its own event id).
+    #[serde(default)]
+    pub sent_seq: u64,
+    /// Active violations by slot (see [`Violation::slot`]).
     pub violations: BTreeMap<String, Violation>,
+    /// Rules that cannot be evaluated now, by rule id, with what blocks them.
+    #[serde(default)]
+    pub blocked: BTreeMap<String, Blocked>,
+    /// Numbers the blocked episodes, so each has its own event ids.
+    #[serde(default)]
+    pub blocked_seq: u64,
     /// Every action of this customer by action id, open and historical.
     pub actions: BTreeMap<String, Action>,
     /// Numbers the customer's violations, so a repeated violation gets new, stable ids.
     pub violation_seq: u64,
+}
+
+/// The running components of a customer's balance in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Open amounts of all open items: debits positive, credits negative.
+    pub open: Decimal,
+    /// Amounts in dispute on open debit items.
+    pub disputed: Decimal,
+    /// Unapplied cash: what posted payments' applications do not cover.
+    pub unapplied: Decimal,
+    /// Payments received and not yet posted.
+    pub in_process: Decimal,
+}
+
+impl Totals {
+    fn is_zero(&self) -> bool {
+        self.open.is_zero()
+            && self.disputed.is_zero()
+            && self.unapplied.is_zero()
+            && self.in_process.is_zero()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub episode: u64,
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,9 +87,31 @@ pub struct Violation {
     pub id: String,
     pub rule_id: String,
     pub template_id: String,
+    #[serde(default)]
+    pub condition: String,
+    /// The item, for item-level conditions (`item_id#line`).
+    #[serde(default)]
+    pub item_key: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub monitor_role: MonitorRole,
+    /// Collection violations share one slot per condition and role (one plan at a time).
+    #[serde(default)]
+    pub collection: bool,
     pub since: NaiveDate,
     /// The figures as last evaluated.
     pub evidence: Evidence,
+}
+
+/// Where violations live in the state: one collection plan per condition and monitored role,
+/// one plan per customer-level assessment rule, one per item-level rule and item.
+pub fn collection_slot(condition: &str, role: MonitorRole) -> String {
+    format!("{condition}|{}", role.as_str())
+}
+
+pub fn item_slot(rule_id: &str, item_key: &str) -> String {
+    format!("{rule_id}@{item_key}")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,33 +135,79 @@ pub struct Action {
     pub evidence: Evidence,
     /// When the action reached Complete/Cancelled (for history).
     pub closed_on: Option<NaiveDate>,
+    /// The item (`item_id#line`), for item-level conditions.
+    #[serde(default)]
+    pub item_key: Option<String>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub monitor_role: MonitorRole,
 }
 
-fn item_key(item_id: &str, line: i32) -> String {
+pub fn item_key(item_id: &str, line: i32) -> String {
     format!("{item_id}#{line}")
 }
 
+/// What an item adds to its currency's totals.
+fn item_totals(item: &ItemChange) -> Totals {
+    Totals {
+        open: item.open_amount,
+        disputed: item.disputed_amount,
+        ..Totals::default()
+    }
+}
+
+/// What a payment adds to its currency's totals.
+fn payment_totals(payment: &PaymentChange) -> Totals {
+    match payment.status {
+        PaymentStatus::InProcess => Totals {
+            in_process: payment.amount,
+            ..Totals::default()
+        },
+        PaymentStatus::Unapplied => Totals {
+            unapplied: payment.amount - payment.applied_amount(),
+            ..Totals::default()
+        },
+        PaymentStatus::Applied | PaymentStatus::Cancelled | PaymentStatus::Nsf => Totals::default(),
+    }
+}
+
 impl CustomerState {
-    /// Folds an input event into the ledger. Decisions are made afterwards, by `reconcile`.
-    pub fn apply(&mut self, event: InputEvent) {
+    /// Folds an input event into the ledger on business date `today`. Decisions are made
+    /// afterwards, by `reconcile`.
+    pub fn apply(&mut self, event: InputEvent, today: NaiveDate) {
         match event {
             InputEvent::Item(item) => {
                 let key = item_key(&item.item_id, item.item_line);
-                if item.open_amount.is_zero() {
-                    self.items.remove(&key);
-                } else {
+                self.stats.record_item(&key, &item, today);
+                if let Some(old) = self.items.remove(&key) {
+                    self.add_totals(&old.currency, &item_totals(&old), -1);
+                }
+                if !item.open_amount.is_zero() {
+                    self.add_totals(&item.currency, &item_totals(&item), 1);
                     self.items.insert(key, item);
                 }
             }
             InputEvent::Payment(payment) => {
-                let settled = match payment.status {
-                    PaymentStatus::Cancelled => true,
-                    PaymentStatus::Applied => true,
-                    PaymentStatus::InProcess | PaymentStatus::Unapplied => false,
+                let due_dates = |item_id: &str, line: i32| {
+                    let key = item_key(item_id, line);
+                    self.items
+                        .get(&key)
+                        .map(|i| i.due_date)
+                        .or_else(|| self.stats.closed_due_date(&key))
                 };
-                if settled {
-                    self.payments.remove(&payment.payment_id);
-                } else {
+                let lateness: Vec<Option<NaiveDate>> = payment
+                    .applications
+                    .iter()
+                    .map(|a| due_dates(&a.item_id, a.item_line))
+                    .collect();
+                self.stats.record_payment(&payment, &lateness);
+                if let Some(old) = self.payments.remove(&payment.payment_id) {
+                    self.add_totals(&old.currency, &payment_totals(&old), -1);
+                }
+                let totals = payment_totals(&payment);
+                if !totals.is_zero() {
+                    self.add_totals(&payment.currency, &totals, 1);
                     self.payments.insert(payment.payment_id.clone(), payment);
                 }
             }
@@ -100,6 +222,69 @@ impl CustomerState {
                 }
             }
             InputEvent::Customer(customer) => self.customer = Some(customer),
+            InputEvent::History(h) => {
+                let key = format!(
+                    "{}#{}#{:04}#{:03}",
+                    h.history_id, h.business_unit, h.fiscal_year, h.accounting_period
+                );
+                self.history.insert(key, h);
+            }
+            InputEvent::ChildFigures(figures) => {
+                let key = format!("{}|{}", figures.role.as_str(), figures.child_id);
+                if figures.is_withdrawal() {
+                    self.children.remove(&key);
+                } else {
+                    self.children.insert(key, figures);
+                }
+            }
+            // Reference data is not a customer's: the operator keeps it.
+            InputEvent::FxRate(_) => {}
         }
+    }
+
+    pub(super) fn add_totals(&mut self, currency: &str, delta: &Totals, sign: i64) {
+        let sign = Decimal::from(sign);
+        let totals = self.totals.entry(currency.to_string()).or_default();
+        totals.open += delta.open * sign;
+        totals.disputed += delta.disputed * sign;
+        totals.unapplied += delta.unapplied * sign;
+        totals.in_process += delta.in_process * sign;
+        if totals.is_zero() {
+            self.totals.remove(currency);
+        }
+    }
+
+    /// The totals recomputed from the open items and payments (what `totals` must equal).
+    pub fn recomputed_totals(&self) -> BTreeMap<String, Totals> {
+        let mut out = CustomerState::default();
+        for item in self.items.values() {
+            out.add_totals(&item.currency, &item_totals(item), 1);
+        }
+        for payment in self.payments.values() {
+            out.add_totals(&payment.currency, &payment_totals(payment), 1);
+        }
+        out.totals
+    }
+
+    /// The customer group from the master, once it has arrived.
+    pub fn group(&self) -> Option<&str> {
+        self.customer.as_ref()?.customer_group.as_deref()
+    }
+
+    pub fn on_credit_hold(&self) -> bool {
+        self.customer.as_ref().is_some_and(|c| c.credit_hold)
+    }
+
+    /// Every currency the customer's figures are in (items, payments, credit limit, history).
+    pub fn currencies(&self) -> std::collections::BTreeSet<String> {
+        let mut out: std::collections::BTreeSet<String> = self.totals.keys().cloned().collect();
+        out.extend(self.customer.iter().map(|c| c.currency.clone()));
+        out.extend(self.history.values().filter_map(|h| h.currency.clone()));
+        out.extend(self.stats.currencies());
+        for child in self.children.values() {
+            out.extend(child.lines.iter().map(|l| l.currency.clone()));
+            out.extend(child.cash.iter().map(|c| c.currency.clone()));
+        }
+        out
     }
 }

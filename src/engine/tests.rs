@@ -4,7 +4,10 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::model::{CustomerChange, InputEvent, ItemChange, ItemType};
+use crate::model::{
+    ActionEventKind, ActionStatus, ConditionEventKind, CustomerChange, InputEvent, ItemChange,
+    ItemType,
+};
 
 const RULES: &str = r#"
 version = 1
@@ -76,9 +79,50 @@ fn invoice(id: &str, open: &str, due: &str) -> InputEvent {
 fn state_with(events: Vec<InputEvent>) -> CustomerState {
     let mut state = CustomerState::default();
     for e in events {
-        state.apply(e);
+        state.apply(e, d("2026-01-01"));
     }
     state
+}
+
+fn no_fx() -> FxTable {
+    FxTable::default()
+}
+
+/// Reconciles with no exchange rates.
+fn rec(state: &mut CustomerState, rules: &RuleSet, today: &str) -> Vec<OutputEvent> {
+    reconcile(state, &key(), rules, &no_fx(), d(today))
+}
+
+fn timers(state: &CustomerState, rules: &RuleSet, today: &str) -> Vec<(String, NaiveDate)> {
+    wanted_timers(state, &key(), rules, &no_fx(), d(today))
+}
+
+fn verdict(rules: &RuleSet, state: &CustomerState, fx: &FxTable, today: &str) -> Verdict {
+    let ctx = Context {
+        state,
+        rules,
+        fx,
+        today: d(today),
+    };
+    evaluate_collection(&rules.collection_rules[0], &ctx)
+}
+
+fn conditions(out: &[OutputEvent]) -> Vec<(ConditionEventKind, String, Option<String>)> {
+    out.iter()
+        .filter_map(|e| match e {
+            OutputEvent::Condition(c) => Some((c.kind, c.rule_id.clone(), c.reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn action_events(out: &[OutputEvent]) -> Vec<&crate::model::ActionEvent> {
+    out.iter()
+        .filter_map(|e| match e {
+            OutputEvent::Action(a) => Some(a),
+            _ => None,
+        })
+        .collect()
 }
 
 fn actions(out: &[OutputEvent]) -> Vec<(ActionEventKind, String, ActionStatus)> {
@@ -112,9 +156,8 @@ fn violation_needs_both_the_amount_and_more_than_n_days() {
     for (amount, today, expected, why) in cases {
         let state = state_with(vec![invoice("INV1", amount, "2026-01-01")]);
         let rules = rules();
-        let figures = evaluate_collection(&rules.collection_rules[0], &state, d(today));
         assert_eq!(
-            figures.in_violation(&rules.collection_rules[0]),
+            verdict(&rules, &state, &no_fx(), today).is_violated(),
             expected,
             "{why}"
         );
@@ -122,25 +165,25 @@ fn violation_needs_both_the_amount_and_more_than_n_days() {
 }
 
 #[test]
-fn credits_reduce_the_past_due_amount_and_other_currencies_are_reported_not_counted() {
+fn credits_reduce_the_past_due_amount() {
     let state = state_with(vec![
         invoice("INV1", "1500.00", "2026-01-01"),
         item("CM1", ItemType::CreditMemo, "-600.00", "2026-03-01", "USD"),
-        item("INV2", ItemType::Invoice, "9000.00", "2026-01-01", "EUR"),
     ]);
-    let figures = evaluate_collection(&rules().collection_rules[0], &state, d("2026-02-15"));
+    let Verdict::Clear(evidence) = verdict(&rules(), &state, &no_fx(), "2026-02-15") else {
+        panic!("900 past due is under 1000");
+    };
     assert_eq!(
-        figures.evidence.past_due_amount,
+        evidence.past_due_amount,
         "900.00".parse::<Decimal>().unwrap()
     );
-    assert_eq!(figures.evidence.items_in_other_currencies, 1);
-    assert!(!figures.in_violation(&rules().collection_rules[0]));
+    assert_eq!(evidence.balance, Some("900.00".parse().unwrap()));
 }
 
 #[test]
 fn a_new_violation_opens_the_plan_with_the_first_step_on_the_list() {
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
+    let out = rec(&mut state, &rules(), "2026-02-10");
     assert_eq!(
         actions(&out),
         vec![
@@ -174,7 +217,7 @@ fn a_new_violation_opens_the_plan_with_the_first_step_on_the_list() {
     assert_eq!(call.evidence.oldest_days_past_due, 40);
     assert_eq!(call.evidence.oldest_item_id.as_deref(), Some("INV1"));
     // Nothing changed: the existing violation keeps its plan and emits nothing.
-    assert!(reconcile(&mut state, &key(), &rules(), d("2026-02-11")).is_empty());
+    assert!(rec(&mut state, &rules(), "2026-02-11").is_empty());
 }
 
 fn master(collector: &str) -> InputEvent {
@@ -193,6 +236,7 @@ fn master(collector: &str) -> InputEvent {
         corporate_parent: None,
         remit_from_parent: None,
         correspondence_parent: None,
+        credit_hold: false,
     })
 }
 
@@ -202,7 +246,7 @@ fn the_customer_masters_collector_owns_the_action() {
         invoice("INV1", "2500.00", "2026-01-01"),
         master("JDOE"),
     ]);
-    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
+    let out = rec(&mut state, &rules(), "2026-02-10");
     let OutputEvent::Action(call) = &out[0] else {
         panic!()
     };
@@ -216,21 +260,17 @@ fn actions_created_before_the_master_arrived_get_their_owner_when_it_does() {
     if let InputEvent::Item(i) = &mut item {
         i.collector = None;
     }
-    state.apply(item);
-    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
-    assert!(
-        out.iter()
-            .all(|e| matches!(e, OutputEvent::Action(a) if a.owner.is_none()))
-    );
-    state.apply(master("JDOE"));
-    let out = reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
-    let assigned: Vec<(String, Option<String>, ActionStatus)> = out
-        .iter()
-        .map(|e| match e {
-            OutputEvent::Action(a) if a.kind == ActionEventKind::OwnerAssigned => {
-                (a.action_code.clone(), a.owner.clone(), a.status)
-            }
-            other => panic!("unexpected {other:?}"),
+    state.apply(item, d("2026-01-01"));
+    let out = rec(&mut state, &rules(), "2026-02-10");
+    assert!(action_events(&out).iter().all(|a| a.owner.is_none()));
+    state.apply(master("JDOE"), d("2026-02-10"));
+    let out = rec(&mut state, &rules(), "2026-02-10");
+    assert_eq!(action_events(&out).len(), out.len(), "{out:?}");
+    let assigned: Vec<(String, Option<String>, ActionStatus)> = action_events(&out)
+        .into_iter()
+        .map(|a| {
+            assert_eq!(a.kind, ActionEventKind::OwnerAssigned);
+            (a.action_code.clone(), a.owner.clone(), a.status)
         })
         .collect();
     assert_eq!(
@@ -242,7 +282,7 @@ fn actions_created_before_the_master_arrived_get_their_owner_when_it_does() {
         ]
     );
     assert!(
-        reconcile(&mut state, &key(), &rules(), d("2026-02-10")).is_empty(),
+        rec(&mut state, &rules(), "2026-02-10").is_empty(),
         "assigned once"
     );
 }
@@ -252,10 +292,10 @@ fn ageing_alone_brings_the_customer_into_violation_on_the_right_day() {
     let rules = rules();
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
     // On 2026-01-15 the invoice is 14 days late: no violation, wake up on day 31.
-    assert!(reconcile(&mut state, &key(), &rules, d("2026-01-15")).is_empty());
-    let timers = wanted_timers(&state, &key(), &rules, d("2026-01-15"));
+    assert!(rec(&mut state, &rules, "2026-01-15").is_empty());
+    let timers = timers(&state, &rules, "2026-01-15");
     assert_eq!(timers, vec![(AGEING_TIMER.to_string(), d("2026-02-01"))]);
-    let out = reconcile(&mut state, &key(), &rules, d("2026-02-01"));
+    let out = rec(&mut state, &rules, "2026-02-01");
     assert_eq!(actions(&out).len(), 3);
 }
 
@@ -263,18 +303,18 @@ fn ageing_alone_brings_the_customer_into_violation_on_the_right_day() {
 fn future_steps_move_to_the_list_on_their_day_and_automated_ones_complete() {
     let rules = rules();
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    reconcile(&mut state, &key(), &rules, d("2026-02-10"));
-    let timers = wanted_timers(&state, &key(), &rules, d("2026-02-10"));
+    rec(&mut state, &rules, "2026-02-10");
+    let timers = timers(&state, &rules, "2026-02-10");
     assert!(
         timers.contains(&("action:COLL-30-1-2".to_string(), d("2026-02-20"))),
         "{timers:?}"
     );
     assert!(
-        reconcile(&mut state, &key(), &rules, d("2026-02-19")).is_empty(),
+        rec(&mut state, &rules, "2026-02-19").is_empty(),
         "one day early"
     );
 
-    let out = reconcile(&mut state, &key(), &rules, d("2026-02-20"));
+    let out = rec(&mut state, &rules, "2026-02-20");
     assert_eq!(
         actions(&out),
         vec![(
@@ -292,7 +332,7 @@ fn future_steps_move_to_the_list_on_their_day_and_automated_ones_complete() {
     );
 
     // Days later with nothing in between: the automated HOLD is performed by condmon.
-    let out = reconcile(&mut state, &key(), &rules, d("2026-03-05"));
+    let out = rec(&mut state, &rules, "2026-03-05");
     assert_eq!(
         actions(&out),
         vec![(
@@ -307,9 +347,9 @@ fn future_steps_move_to_the_list_on_their_day_and_automated_ones_complete() {
 fn a_payment_closing_the_item_cancels_open_and_future_actions() {
     let rules = rules();
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    reconcile(&mut state, &key(), &rules, d("2026-02-10"));
-    state.apply(invoice("INV1", "0", "2026-01-01"));
-    let out = reconcile(&mut state, &key(), &rules, d("2026-02-12"));
+    rec(&mut state, &rules, "2026-02-10");
+    state.apply(invoice("INV1", "0", "2026-01-01"), d("2026-02-11"));
+    let out = rec(&mut state, &rules, "2026-02-12");
     assert_eq!(
         actions(&out),
         vec![
@@ -330,29 +370,31 @@ fn a_payment_closing_the_item_cancels_open_and_future_actions() {
             ),
         ]
     );
-    for event in &out {
-        let OutputEvent::Action(a) = event else {
-            panic!()
-        };
+    for a in action_events(&out) {
         assert_eq!(a.cancel_reason, Some(CancelReason::NoLongerInViolation));
     }
+    assert_eq!(
+        conditions(&out),
+        vec![(
+            ConditionEventKind::ViolationEnded,
+            "COLL-30".into(),
+            Some("No Longer in Violation".into())
+        )]
+    );
     assert!(state.violations.is_empty());
-    assert!(wanted_timers(&state, &key(), &rules, d("2026-02-12")).is_empty());
+    assert!(timers(&state, &rules, "2026-02-12").is_empty());
 }
 
 #[test]
 fn a_credit_memo_can_end_the_violation_too() {
     let rules = rules();
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    reconcile(&mut state, &key(), &rules, d("2026-02-10"));
-    state.apply(item(
-        "CM1",
-        ItemType::CreditMemo,
-        "-1500.01",
-        "2026-02-11",
-        "USD",
-    ));
-    let out = reconcile(&mut state, &key(), &rules, d("2026-02-11"));
+    rec(&mut state, &rules, "2026-02-10");
+    state.apply(
+        item("CM1", ItemType::CreditMemo, "-1500.01", "2026-02-11", "USD"),
+        d("2026-02-11"),
+    );
+    let out = rec(&mut state, &rules, "2026-02-11");
     assert_eq!(actions(&out).len(), 3);
     assert!(
         actions(&out)
@@ -366,33 +408,31 @@ fn a_repeated_violation_gets_new_ids_and_the_same_inputs_give_the_same_ids() {
     let rules = rules();
     let run = || {
         let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-        let mut out = reconcile(&mut state, &key(), &rules, d("2026-02-10"));
-        state.apply(invoice("INV1", "0", "2026-01-01"));
-        out.extend(reconcile(&mut state, &key(), &rules, d("2026-02-11")));
-        state.apply(invoice("INV2", "3000.00", "2026-01-05"));
-        out.extend(reconcile(&mut state, &key(), &rules, d("2026-02-12")));
+        let mut out = rec(&mut state, &rules, "2026-02-10");
+        state.apply(invoice("INV1", "0", "2026-01-01"), d("2026-02-11"));
+        out.extend(rec(&mut state, &rules, "2026-02-11"));
+        state.apply(invoice("INV2", "3000.00", "2026-01-05"), d("2026-02-12"));
+        out.extend(rec(&mut state, &rules, "2026-02-12"));
         out
     };
     let first = run();
     assert_eq!(first, run(), "deterministic");
     let ids: std::collections::HashSet<&str> = first.iter().map(|e| e.event_id()).collect();
     assert_eq!(ids.len(), first.len(), "every transition has its own id");
-    let OutputEvent::Action(last) = first.last().unwrap() else {
-        panic!()
-    };
+    let last = action_events(&first).pop().unwrap();
     assert_eq!(last.violation_id, "COLL-30-2");
 }
 
 #[test]
 fn a_rule_removed_from_the_rule_set_ends_its_violations() {
     let mut state = state_with(vec![invoice("INV1", "2500.00", "2026-01-01")]);
-    reconcile(&mut state, &key(), &rules(), d("2026-02-10"));
+    rec(&mut state, &rules(), "2026-02-10");
     let empty = RuleSet {
         version: 2,
         collection_rules: vec![],
-        templates: rules().templates,
+        ..rules()
     };
-    let out = reconcile(&mut state, &key(), &empty, d("2026-02-11"));
+    let out = rec(&mut state, &empty, "2026-02-11");
     assert_eq!(actions(&out).len(), 3);
     assert!(state.violations.is_empty());
 }

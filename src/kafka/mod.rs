@@ -370,6 +370,84 @@ fn detach<M: Message>(m: &M) -> InputMessage {
     }
 }
 
+/// Reads whole topics, every partition from the beginning and without a group: reference
+/// data (exchange rates, rule documents) that every instance needs whatever it holds.
+pub struct GlobalReader {
+    consumer: BaseConsumer,
+}
+
+impl GlobalReader {
+    pub fn new(config: &Config, topics: &[&str]) -> Result<GlobalReader, BrokerError> {
+        let consumer: BaseConsumer = client_config(config)
+            .set("group.id", format!("{}-global", config.kafka.group_id))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            }
+        }
+        consumer.assign(&tpl)?;
+        Ok(GlobalReader { consumer })
+    }
+
+    /// Everything up to the end of every partition as it is now: the tables as they stand.
+    /// Blocks on the broker; fails if the end is not reached within `timeout`.
+    pub fn catch_up(&self, timeout: Duration) -> Result<Vec<InputMessage>, BrokerError> {
+        let assignment = self.consumer.assignment()?;
+        let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
+        for e in assignment.elements() {
+            let (low, high) = self.consumer.fetch_watermarks(
+                e.topic(),
+                e.partition(),
+                Duration::from_secs(10),
+            )?;
+            if high > low {
+                remaining.insert((e.topic().to_string(), e.partition()), high);
+            }
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while !remaining.is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(BrokerError(format!(
+                    "reference topics not read to their end within {timeout:?}: {remaining:?}"
+                )));
+            }
+            if let Some(message) = self.consumer.poll(Duration::from_millis(100)) {
+                let message = detach(&message?);
+                let tp = (message.topic.clone(), message.partition);
+                if remaining
+                    .get(&tp)
+                    .is_some_and(|end| message.offset + 1 >= *end)
+                {
+                    remaining.remove(&tp);
+                }
+                out.push(message);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What has arrived since, without waiting.
+    pub fn poll(&self) -> Vec<InputMessage> {
+        let mut out = Vec::new();
+        while let Some(message) = self.consumer.poll(Duration::ZERO) {
+            match message {
+                Ok(m) => out.push(detach(&m)),
+                Err(e) => {
+                    warn!(error = %e, "Reference topic read error; retrying on the next tick.");
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
 /// One record to produce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutRecord {

@@ -68,8 +68,58 @@ impl ActionStatus {
 /// Why an action was cancelled. The manual's wording is the wire form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CancelReason {
+    /// The condition that generated the action no longer exists.
     #[serde(rename = "No Longer in Violation")]
     NoLongerInViolation,
+    /// The item the action was about has a zero balance.
+    #[serde(rename = "Item Closed")]
+    ItemClosed,
+    /// The customer was put on credit hold: further collection steps are moot.
+    #[serde(rename = "Credit Hold Exists")]
+    CreditHoldExists,
+    /// The owner type of the rule changed: the action is re-created for the new owner.
+    #[serde(rename = "Rule Owner Change")]
+    RuleOwnerChange,
+    /// A violation with a higher-priority template replaced the plan (escalation option).
+    #[serde(rename = "Template Upgrade")]
+    TemplateUpgrade,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelReason::NoLongerInViolation => "No Longer in Violation",
+            CancelReason::ItemClosed => "Item Closed",
+            CancelReason::CreditHoldExists => "Credit Hold Exists",
+            CancelReason::RuleOwnerChange => "Rule Owner Change",
+            CancelReason::TemplateUpgrade => "Template Upgrade",
+        }
+    }
+}
+
+/// Which customer of a relationship a rule monitors: the customer itself, or a parent whose
+/// figures include its children's.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MonitorRole {
+    #[default]
+    BillTo,
+    Corporate,
+    Correspondence,
+    RemitFrom,
+}
+
+impl MonitorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorRole::BillTo => "BILL_TO",
+            MonitorRole::Corporate => "CORPORATE",
+            MonitorRole::Correspondence => "CORRESPONDENCE",
+            MonitorRole::RemitFrom => "REMIT_FROM",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,17 +137,82 @@ pub enum ActionEventKind {
     OwnerAssigned,
 }
 
-/// What made a violation true when it was detected: the figures and the thresholds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What made a violation true when it was detected: the figures and the thresholds, all in
+/// the rule's anchor currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Evidence {
+    /// The rule's anchor currency: every amount here is in it.
     pub currency: String,
     pub past_due_amount: Decimal,
+    /// The amount the measured figure was compared with (0 when the rule has none).
     pub threshold_amount: Decimal,
     pub oldest_days_past_due: i32,
+    /// The days the rule compares with (0 when it has none).
     pub threshold_days: i32,
     pub oldest_item_id: Option<String>,
-    /// Open items in other currencies, which this rule could not count.
+    /// Open items in another currency than the anchor, converted at `rate_type`.
     pub items_in_other_currencies: i32,
+    #[serde(default)]
+    pub rate_type: Option<String>,
+    /// The customer balance, after the installation options (unapplied, in-process, disputed).
+    #[serde(default)]
+    pub balance: Option<Decimal>,
+    /// The figure the rule compared with `threshold_amount`.
+    #[serde(default)]
+    pub measured_amount: Option<Decimal>,
+    /// The credit limit (times 1 + percent over, where the condition uses it).
+    #[serde(default)]
+    pub credit_limit: Option<Decimal>,
+    #[serde(default)]
+    pub disputed_amount: Option<Decimal>,
+    #[serde(default)]
+    pub unapplied_amount: Option<Decimal>,
+    #[serde(default)]
+    pub in_process_amount: Option<Decimal>,
+    /// Past-due amounts by aging category, for rules with an aging definition.
+    #[serde(default)]
+    pub buckets: Vec<BucketAmount>,
+    #[serde(default)]
+    pub statistic: Option<StatisticEvidence>,
+    /// The item, for item-level conditions.
+    #[serde(default)]
+    pub item: Option<ItemEvidence>,
+    /// Children whose figures are included (for a rule monitoring a parent).
+    #[serde(default)]
+    pub children: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAmount {
+    pub category: String,
+    pub amount: Decimal,
+}
+
+/// A history statistic compared by a Key Statistics (KSTE) rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatisticEvidence {
+    pub history_id: String,
+    /// `CONDMON` (kept by condmon from item and payment events) or `ERP` (history events).
+    pub source: String,
+    pub value: Decimal,
+    pub comparison: String,
+    pub threshold: Decimal,
+    /// Payments, sales or periods the value was computed from.
+    pub samples: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemEvidence {
+    pub item_id: String,
+    pub item_line: i32,
+    pub item_type: String,
+    pub currency: String,
+    pub open_amount: Decimal,
+    pub disputed_amount: Decimal,
+    pub entry_type: String,
+    pub entry_reason: Option<String>,
+    pub due_date: NaiveDate,
+    pub accounting_date: NaiveDate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +242,47 @@ pub struct ActionEvent {
     pub evidence: Evidence,
     /// The business date on which the transition happened.
     pub business_date: NaiveDate,
+    /// The item, for actions of item-level conditions.
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub item_line: Option<i32>,
+    /// The priority of the rule (collection) or template that produced the action.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub monitor_role: MonitorRole,
+}
+
+/// What happened to a condition of a customer: a violation began or ended, or a rule could
+/// not be evaluated (and why), or could again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConditionEventKind {
+    ViolationOpened,
+    ViolationEnded,
+    /// The rule cannot be evaluated (e.g. an exchange rate is missing): the customer is
+    /// flagged and its plans for the rule stay as they are until it can.
+    EvaluationBlocked,
+    EvaluationRestored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionEvent {
+    pub event_id: String,
+    pub kind: ConditionEventKind,
+    pub set_id: String,
+    pub customer_id: String,
+    pub rule_id: String,
+    pub condition: String,
+    pub violation_id: Option<String>,
+    pub item_id: Option<String>,
+    pub item_line: Option<i32>,
+    pub monitor_role: MonitorRole,
+    /// Why a violation ended, or what blocks the evaluation.
+    pub reason: Option<String>,
+    pub evidence: Evidence,
+    pub business_date: NaiveDate,
 }
 
 /// A plan moved to a later, sharper step: the signal a supervisor dashboard watches.
@@ -152,4 +308,10 @@ pub struct EscalationEvent {
 pub enum OutputEvent {
     Action(ActionEvent),
     Escalation(EscalationEvent),
+    Condition(ConditionEvent),
+    /// A child's figures for its parent, to the internal topic (read back as an input).
+    ChildFigures {
+        event_id: String,
+        figures: super::ChildFigures,
+    },
 }

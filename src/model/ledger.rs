@@ -72,6 +72,9 @@ pub enum PaymentStatus {
     Applied,
     /// Reversed or deleted in the ERP: it no longer counts anywhere.
     Cancelled,
+    /// Returned unpaid (non-sufficient funds): it no longer counts as cash, and it is counted
+    /// in the customer's NSF statistic.
+    Nsf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +139,87 @@ pub struct CustomerChange {
     pub corporate_parent: Option<String>,
     pub remit_from_parent: Option<String>,
     pub correspondence_parent: Option<String>,
+    /// The customer is on credit hold: collection actions it makes moot are cancelled.
+    #[serde(default)]
+    pub credit_hold: bool,
+}
+
+/// One ERP history figure (CUST_HISTORY): a statistic of a customer for a business unit,
+/// fiscal year and accounting period. Amount-based statistics carry a currency; count- and
+/// days-based ones (average days late, number of NSF payments) do not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryChange {
+    pub set_id: String,
+    pub customer_id: String,
+    pub business_unit: String,
+    pub history_id: String,
+    pub fiscal_year: i32,
+    pub accounting_period: i32,
+    pub value: Decimal,
+    pub currency: Option<String>,
+}
+
+/// An exchange rate: one unit of `from_currency` is worth `rate` units of `to_currency`, for
+/// `rate_type`, from `effective_date` until the next rate of the same pair and type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FxRate {
+    pub rate_type: String,
+    pub from_currency: String,
+    pub to_currency: String,
+    pub effective_date: NaiveDate,
+    pub rate: Decimal,
+}
+
+impl FxRate {
+    /// The compacted topic's key: one record per pair, type and effective date.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.rate_type, self.from_currency, self.to_currency, self.effective_date
+        )
+    }
+}
+
+/// What a child customer contributes to a parent that rules monitor in a relationship
+/// (corporate, correspondence or remit-from): its open items summarised by business unit,
+/// currency and due date, and its cash. condmon sends it to the parent's partition through an
+/// internal topic keyed by the parent, so the parent's figures are right whichever partition
+/// its children live on. No lines and no cash withdraws the child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildFigures {
+    pub set_id: String,
+    /// The parent: the customer this record is keyed by.
+    pub customer_id: String,
+    pub child_id: String,
+    pub role: super::MonitorRole,
+    pub lines: Vec<ChildLine>,
+    pub cash: Vec<ChildCash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChildLine {
+    pub business_unit: String,
+    pub currency: String,
+    pub due_date: NaiveDate,
+    /// Credits (credit memos, on-account) rather than debits.
+    pub credit: bool,
+    pub open_amount: Decimal,
+    pub disputed_amount: Decimal,
+    /// The smallest item id of the line: named as the oldest item when it is.
+    pub item_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCash {
+    pub currency: String,
+    pub unapplied: Decimal,
+    pub in_process: Decimal,
+}
+
+impl ChildFigures {
+    pub fn is_withdrawal(&self) -> bool {
+        self.lines.is_empty() && self.cash.is_empty()
+    }
 }
 
 /// Any event condmon consumes, tagged by the stream it came from.
@@ -145,16 +229,36 @@ pub enum InputEvent {
     Payment(PaymentChange),
     Aging(AgingSnapshot),
     Customer(CustomerChange),
+    History(HistoryChange),
+    /// A child's figures for its parent (condmon's own internal stream).
+    ChildFigures(ChildFigures),
+    /// Reference data shared by every customer, not a customer's event.
+    FxRate(FxRate),
 }
 
 impl InputEvent {
-    pub fn customer_key(&self) -> CustomerKey {
+    /// The customer the event belongs to; `None` for reference data (exchange rates).
+    pub fn customer_key(&self) -> Option<CustomerKey> {
         let (set_id, customer_id) = match self {
             InputEvent::Item(e) => (&e.set_id, &e.customer_id),
             InputEvent::Payment(e) => (&e.set_id, &e.customer_id),
             InputEvent::Aging(e) => (&e.set_id, &e.customer_id),
             InputEvent::Customer(e) => (&e.set_id, &e.customer_id),
+            InputEvent::History(e) => (&e.set_id, &e.customer_id),
+            InputEvent::ChildFigures(e) => (&e.set_id, &e.customer_id),
+            InputEvent::FxRate(_) => return None,
         };
-        CustomerKey::new(set_id, customer_id)
+        Some(CustomerKey::new(set_id, customer_id))
+    }
+
+    /// The Kafka record key the event must carry.
+    pub fn record_key(&self) -> String {
+        match self {
+            InputEvent::FxRate(rate) => rate.key(),
+            other => other
+                .customer_key()
+                .expect("customer events have a customer")
+                .encode(),
+        }
     }
 }

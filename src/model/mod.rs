@@ -55,18 +55,28 @@ pub enum Stream {
     Payments,
     Aging,
     Customers,
+    History,
+    /// Children's figures re-keyed to their parents: written and read by condmon itself.
+    ChildFigures,
+    FxRates,
     Actions,
     Escalations,
+    Conditions,
 }
 
 impl Stream {
-    pub const INPUTS: [Stream; 4] = [
+    /// The customer streams: keyed by customer and co-partitioned, read per partition.
+    pub const INPUTS: [Stream; 6] = [
         Stream::Items,
         Stream::Payments,
         Stream::Aging,
         Stream::Customers,
+        Stream::History,
+        Stream::ChildFigures,
     ];
-    pub const OUTPUTS: [Stream; 2] = [Stream::Actions, Stream::Escalations];
+    /// Reference data every instance reads whole (compacted topics), whatever it holds.
+    pub const GLOBAL_INPUTS: [Stream; 1] = [Stream::FxRates];
+    pub const OUTPUTS: [Stream; 3] = [Stream::Actions, Stream::Escalations, Stream::Conditions];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,9 +84,21 @@ impl Stream {
             Stream::Payments => "payments",
             Stream::Aging => "aging",
             Stream::Customers => "customers",
+            Stream::History => "history",
+            Stream::ChildFigures => "child-figures",
+            Stream::FxRates => "fx-rates",
             Stream::Actions => "actions",
             Stream::Escalations => "escalations",
+            Stream::Conditions => "conditions",
         }
+    }
+
+    /// Every stream with a schema: inputs, reference data and outputs.
+    pub fn all() -> impl Iterator<Item = Stream> {
+        Self::INPUTS
+            .into_iter()
+            .chain(Self::GLOBAL_INPUTS)
+            .chain(Self::OUTPUTS)
     }
 }
 
@@ -87,6 +109,9 @@ impl InputEvent {
             InputEvent::Payment(_) => Stream::Payments,
             InputEvent::Aging(_) => Stream::Aging,
             InputEvent::Customer(_) => Stream::Customers,
+            InputEvent::History(_) => Stream::History,
+            InputEvent::ChildFigures(_) => Stream::ChildFigures,
+            InputEvent::FxRate(_) => Stream::FxRates,
         }
     }
 }
@@ -96,6 +121,8 @@ impl OutputEvent {
         match self {
             OutputEvent::Action(_) => Stream::Actions,
             OutputEvent::Escalation(_) => Stream::Escalations,
+            OutputEvent::Condition(_) => Stream::Conditions,
+            OutputEvent::ChildFigures { .. } => Stream::ChildFigures,
         }
     }
 
@@ -103,6 +130,10 @@ impl OutputEvent {
         match self {
             OutputEvent::Action(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::Escalation(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::Condition(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::ChildFigures { figures, .. } => {
+                CustomerKey::new(&figures.set_id, &figures.customer_id)
+            }
         }
     }
 
@@ -110,6 +141,8 @@ impl OutputEvent {
         match self {
             OutputEvent::Action(e) => &e.event_id,
             OutputEvent::Escalation(e) => &e.event_id,
+            OutputEvent::Condition(e) => &e.event_id,
+            OutputEvent::ChildFigures { event_id, .. } => event_id,
         }
     }
 }
@@ -119,6 +152,19 @@ impl OutputEvent {
 pub fn event_id(parts: &[&str]) -> String {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1f_53c8_8d0e_4c4b_9a3c_1d2e_3f40_5a6b);
     uuid::Uuid::new_v5(&NAMESPACE, parts.join("\u{1f}").as_bytes()).to_string()
+}
+
+/// FNV-1a over the parts: a stable digest (the standard library's hash may change between
+/// releases) for fingerprints kept in state.
+pub fn fingerprint(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.iter().chain(&[0xff]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 #[cfg(test)]

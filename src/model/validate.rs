@@ -5,8 +5,8 @@ use rust_decimal::Decimal;
 use thiserror::Error;
 
 use super::{
-    AgingSnapshot, CustomerChange, InputEvent, ItemChange, KEY_SEPARATOR, PaymentChange,
-    PaymentStatus,
+    AgingSnapshot, CustomerChange, FxRate, HistoryChange, InputEvent, ItemChange, KEY_SEPARATOR,
+    PaymentChange, PaymentStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -29,7 +29,7 @@ pub enum ValidationError {
         field: &'static str,
         date: chrono::NaiveDate,
     },
-    #[error("the key `{key}` does not match the event's setID and customer `{expected}`")]
+    #[error("the key `{key}` does not match the event's key `{expected}`")]
     KeyMismatch { key: String, expected: String },
 }
 
@@ -40,12 +40,16 @@ pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
         InputEvent::Payment(e) => payment(e),
         InputEvent::Aging(e) => aging(e),
         InputEvent::Customer(e) => customer(e),
+        InputEvent::History(e) => history(e),
+        InputEvent::ChildFigures(e) => child_figures(e),
+        InputEvent::FxRate(e) => fx_rate(e),
     }
 }
 
-/// Checks that the record key names the same customer as the event (co-partitioning relies on it).
+/// Checks that the record key names the same customer as the event (co-partitioning relies on
+/// it), or for reference data the same record (compaction relies on it).
 pub fn validate_key(event: &InputEvent, key: Option<&str>) -> Result<(), ValidationError> {
-    let expected = event.customer_key().encode();
+    let expected = event.record_key();
     match key {
         Some(k) if k == expected => Ok(()),
         other => Err(ValidationError::KeyMismatch {
@@ -186,6 +190,66 @@ fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
                 "{field} must not be negative"
             )));
         }
+    }
+    Ok(())
+}
+
+fn history(e: &HistoryChange) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("business_unit", &e.business_unit)?;
+    id("history_id", &e.history_id)?;
+    if let Some(code) = &e.currency {
+        currency(code)?;
+    }
+    if !(1900..2200).contains(&e.fiscal_year) || !(1..=999).contains(&e.accounting_period) {
+        return Err(ValidationError::Amount(format!(
+            "fiscal year {} / period {} is out of range",
+            e.fiscal_year, e.accounting_period
+        )));
+    }
+    Ok(())
+}
+
+fn child_figures(e: &super::ChildFigures) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("child_id", &e.child_id)?;
+    if e.child_id == e.customer_id {
+        return Err(ValidationError::Amount(format!(
+            "customer {} cannot be its own parent",
+            e.child_id
+        )));
+    }
+    if e.role == super::MonitorRole::BillTo {
+        return Err(ValidationError::Amount(
+            "a child's figures are for a corporate, correspondence or remit-from parent".into(),
+        ));
+    }
+    for line in &e.lines {
+        currency(&line.currency)?;
+        date("lines.due_date", line.due_date)?;
+    }
+    for cash in &e.cash {
+        currency(&cash.currency)?;
+    }
+    Ok(())
+}
+
+fn fx_rate(e: &FxRate) -> Result<(), ValidationError> {
+    id("rate_type", &e.rate_type)?;
+    currency(&e.from_currency)?;
+    currency(&e.to_currency)?;
+    date("effective_date", e.effective_date)?;
+    if e.from_currency == e.to_currency {
+        return Err(ValidationError::Amount(format!(
+            "a rate from {} to itself",
+            e.from_currency
+        )));
+    }
+    if e.rate <= Decimal::ZERO {
+        return Err(ValidationError::Amount(format!(
+            "rate {} must be positive",
+            e.rate
+        )));
     }
     Ok(())
 }
@@ -333,7 +397,7 @@ mod tests {
             validate_key(&event, Some("SHARE|C2"))
                 .unwrap_err()
                 .to_string(),
-            "the key `SHARE|C2` does not match the event's setID and customer `SHARE|C1`"
+            "the key `SHARE|C2` does not match the event's key `SHARE|C1`"
         );
         assert!(validate_key(&event, None).is_err());
     }

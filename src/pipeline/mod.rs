@@ -13,8 +13,8 @@ pub mod replay;
 mod run;
 
 pub use operator::{
-    Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind, action_counter,
-    customer_state,
+    CUSTOMERS_FLAGGED, Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind,
+    RulesChange, VIOLATIONS_PREFIX, action_counter, customer_state, violation_counter,
 };
 pub use run::{Health, PipelineError, Runtime, run};
 

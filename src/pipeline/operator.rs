@@ -2,14 +2,17 @@
 //! It sees a [`Txn`] and a business date, never Kafka or RocksDB, so the Kafka run loop and
 //! `condmon replay` run exactly this code.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
 
 use crate::codec::{self, SchemaCatalog};
-use crate::engine::{self, CustomerState};
+use crate::engine::{self, CustomerState, FxTable};
 use crate::model::validate::{validate, validate_key};
-use crate::model::{ActionStatus, CustomerKey, InputEvent, OutputEvent, Stream};
+use crate::model::{
+    ActionStatus, ConditionEventKind, CustomerKey, InputEvent, OutputEvent, Stream,
+};
 use crate::rules::RuleSet;
 use crate::state::{StateError, StoreName, Txn};
 use crate::timer::Timers;
@@ -20,6 +23,8 @@ pub enum Payload<'a> {
     Avro(&'a [u8]),
     /// The JSON form, as read from a replay file.
     Json(serde_json::Value),
+    /// No value: on a compacted reference topic, the deletion of the key's record.
+    Tombstone,
 }
 
 /// Why a record was refused. The kind is a metric label and a dead-letter header.
@@ -66,8 +71,11 @@ pub enum Outcome {
 
 #[derive(Clone)]
 pub struct Operator {
-    rules: Arc<RuleSet>,
+    /// The rule set in force: from the topology file, replaced live by newer documents.
+    rules: Arc<RwLock<Arc<RuleSet>>>,
     catalog: Arc<SchemaCatalog>,
+    /// Exchange rates: reference data shared by every partition.
+    fx: Arc<RwLock<FxTable>>,
 }
 
 /// The durable counter of actions in `status` (per partition).
@@ -75,30 +83,169 @@ pub fn action_counter(status: ActionStatus) -> String {
     format!("actions.{}", status.as_str())
 }
 
+/// The durable counter of active violations of a condition (per partition).
+pub fn violation_counter(condition: &str) -> String {
+    format!("{VIOLATIONS_PREFIX}{condition}")
+}
+
+pub const VIOLATIONS_PREFIX: &str = "violations.";
+
+/// The durable counter of customers flagged because a rule cannot be evaluated.
+pub const CUSTOMERS_FLAGGED: &str = "customers.flagged";
+
+/// What a rule document read live did.
+#[derive(Debug)]
+pub enum RulesChange {
+    /// The document replaced the rule set; `events` are what re-evaluating the affected
+    /// customers produced.
+    Applied {
+        version: u32,
+        events: Vec<OutputEvent>,
+    },
+    /// Not newer than the rule set in force: nothing changed.
+    Stale { offered: u32, current: u32 },
+    /// Invalid: every problem, located. The rule set in force stays.
+    Rejected(Rejection),
+}
+
+/// A record that passed decoding and validation.
+enum Checked {
+    Event(InputEvent),
+    /// A tombstone on the exchange-rate topic: (rate type, from, to, effective date).
+    RateDeleted(String, String, String, NaiveDate),
+}
+
 impl Operator {
     pub fn new(rules: Arc<RuleSet>, catalog: Arc<SchemaCatalog>) -> Self {
-        Operator { rules, catalog }
+        Operator {
+            rules: Arc::new(RwLock::new(rules)),
+            catalog,
+            fx: Arc::default(),
+        }
     }
 
     pub fn catalog(&self) -> &SchemaCatalog {
         &self.catalog
     }
 
-    /// Decodes, validates and applies one record of `stream` from `partition`.
+    /// The rule set in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().expect("rules lock").clone()
+    }
+
+    /// A fingerprint of the reference data decisions depend on (rules and exchange rates).
+    /// A partition whose state was reconciled under another fingerprint is reconciled again.
+    pub fn fingerprint(&self) -> i64 {
+        let rules = serde_json::to_string(self.rules().as_ref()).expect("rules serialize");
+        let fx = format!("{:?}", self.fx.read().expect("fx lock"));
+        crate::model::fingerprint(&[rules.as_bytes(), fx.as_bytes()]) as i64
+    }
+
+    /// Decodes, validates and applies one record of `stream`. A customer's record concerns
+    /// the one partition it came from; reference data (exchange rates) every partition in
+    /// `partitions`.
     pub fn process(
         &self,
         txn: &mut Txn<'_>,
-        partition: i32,
+        partitions: &[i32],
         stream: Stream,
         key: Option<&str>,
         payload: Payload<'_>,
         today: NaiveDate,
     ) -> Result<Outcome, ProcessError> {
+        let events = match self.check(stream, key, payload)? {
+            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+            Ok(Checked::RateDeleted(rate_type, from, to, date)) => {
+                self.fx
+                    .write()
+                    .expect("fx lock")
+                    .remove(&rate_type, &from, &to, date);
+                self.reevaluate_holders(txn, partitions, &from, &to, today)?
+            }
+            Ok(Checked::Event(InputEvent::FxRate(rate))) => {
+                self.fx.write().expect("fx lock").insert(&rate);
+                self.reevaluate_holders(
+                    txn,
+                    partitions,
+                    &rate.from_currency,
+                    &rate.to_currency,
+                    today,
+                )?
+            }
+            Ok(Checked::Event(event)) => {
+                let customer = event
+                    .customer_key()
+                    .expect("customer events have a customer");
+                let [partition] = partitions else {
+                    unreachable!("a customer's record comes from one partition");
+                };
+                self.update(txn, *partition, &customer, Some(event), today)?
+            }
+        };
+        Ok(Outcome::Processed(events))
+    }
+
+    /// Loads reference data read at start-up, before any partition is held: nothing to
+    /// re-evaluate yet (a partition reconciled under other reference data is reconciled
+    /// again when it is taken up, see [`Operator::fingerprint`]).
+    pub fn load_reference(
+        &self,
+        stream: Stream,
+        key: Option<&str>,
+        payload: Payload<'_>,
+    ) -> Result<Option<Rejection>, ProcessError> {
+        match self.check(stream, key, payload)? {
+            Err(rejection) => Ok(Some(rejection)),
+            Ok(Checked::RateDeleted(rate_type, from, to, date)) => {
+                self.fx
+                    .write()
+                    .expect("fx lock")
+                    .remove(&rate_type, &from, &to, date);
+                Ok(None)
+            }
+            Ok(Checked::Event(InputEvent::FxRate(rate))) => {
+                self.fx.write().expect("fx lock").insert(&rate);
+                Ok(None)
+            }
+            Ok(Checked::Event(_)) => Ok(Some(Rejection {
+                kind: RejectionKind::Invalid,
+                reason: format!("`{}` is not reference data", stream.as_str()),
+            })),
+        }
+    }
+
+    /// Decodes and validates a record: the event, or why it is refused.
+    fn check(
+        &self,
+        stream: Stream,
+        key: Option<&str>,
+        payload: Payload<'_>,
+    ) -> Result<Result<Checked, Rejection>, ProcessError> {
+        let reject = |kind, reason: String| Ok(Err(Rejection { kind, reason }));
         let decoded = match payload {
             Payload::Avro(bytes) => self.catalog.decode_input(stream, bytes),
             Payload::Json(json) => codec::input_from_json(stream, json),
+            Payload::Tombstone if stream == Stream::FxRates => {
+                return match key.and_then(parse_rate_key) {
+                    Some((rate_type, from, to, date)) => {
+                        Ok(Ok(Checked::RateDeleted(rate_type, from, to, date)))
+                    }
+                    None => reject(
+                        RejectionKind::WrongKey,
+                        format!(
+                            "a tombstone's key must be TYPE|FROM|TO|YYYY-MM-DD, not `{}`",
+                            key.unwrap_or("<none>")
+                        ),
+                    ),
+                };
+            }
+            Payload::Tombstone => {
+                return reject(
+                    RejectionKind::Undecodable,
+                    "record has no value (a tombstone is not an event)".into(),
+                );
+            }
         };
-        let reject = |kind, reason: String| Ok(Outcome::Rejected(Rejection { kind, reason }));
         let event = match decoded {
             Ok(event) => event,
             Err(e) if e.is_external() => return Err(ProcessError::External(e.to_string())),
@@ -110,14 +257,99 @@ impl Operator {
         if let Err(e) = validate_key(&event, key) {
             return reject(RejectionKind::WrongKey, e.to_string());
         }
-        let customer = event.customer_key();
-        Ok(Outcome::Processed(self.update(
-            txn,
-            partition,
-            &customer,
-            Some(event),
-            today,
-        )?))
+        Ok(Ok(Checked::Event(event)))
+    }
+
+    /// Re-evaluates, in `partitions`, the customers whose figures a rate between `a` and `b`
+    /// converts: those holding one of the currencies while a rule anchors in the other.
+    fn reevaluate_holders(
+        &self,
+        txn: &mut Txn<'_>,
+        partitions: &[i32],
+        a: &str,
+        b: &str,
+        today: NaiveDate,
+    ) -> Result<Vec<OutputEvent>, StateError> {
+        let rules = self.rules();
+        let anchors: BTreeSet<&str> = rules
+            .collection_rules
+            .iter()
+            .map(|r| r.currency.as_str())
+            .chain(rules.assessment_rules.iter().map(|r| r.currency.as_str()))
+            .collect();
+        let mut held = Vec::new();
+        if anchors.contains(b) {
+            held.push(a);
+        }
+        if anchors.contains(a) {
+            held.push(b);
+        }
+        let mut out = Vec::new();
+        for partition in partitions {
+            let mut customers = BTreeSet::new();
+            for currency in &held {
+                customers.extend(customers_holding(txn, *partition, currency)?);
+            }
+            for customer in customers {
+                out.extend(self.update(txn, *partition, &customer, None, today)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes in a rule document read live (the rules topic, a replay line). A valid document
+    /// newer than the rule set in force replaces it, and the customers of every setID whose
+    /// rules changed are re-evaluated in `partitions`; an invalid one is refused with every
+    /// problem and the rule set in force stays.
+    pub fn replace_rules(
+        &self,
+        txn: &mut Txn<'_>,
+        partitions: &[i32],
+        text: &str,
+        origin: &str,
+        today: NaiveDate,
+    ) -> Result<RulesChange, StateError> {
+        let new = match RuleSet::parse(text, origin) {
+            Ok(new) => new,
+            Err(e) => {
+                return Ok(RulesChange::Rejected(Rejection {
+                    kind: RejectionKind::Invalid,
+                    reason: e.to_string(),
+                }));
+            }
+        };
+        let old = self.rules();
+        if new.version <= old.version {
+            return Ok(RulesChange::Stale {
+                offered: new.version,
+                current: old.version,
+            });
+        }
+        let version = new.version;
+        let affected = changed_set_ids(&old, &new);
+        *self.rules.write().expect("rules lock") = Arc::new(new);
+        let mut events = Vec::new();
+        for partition in partitions {
+            for customer in customers_of(txn, *partition, affected.as_ref())? {
+                events.extend(self.update(txn, *partition, &customer, None, today)?);
+            }
+        }
+        Ok(RulesChange::Applied { version, events })
+    }
+
+    /// Reconciles every customer of `partition` (after reference data changed while the
+    /// partition was not held here).
+    pub fn reconcile_partition(
+        &self,
+        txn: &mut Txn<'_>,
+        partition: i32,
+        today: NaiveDate,
+    ) -> Result<Vec<OutputEvent>, StateError> {
+        let mut out = Vec::new();
+        for customer in customers_of(txn, partition, None)? {
+            out.extend(self.update(txn, partition, &customer, None, today)?);
+        }
+        Ok(out)
     }
 
     /// Fires every timer of `partition` due on or before `today`: each customer concerned is
@@ -149,19 +381,44 @@ impl Operator {
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
         let mut state = customer_state(txn, partition, customer)?.unwrap_or_default();
+        let held_before = state.currencies();
+        let flagged_before = !state.blocked.is_empty();
         if let Some(event) = event {
-            state.apply(event);
+            state.apply(event, today);
         }
-        let out = engine::reconcile(&mut state, customer, &self.rules, today);
-        let wanted = engine::wanted_timers(&state, customer, &self.rules, today);
+        let rules = self.rules();
+        let fx = self.fx.read().expect("fx lock");
+        let out = engine::reconcile(&mut state, customer, &rules, &fx, today);
+        let wanted = engine::wanted_timers(&state, customer, &rules, &fx, today);
+        drop(fx);
         Timers { txn, partition }.replace_all(customer, &wanted)?;
+        index_currencies(txn, partition, customer, &held_before, &state.currencies());
         for event in &out {
-            if let OutputEvent::Action(a) = event {
-                if let Some(previous) = a.previous_status {
-                    txn.add_to_counter(partition, &action_counter(previous), -1)?;
+            match event {
+                OutputEvent::Action(a) => {
+                    if let Some(previous) = a.previous_status {
+                        txn.add_to_counter(partition, &action_counter(previous), -1)?;
+                    }
+                    txn.add_to_counter(partition, &action_counter(a.status), 1)?;
                 }
-                txn.add_to_counter(partition, &action_counter(a.status), 1)?;
+                OutputEvent::Condition(c) => {
+                    let delta = match c.kind {
+                        ConditionEventKind::ViolationOpened => 1,
+                        ConditionEventKind::ViolationEnded => -1,
+                        _ => 0,
+                    };
+                    txn.add_to_counter(partition, &violation_counter(&c.condition), delta)?;
+                }
+                _ => {}
             }
+        }
+        let flagged_after = !state.blocked.is_empty();
+        if flagged_before != flagged_after {
+            txn.add_to_counter(
+                partition,
+                CUSTOMERS_FLAGGED,
+                if flagged_after { 1 } else { -1 },
+            )?;
         }
         let bytes = serde_json::to_vec(&state).expect("customer state serializes");
         txn.put(
@@ -172,6 +429,124 @@ impl Operator {
         );
         Ok(out)
     }
+}
+
+/// `currency NUL customer-key`: the customers holding a currency are one prefix.
+fn currency_index_key(currency: &str, customer: &CustomerKey) -> Vec<u8> {
+    let mut key = currency.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(customer.encode().as_bytes());
+    key
+}
+
+/// Keeps the index of currencies to customers in step with the customer's figures.
+fn index_currencies(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+    before: &BTreeSet<String>,
+    after: &BTreeSet<String>,
+) {
+    for gone in before.difference(after) {
+        txn.delete(
+            partition,
+            StoreName::CurrencyIndex,
+            &currency_index_key(gone, customer),
+        );
+    }
+    for new in after.difference(before) {
+        txn.put(
+            partition,
+            StoreName::CurrencyIndex,
+            &currency_index_key(new, customer),
+            Vec::new(),
+        );
+    }
+}
+
+/// The customers of `partition` with figures in `currency`.
+fn customers_holding(
+    txn: &Txn<'_>,
+    partition: i32,
+    currency: &str,
+) -> Result<Vec<CustomerKey>, StateError> {
+    let mut prefix = currency.as_bytes().to_vec();
+    prefix.push(0);
+    txn.scan(partition, StoreName::CurrencyIndex, &prefix, |k| {
+        k.starts_with(&prefix)
+    })?
+    .into_iter()
+    .map(|(k, _)| {
+        std::str::from_utf8(&k[prefix.len()..])
+            .ok()
+            .and_then(CustomerKey::decode)
+            .ok_or_else(|| StateError::Corrupt {
+                store: StoreName::CurrencyIndex.as_str().into(),
+                message: "undecodable customer key".into(),
+            })
+    })
+    .collect()
+}
+
+/// The customers of `partition` (of the given setIDs only, when given), in key order.
+fn customers_of(
+    txn: &Txn<'_>,
+    partition: i32,
+    set_ids: Option<&BTreeSet<String>>,
+) -> Result<Vec<CustomerKey>, StateError> {
+    let prefixes: Vec<Vec<u8>> = match set_ids {
+        None => vec![Vec::new()],
+        Some(sets) => sets
+            .iter()
+            .map(|s| CustomerKey::new(s.as_str(), "").encode().into_bytes())
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        for (k, _) in txn.scan(partition, StoreName::Customers, &prefix, |k| {
+            k.starts_with(&prefix)
+        })? {
+            let key = std::str::from_utf8(&k)
+                .ok()
+                .and_then(CustomerKey::decode)
+                .ok_or_else(|| StateError::Corrupt {
+                    store: StoreName::Customers.as_str().into(),
+                    message: "undecodable customer key".into(),
+                })?;
+            out.push(key);
+        }
+    }
+    Ok(out)
+}
+
+/// The setIDs whose rules differ between two rule sets; `None` when everything is affected
+/// (options, aging definitions or templates changed).
+fn changed_set_ids(old: &RuleSet, new: &RuleSet) -> Option<BTreeSet<String>> {
+    if old.options != new.options || old.agings != new.agings || old.templates != new.templates {
+        return None;
+    }
+    let mut changed = BTreeSet::new();
+    for rule in old.collection_rules.iter().chain(&new.collection_rules) {
+        if old.collection_rule(&rule.id) != new.collection_rule(&rule.id) {
+            changed.insert(rule.set_id.clone());
+        }
+    }
+    for rule in old.assessment_rules.iter().chain(&new.assessment_rules) {
+        if old.assessment_rule(&rule.id) != new.assessment_rule(&rule.id) {
+            changed.insert(rule.set_id.clone());
+        }
+    }
+    Some(changed)
+}
+
+/// `TYPE|FROM|TO|YYYY-MM-DD`, the key of an exchange rate.
+fn parse_rate_key(key: &str) -> Option<(String, String, String, NaiveDate)> {
+    let mut parts = key.split('|');
+    let (rate_type, from, to, date) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((rate_type.into(), from.into(), to.into(), date.parse().ok()?))
 }
 
 /// Reads one customer's state (for queries).

@@ -10,14 +10,13 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::{
-    Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind, dead_letter_record,
-    output_record,
+    Operator, Outcome, Payload, ProcessError, RulesChange, dead_letter_record, output_record,
 };
 use crate::codec::CodecError;
 use crate::config::Config;
-use crate::kafka::{BrokerError, InputMessage, OutRecord, Sink, Source};
+use crate::kafka::{BrokerError, GlobalReader, InputMessage, OutRecord, Sink, Source};
 use crate::metrics::Metrics;
-use crate::model::OutputEvent;
+use crate::model::{OutputEvent, Stream};
 use crate::state::{StateError, Store, Txn};
 use crate::timer::Clock;
 
@@ -78,6 +77,12 @@ pub struct Runtime {
 pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
     let source = Source::new(&rt.config, rt.store.clone())?;
     let sink = Sink::new(&rt.config)?;
+    let topics = &rt.config.topics;
+    let reference = GlobalReader::new(&rt.config, &[&topics.fx_rates, &topics.rules])?;
+    load_reference(&rt, &reference)?;
+    let mut fingerprint = rt.operator.fingerprint();
+    // Partitions whose state is known to be reconciled under `fingerprint`.
+    let mut reconciled: BTreeMap<i32, i64> = BTreeMap::new();
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
@@ -99,7 +104,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if let Some(problem) = source.problem() {
             return Err(PipelineError::Partition(problem));
         }
-        let messages = match batch {
+        let mut messages = match batch {
             Ok(messages) => messages,
             Err(e) => {
                 warn!(error = %e, "Consumer error; retrying.");
@@ -107,12 +112,21 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 continue;
             }
         };
+        // Reference data (exchange rates, rule documents) is applied in the batch it arrives
+        // in, re-evaluating the customers it concerns in every partition held.
+        let reference_changed = {
+            let arrived = reference.poll();
+            let any = !arrived.is_empty();
+            messages.extend(arrived);
+            any
+        };
+        let assigned = source.assigned();
         let today = rt.clock.today();
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile.
         let mut backoff = Duration::from_millis(pipeline.retry_backoff_ms);
-        let (mut txn, mut records, offsets) = loop {
-            match process_batch(&rt, &messages, today) {
+        let (mut txn, mut records, mut offsets) = loop {
+            match process_batch(&rt, &messages, &assigned, today) {
                 Ok(done) => break done,
                 Err(BatchError::External(e)) => {
                     warn!(error = %e, retry_in = ?backoff, "External dependency unavailable; retrying the batch.");
@@ -126,6 +140,35 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 Err(BatchError::Fatal(e)) => return Err(e),
             }
         };
+        if reference_changed {
+            // Every partition held was re-evaluated where the change reached it.
+            fingerprint = rt.operator.fingerprint();
+            for partition in &assigned {
+                reconciled.insert(*partition, fingerprint);
+            }
+        }
+        reconciled.retain(|p, _| assigned.contains(p));
+        for partition in &assigned {
+            if reconciled.get(partition) == Some(&fingerprint) {
+                continue;
+            }
+            let stored = rt.store.offsets(*partition)?.get(FINGERPRINT).copied();
+            if stored != Some(fingerprint) {
+                // Rules or rates changed while this partition's state was not held here.
+                info!(
+                    partition,
+                    "Reference data changed since this state was reconciled: reconciling every customer."
+                );
+                let events = rt
+                    .operator
+                    .reconcile_partition(&mut txn, *partition, today)?;
+                records.extend(encode(&rt, &events)?);
+            }
+            reconciled.insert(*partition, fingerprint);
+        }
+        for partition in &assigned {
+            offsets.insert((*partition, FINGERPRINT.to_string()), fingerprint);
+        }
         let timers_due = last_tick.elapsed() >= tick;
         if timers_due {
             last_tick = Instant::now();
@@ -135,7 +178,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 records.extend(encode(&rt, &events)?);
             }
         }
-        if records.is_empty() && txn.is_empty() && offsets.is_empty() {
+        if records.is_empty() && txn.is_empty() && messages.is_empty() {
             rt.health.beat();
             if timers_due {
                 refresh_gauges(&rt, &source, &mut last_lag);
@@ -163,7 +206,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
         rt.store.commit(txn, &committed)?;
         rt.metrics.batches_committed.inc();
-        source.commit_progress(&committed);
+        let progress: Vec<(i32, String, i64)> = committed
+            .into_iter()
+            .filter(|(_, topic, _)| topic != FINGERPRINT)
+            .collect();
+        source.commit_progress(&progress);
         rt.health.beat();
         if timers_due {
             refresh_gauges(&rt, &source, &mut last_lag);
@@ -187,11 +234,66 @@ impl From<PipelineError> for BatchError {
 
 type Offsets = BTreeMap<(i32, String), i64>;
 
+/// The pseudo-topic under which a partition's reference fingerprint is kept with its offsets.
+const FINGERPRINT: &str = "reference.fingerprint";
+
+/// Reads the reference topics to their end before any partition is processed.
+fn load_reference(rt: &Runtime, reference: &GlobalReader) -> Result<(), PipelineError> {
+    let messages = tokio::task::block_in_place(|| reference.catch_up(Duration::from_secs(60)))?;
+    let mut scratch = rt.store.txn();
+    for message in &messages {
+        let key = message.key.as_deref().map(String::from_utf8_lossy);
+        let problem = if message.topic == rt.config.topics.rules {
+            let text = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default());
+            let origin = format!("{}@{}/{}", message.topic, message.partition, message.offset);
+            match rt
+                .operator
+                .replace_rules(&mut scratch, &[], &text, &origin, rt.clock.today())?
+            {
+                RulesChange::Rejected(rejection) => Some(rejection.reason),
+                RulesChange::Applied { version, .. } => {
+                    info!(version, "Rule set from the rules topic.");
+                    None
+                }
+                RulesChange::Stale { .. } => None,
+            }
+        } else {
+            let payload = match &message.payload {
+                Some(bytes) => Payload::Avro(bytes),
+                None => Payload::Tombstone,
+            };
+            rt.operator
+                .load_reference(Stream::FxRates, key.as_deref(), payload)
+                .map_err(|e| PipelineError::Partition(format!("loading exchange rates: {e}")))?
+                .map(|r| r.reason)
+        };
+        rt.metrics
+            .records_in
+            .with_label_values(&[&message.topic])
+            .inc();
+        if let Some(reason) = problem {
+            // Refused when it was first read live (and dead-lettered then): counted, not resent.
+            warn!(
+                topic = message.topic,
+                offset = message.offset,
+                reason,
+                "Refused reference record skipped."
+            );
+        }
+    }
+    rt.metrics
+        .rules_version
+        .set(i64::from(rt.operator.rules().version));
+    info!(records = messages.len(), "Reference data loaded.");
+    Ok(())
+}
+
 /// Runs every message of a batch through the operator in one transaction. Metrics are counted
 /// only for a batch that went through, so a retried batch is not counted twice.
 fn process_batch<'s>(
     rt: &'s Runtime,
     messages: &[InputMessage],
+    assigned: &[i32],
     today: chrono::NaiveDate,
 ) -> Result<(Txn<'s>, Vec<OutRecord>, Offsets), BatchError> {
     let mut txn = rt.store.txn();
@@ -199,34 +301,63 @@ fn process_batch<'s>(
     let mut offsets = Offsets::new();
     let mut rejected = Vec::new();
     let started = Instant::now();
+    let failed = |e| match e {
+        ProcessError::External(e) => BatchError::External(e),
+        ProcessError::State(e) => BatchError::Fatal(e.into()),
+    };
     for message in messages {
-        offsets.insert(
-            (message.partition, message.topic.clone()),
-            message.offset + 1,
-        );
-        let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
-            unreachable!("subscribed only to input topics, got {}", message.topic);
-        };
         let key = message.key.as_deref().map(String::from_utf8_lossy);
-        let outcome = match &message.payload {
-            Some(payload) => rt
+        let payload = match &message.payload {
+            Some(bytes) => Payload::Avro(bytes),
+            None => Payload::Tombstone,
+        };
+        let outcome = if message.topic == rt.config.topics.rules {
+            let text = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default());
+            let origin = format!("{}@{}/{}", message.topic, message.partition, message.offset);
+            match rt
                 .operator
-                .process(
-                    &mut txn,
-                    message.partition,
-                    stream,
-                    key.as_deref(),
-                    Payload::Avro(payload),
-                    today,
-                )
-                .map_err(|e| match e {
-                    ProcessError::External(e) => BatchError::External(e),
-                    ProcessError::State(e) => BatchError::Fatal(e.into()),
-                })?,
-            None => Outcome::Rejected(Rejection {
-                kind: RejectionKind::Undecodable,
-                reason: "record has no value (a tombstone is not an event)".into(),
-            }),
+                .replace_rules(&mut txn, assigned, &text, &origin, today)
+                .map_err(|e| BatchError::Fatal(e.into()))?
+            {
+                RulesChange::Applied { version, events } => {
+                    info!(version, "Rule set replaced live.");
+                    rt.metrics.rules_version.set(i64::from(version));
+                    Outcome::Processed(events)
+                }
+                RulesChange::Stale { offered, current } => {
+                    info!(
+                        offered,
+                        current, "Rule document not newer than the rule set in force: ignored."
+                    );
+                    Outcome::Processed(Vec::new())
+                }
+                RulesChange::Rejected(rejection) => {
+                    warn!(
+                        reason = rejection.reason,
+                        "Invalid rule document refused; the rule set in force stays."
+                    );
+                    Outcome::Rejected(rejection)
+                }
+            }
+        } else {
+            let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
+                unreachable!("subscribed only to input topics, got {}", message.topic);
+            };
+            let global = Stream::GLOBAL_INPUTS.contains(&stream);
+            if !global {
+                offsets.insert(
+                    (message.partition, message.topic.clone()),
+                    message.offset + 1,
+                );
+            }
+            let partitions = if global {
+                assigned
+            } else {
+                std::slice::from_ref(&message.partition)
+            };
+            rt.operator
+                .process(&mut txn, partitions, stream, key.as_deref(), payload, today)
+                .map_err(failed)?
         };
         match outcome {
             Outcome::Processed(events) => records.extend(encode(rt, &events)?),

@@ -1,48 +1,412 @@
-//! Collection rules and action templates: parsed from TOML and validated once, then shared
-//! read-only by the engine. `condmon rules check FILE` prints every problem with its location.
+//! Rules: installation options, aging definitions, collection and assessment rules and action
+//! templates. Parsed from a versioned TOML document and validated once, then shared read-only
+//! by the engine. `condmon rules check FILE` prints every problem with its location.
+//!
+//! Rules apply at three levels: setID, customer group and customer. For each condition the
+//! lowest level that has a rule for the customer wins ([`RuleSet::applicable`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::OwnerType;
+use crate::model::{MonitorRole, OwnerType};
 
 /// A whole rule set, as one versioned document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSet {
     pub version: u32,
+    #[serde(default)]
+    pub options: Options,
+    #[serde(default, rename = "aging")]
+    pub agings: Vec<AgingDefinition>,
     #[serde(default, rename = "collection_rule")]
     pub collection_rules: Vec<CollectionRule>,
+    #[serde(default, rename = "assessment_rule")]
+    pub assessment_rules: Vec<AssessmentRule>,
     #[serde(default, rename = "template")]
     pub templates: Vec<ActionTemplate>,
 }
 
+/// The installation options of the receivables manual that change what condmon computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Unapplied cash reduces the customer balance and the past-due amount.
+    pub include_unapplied_payments: bool,
+    /// Payments received but not yet posted reduce them too.
+    pub include_in_process_payments: bool,
+    /// Amounts in dispute are left out of the balance and the past-due amount.
+    pub exclude_disputed: bool,
+    /// A customer-level action goes to the owner that every open item of its business unit
+    /// names, when they all name the same one; otherwise to the customer's owner.
+    pub business_unit_monitoring: bool,
+    /// A collection violation of a higher priority replaces the current plan ("Template
+    /// Upgrade"); without it the current plan stays.
+    pub escalation: bool,
+    /// The window, in days, of the statistics condmon keeps (days late, DSO, NSF payments).
+    pub statistics_window_days: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            include_unapplied_payments: false,
+            include_in_process_payments: false,
+            exclude_disputed: false,
+            business_unit_monitoring: false,
+            escalation: false,
+            statistics_window_days: 90,
+        }
+    }
+}
+
+/// Aging categories by days past due (an item due today is 0 days past due; not yet due is
+/// negative). `to_days` absent means "and older".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgingDefinition {
+    pub id: String,
+    #[serde(rename = "category")]
+    pub categories: Vec<AgingCategory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgingCategory {
+    pub id: String,
+    pub from_days: i32,
+    #[serde(default)]
+    pub to_days: Option<i32>,
+}
+
+impl AgingCategory {
+    pub fn contains(&self, days_past_due: i64) -> bool {
+        days_past_due >= i64::from(self.from_days)
+            && self.to_days.is_none_or(|to| days_past_due <= i64::from(to))
+    }
+}
+
+/// Where a rule applies: a setID, optionally narrowed to a customer group or one customer.
+pub trait Scoped {
+    fn set_id(&self) -> &str;
+    fn customer_group(&self) -> Option<&str>;
+    fn customer_id(&self) -> Option<&str>;
+
+    fn level(&self) -> Level {
+        if self.customer_id().is_some() {
+            Level::Customer
+        } else if self.customer_group().is_some() {
+            Level::CustomerGroup
+        } else {
+            Level::SetId
+        }
+    }
+
+    /// Whether the rule is written for this customer (at any level).
+    fn covers(&self, set_id: &str, customer_id: &str, group: Option<&str>) -> bool {
+        self.set_id() == set_id
+            && self.customer_id().is_none_or(|c| c == customer_id)
+            && self.customer_group().is_none_or(|g| Some(g) == group)
+    }
+}
+
+/// Rule levels, lowest (most specific) first: the lowest level with a rule wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Customer,
+    CustomerGroup,
+    SetId,
+}
+
 /// "A customer whose past-due amount is at least `min_past_due_amount` and whose oldest
-/// past-due item is more than `days_past_due` days past due is in violation."
+/// past-due item is more than `days_past_due` days past due is in violation." With an aging
+/// category instead of days, the amount counted is what is in that category or older.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectionRule {
     pub id: String,
     pub set_id: String,
     #[serde(default)]
+    pub customer_group: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
     pub description: String,
     /// Condition code reported on actions (COLL for collection rules).
-    #[serde(default = "default_condition")]
+    #[serde(default = "default_collection_condition")]
     pub condition: String,
-    /// Amounts are compared in this currency.
+    #[serde(default)]
+    pub monitor: MonitorRole,
+    /// Among a customer's violated collection rules the highest priority wins; defaults to
+    /// the template's priority.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// The anchor currency: amounts are converted to it and compared in it.
     pub currency: String,
+    #[serde(default = "default_rate_type")]
+    pub rate_type: String,
+    /// Converts with the rates in force on this date instead of the business date.
+    #[serde(default)]
+    pub anchor_date: Option<NaiveDate>,
     pub min_past_due_amount: Decimal,
-    pub days_past_due: i32,
+    #[serde(default)]
+    pub days_past_due: Option<i32>,
+    #[serde(default)]
+    pub aging_id: Option<String>,
+    #[serde(default)]
+    pub aging_category: Option<String>,
     pub template: String,
     pub owner_type: OwnerType,
 }
 
-fn default_condition() -> String {
+/// An assessment rule: one condition of the catalog, with its parameters in `check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssessmentRule {
+    pub id: String,
+    pub set_id: String,
+    #[serde(default)]
+    pub customer_group: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Condition code reported on actions; defaults to the check's ([`Check::default_code`]).
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub monitor: MonitorRole,
+    pub currency: String,
+    #[serde(default = "default_rate_type")]
+    pub rate_type: String,
+    #[serde(default)]
+    pub anchor_date: Option<NaiveDate>,
+    pub template: String,
+    /// Defaults to the check's ([`Check::default_owner`]).
+    #[serde(default)]
+    pub owner_type: Option<OwnerType>,
+    pub check: Check,
+}
+
+/// The condition catalog. Customer-level checks produce one violation per customer;
+/// item-level checks one per item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub enum Check {
+    /// Balance above credit limit × (1 + percent over / 100).
+    CreditLimitExceeded,
+    /// Balance at or above `percent` % of the credit limit.
+    ApproachingCreditLimit { percent: Decimal },
+    /// Balance above `amount`.
+    BalanceExceeds { amount: Decimal },
+    /// A history statistic above or below a threshold (Key Statistics Exceeded).
+    KeyStatistic {
+        history_id: String,
+        #[serde(default)]
+        source: StatisticSource,
+        comparison: Comparison,
+        threshold: Decimal,
+        /// How ERP figures of several business units combine (default: their sum).
+        #[serde(default)]
+        aggregate: Aggregate,
+    },
+    /// Items of an entry type (and reason) that reach `min_amount`, and/or whose date plus
+    /// `days` has come (negative days: before the date).
+    EntryTypeReason {
+        entry_type: String,
+        #[serde(default)]
+        entry_reason: Option<String>,
+        #[serde(default)]
+        min_amount: Option<Decimal>,
+        #[serde(default)]
+        days: Option<i32>,
+        #[serde(default)]
+        date_basis: DateBasis,
+    },
+    /// Open deductions (of at least `min_amount`, at least `min_days` old).
+    DeductionItem {
+        #[serde(default)]
+        min_amount: Option<Decimal>,
+        #[serde(default)]
+        min_days: Option<i32>,
+    },
+    /// Items with an amount in dispute (of at least `min_amount`).
+    DisputedItem {
+        #[serde(default)]
+        min_amount: Option<Decimal>,
+    },
+}
+
+impl Check {
+    pub fn default_code(&self) -> &'static str {
+        match self {
+            Check::CreditLimitExceeded => "CRLE",
+            Check::ApproachingCreditLimit { .. } => "APCL",
+            Check::BalanceExceeds { .. } => "BALX",
+            Check::KeyStatistic { .. } => "KSTE",
+            Check::EntryTypeReason { .. } => "ETRC",
+            Check::DeductionItem { .. } => "DEDN",
+            Check::DisputedItem { .. } => "DISP",
+        }
+    }
+
+    pub fn default_owner(&self) -> OwnerType {
+        match self {
+            Check::CreditLimitExceeded | Check::ApproachingCreditLimit { .. } => {
+                OwnerType::CreditAnalyst
+            }
+            Check::BalanceExceeds { .. } | Check::KeyStatistic { .. } => OwnerType::Collector,
+            Check::EntryTypeReason { .. }
+            | Check::DeductionItem { .. }
+            | Check::DisputedItem { .. } => OwnerType::ArSpecialist,
+        }
+    }
+
+    /// Item-level checks raise one violation (and one plan) per item.
+    pub fn is_item_level(&self) -> bool {
+        matches!(
+            self,
+            Check::EntryTypeReason { .. }
+                | Check::DeductionItem { .. }
+                | Check::DisputedItem { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatisticSource {
+    /// Kept by condmon from item and payment events, over a rolling window.
+    #[default]
+    Condmon,
+    /// The ERP's history events: the latest fiscal period's value.
+    Erp,
+}
+
+impl StatisticSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatisticSource::Condmon => "CONDMON",
+            StatisticSource::Erp => "ERP",
+        }
+    }
+}
+
+/// How ERP history figures of several business units combine: amounts and counts add up;
+/// ratios and days (average days late, DSO) do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Aggregate {
+    #[default]
+    Sum,
+    Average,
+    Max,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Comparison {
+    Above,
+    Below,
+}
+
+impl Comparison {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Comparison::Above => "ABOVE",
+            Comparison::Below => "BELOW",
+        }
+    }
+
+    pub fn holds(self, value: Decimal, threshold: Decimal) -> bool {
+        match self {
+            Comparison::Above => value > threshold,
+            Comparison::Below => value < threshold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DateBasis {
+    #[default]
+    Due,
+    Accounting,
+}
+
+/// The statistics condmon keeps itself (source `CONDMON`).
+pub const CONDMON_STATISTICS: [&str; 4] = [
+    "AVG_DAYS_LATE",
+    "WEIGHTED_AVG_DAYS_LATE",
+    "DSO",
+    "NSF_COUNT",
+];
+
+fn default_collection_condition() -> String {
     "COLL".to_string()
+}
+
+fn default_rate_type() -> String {
+    "CRRNT".to_string()
+}
+
+macro_rules! scoped {
+    ($t:ty) => {
+        impl Scoped for $t {
+            fn set_id(&self) -> &str {
+                &self.set_id
+            }
+            fn customer_group(&self) -> Option<&str> {
+                self.customer_group.as_deref()
+            }
+            fn customer_id(&self) -> Option<&str> {
+                self.customer_id.as_deref()
+            }
+        }
+    };
+}
+scoped!(CollectionRule);
+scoped!(AssessmentRule);
+
+impl AssessmentRule {
+    pub fn code(&self) -> &str {
+        self.condition
+            .as_deref()
+            .unwrap_or_else(|| self.check.default_code())
+    }
+
+    /// What a lower-level rule overrides: the same condition code about the same thing (a
+    /// KSTE rule on DSO does not override one on NSF payments, nor ETRC rules of other
+    /// entry types each other).
+    pub fn override_key(&self) -> String {
+        match &self.check {
+            Check::KeyStatistic {
+                history_id, source, ..
+            } => {
+                format!("{}|{}|{history_id}", self.code(), source.as_str())
+            }
+            Check::EntryTypeReason {
+                entry_type,
+                entry_reason,
+                ..
+            } => format!(
+                "{}|{entry_type}|{}",
+                self.code(),
+                entry_reason.as_deref().unwrap_or("*")
+            ),
+            _ => self.code().to_string(),
+        }
+    }
+
+    pub fn owner(&self) -> OwnerType {
+        self.owner_type
+            .unwrap_or_else(|| self.check.default_owner())
+    }
 }
 
 /// An escalating plan: the steps a violation sets in motion.
@@ -98,6 +462,14 @@ pub enum RulesError {
     },
 }
 
+/// The rules that apply to one customer, after the level hierarchy.
+#[derive(Debug, Default)]
+pub struct Applicable<'a> {
+    /// Collection rules by (condition code, monitored role), highest priority first.
+    pub collection: BTreeMap<(String, MonitorRole), Vec<&'a CollectionRule>>,
+    pub assessment: Vec<&'a AssessmentRule>,
+}
+
 impl RuleSet {
     /// Parses and validates; every problem is reported, not just the first.
     pub fn parse(text: &str, origin: &str) -> Result<RuleSet, RulesError> {
@@ -138,20 +510,124 @@ impl RuleSet {
         self.templates.iter().find(|t| t.id == id)
     }
 
-    /// The collection rules that apply to customers of `set_id`.
-    pub fn collection_rules_for<'a>(
+    pub fn aging(&self, id: &str) -> Option<&AgingDefinition> {
+        self.agings.iter().find(|a| a.id == id)
+    }
+
+    pub fn collection_rule(&self, id: &str) -> Option<&CollectionRule> {
+        self.collection_rules.iter().find(|r| r.id == id)
+    }
+
+    pub fn assessment_rule(&self, id: &str) -> Option<&AssessmentRule> {
+        self.assessment_rules.iter().find(|r| r.id == id)
+    }
+
+    /// A collection rule's priority: its own, or its template's.
+    pub fn priority(&self, rule: &CollectionRule) -> i32 {
+        rule.priority
+            .or_else(|| self.template(&rule.template).map(|t| t.priority))
+            .unwrap_or(0)
+    }
+
+    /// The rules for one customer: for each condition (and monitored relationship), those of
+    /// the lowest level that has any.
+    pub fn applicable<'a>(
         &'a self,
-        set_id: &'a str,
-    ) -> impl Iterator<Item = &'a CollectionRule> {
+        set_id: &str,
+        customer_id: &str,
+        group: Option<&str>,
+    ) -> Applicable<'a> {
+        let mut out = Applicable::default();
+        let kinds = distinct(
+            self.collection_rules
+                .iter()
+                .map(|r| (r.condition.as_str(), r.monitor)),
+        );
+        for (code, role) in kinds {
+            let rules = lowest_level(self.collection_rules.iter().filter(|r| {
+                r.condition == code && r.monitor == role && r.covers(set_id, customer_id, group)
+            }));
+            if !rules.is_empty() {
+                out.collection.insert((code.to_string(), role), rules);
+            }
+        }
+        for rules in out.collection.values_mut() {
+            // Stable: equal priorities keep the file's order.
+            rules.sort_by_key(|r| std::cmp::Reverse(self.priority(r)));
+        }
+        let kinds = distinct(
+            self.assessment_rules
+                .iter()
+                .map(|r| (r.override_key(), r.monitor)),
+        );
+        for (kind, role) in kinds {
+            out.assessment
+                .extend(lowest_level(self.assessment_rules.iter().filter(|r| {
+                    r.override_key() == kind
+                        && r.monitor == role
+                        && r.covers(set_id, customer_id, group)
+                })));
+        }
+        out
+    }
+
+    /// Every anchor currency a rule of `set_id` converts to.
+    pub fn anchor_currencies(&self, set_id: &str) -> HashSet<&str> {
         self.collection_rules
             .iter()
-            .filter(move |r| r.set_id == set_id)
+            .filter(|r| r.set_id == set_id)
+            .map(|r| r.currency.as_str())
+            .chain(
+                self.assessment_rules
+                    .iter()
+                    .filter(|r| r.set_id == set_id)
+                    .map(|r| r.currency.as_str()),
+            )
+            .collect()
     }
 
     fn problems(&self) -> Vec<RuleError> {
         let mut errors = Vec::new();
         let mut push =
             |location: String, message: String| errors.push(RuleError { location, message });
+        if self.options.statistics_window_days == 0 {
+            push(
+                "options".into(),
+                "statistics_window_days must be at least 1".into(),
+            );
+        }
+        let mut aging_ids = HashSet::new();
+        for (i, a) in self.agings.iter().enumerate() {
+            let at = format!("aging[{i}] ({})", a.id);
+            if !aging_ids.insert(a.id.as_str()) {
+                push(at.clone(), format!("aging id `{}` is defined twice", a.id));
+            }
+            if a.categories.is_empty() {
+                push(
+                    at.clone(),
+                    "an aging definition needs at least one category".into(),
+                );
+            }
+            for (j, c) in a.categories.iter().enumerate() {
+                let at = format!("{at}.category[{j}] ({})", c.id);
+                if c.to_days.is_some_and(|to| to < c.from_days) {
+                    push(at.clone(), "to_days is before from_days".into());
+                }
+                if let Some(prev) = j.checked_sub(1).map(|p| &a.categories[p]) {
+                    match prev.to_days {
+                        None => push(at.clone(), "follows an open-ended category".into()),
+                        Some(to) if c.from_days <= to => push(
+                            at.clone(),
+                            format!(
+                                "overlaps the previous category (from_days {} <= {to})",
+                                c.from_days
+                            ),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
         let mut template_ids = HashSet::new();
         for (i, t) in self.templates.iter().enumerate() {
             let at = format!("template[{i}] ({})", t.id);
@@ -184,30 +660,161 @@ impl RuleSet {
             }
         }
         let mut rule_ids = HashSet::new();
-        for (i, r) in self.collection_rules.iter().enumerate() {
-            let at = format!("collection_rule[{i}] ({})", r.id);
-            if !rule_ids.insert(r.id.as_str()) {
-                push(at.clone(), format!("rule id `{}` is defined twice", r.id));
+        let mut common = |at: &str,
+                          id: &str,
+                          scope: &dyn Scoped,
+                          currency: &str,
+                          rate_type: &str,
+                          template: &str,
+                          push: &mut dyn FnMut(String, String)| {
+            if !rule_ids.insert(id.to_string()) {
+                push(at.to_string(), format!("rule id `{id}` is defined twice"));
             }
-            if r.id.trim().is_empty() {
-                push(at.clone(), "id is empty".into());
+            if id.trim().is_empty() {
+                push(at.to_string(), "id is empty".into());
             }
-            if iso_currency::Currency::from_code(&r.currency).is_none() {
+            if id.contains(['|', '@', '/']) {
+                push(at.to_string(), "id must not contain `|`, `@` or `/`".into());
+            }
+            if scope.set_id().trim().is_empty() {
+                push(at.to_string(), "set_id is empty".into());
+            }
+            if scope.customer_group().is_some() && scope.customer_id().is_some() {
                 push(
-                    at.clone(),
-                    format!("`{}` is not an ISO 4217 currency code", r.currency),
+                    at.to_string(),
+                    "a rule is for a customer group or for a customer, not both".into(),
                 );
             }
+            if iso_currency::Currency::from_code(currency).is_none() {
+                push(
+                    at.to_string(),
+                    format!("`{currency}` is not an ISO 4217 currency code"),
+                );
+            }
+            if rate_type.trim().is_empty() {
+                push(at.to_string(), "rate_type is empty".into());
+            }
+            if !template_ids.contains(template) {
+                push(
+                    at.to_string(),
+                    format!("template `{template}` is not defined"),
+                );
+            }
+        };
+        for (i, r) in self.collection_rules.iter().enumerate() {
+            let at = format!("collection_rule[{i}] ({})", r.id);
+            common(
+                &at,
+                &r.id,
+                r,
+                &r.currency,
+                &r.rate_type,
+                &r.template,
+                &mut push,
+            );
             if r.min_past_due_amount < Decimal::ZERO {
                 push(at.clone(), "min_past_due_amount is negative".into());
             }
-            if r.days_past_due < 0 {
-                push(at.clone(), "days_past_due is negative".into());
+            match (&r.days_past_due, &r.aging_id, &r.aging_category) {
+                (Some(days), None, None) => {
+                    if *days < 0 {
+                        push(at.clone(), "days_past_due is negative".into());
+                    }
+                }
+                (None, Some(aging), Some(category)) => match self.aging(aging) {
+                    None => push(at.clone(), format!("aging `{aging}` is not defined")),
+                    Some(def) if !def.categories.iter().any(|c| &c.id == category) => push(
+                        at.clone(),
+                        format!("aging `{aging}` has no category `{category}`"),
+                    ),
+                    Some(_) => {}
+                },
+                _ => push(
+                    at.clone(),
+                    "give either days_past_due, or aging_id with aging_category".into(),
+                ),
             }
-            if !template_ids.contains(r.template.as_str()) {
+        }
+        for (i, r) in self.assessment_rules.iter().enumerate() {
+            let at = format!("assessment_rule[{i}] ({})", r.id);
+            common(
+                &at,
+                &r.id,
+                r,
+                &r.currency,
+                &r.rate_type,
+                &r.template,
+                &mut push,
+            );
+            let negative = |v: &Option<Decimal>| v.is_some_and(|v| v < Decimal::ZERO);
+            match &r.check {
+                Check::CreditLimitExceeded => {}
+                Check::ApproachingCreditLimit { percent } => {
+                    if *percent <= Decimal::ZERO {
+                        push(at.clone(), "percent must be positive".into());
+                    }
+                }
+                Check::BalanceExceeds { amount } => {
+                    if *amount < Decimal::ZERO {
+                        push(at.clone(), "amount is negative".into());
+                    }
+                }
+                Check::KeyStatistic {
+                    history_id, source, ..
+                } => {
+                    if history_id.trim().is_empty() {
+                        push(at.clone(), "history_id is empty".into());
+                    } else if *source == StatisticSource::Condmon
+                        && !CONDMON_STATISTICS.contains(&history_id.as_str())
+                    {
+                        push(
+                            at.clone(),
+                            format!(
+                                "condmon keeps no statistic `{history_id}` (it keeps {}); use source = \"ERP\" for ERP history",
+                                CONDMON_STATISTICS.join(", ")
+                            ),
+                        );
+                    }
+                }
+                Check::EntryTypeReason {
+                    entry_type,
+                    min_amount,
+                    days,
+                    ..
+                } => {
+                    if entry_type.trim().is_empty() {
+                        push(at.clone(), "entry_type is empty".into());
+                    }
+                    if min_amount.is_none() && days.is_none() {
+                        push(at.clone(), "give min_amount, days or both".into());
+                    }
+                    if negative(min_amount) {
+                        push(at.clone(), "min_amount is negative".into());
+                    }
+                }
+                Check::DeductionItem {
+                    min_amount,
+                    min_days,
+                } => {
+                    if negative(min_amount) {
+                        push(at.clone(), "min_amount is negative".into());
+                    }
+                    if min_days.is_some_and(|d| d < 0) {
+                        push(at.clone(), "min_days is negative".into());
+                    }
+                }
+                Check::DisputedItem { min_amount } => {
+                    if negative(min_amount) {
+                        push(at.clone(), "min_amount is negative".into());
+                    }
+                }
+            }
+            let per_customer =
+                r.check.is_item_level() || matches!(r.check, Check::KeyStatistic { .. });
+            if per_customer && r.monitor != MonitorRole::BillTo {
                 push(
                     at.clone(),
-                    format!("template `{}` is not defined", r.template),
+                    "item-level conditions and statistics monitor the bill-to customer only".into(),
                 );
             }
         }
@@ -215,79 +822,27 @@ impl RuleSet {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const VALID: &str = r#"
-version = 1
-[[collection_rule]]
-id = "COLL-30"
-set_id = "SHARE"
-currency = "USD"
-min_past_due_amount = "500.00"
-days_past_due = 30
-template = "STD"
-owner_type = "COLLECTOR"
-
-[[template]]
-id = "STD"
-[[template.step]]
-days_after = 0
-action_code = "CALL"
-due_days = 3
-[[template.step]]
-days_after = 10
-action_code = "DLTR"
-action_parameter = "DUN1"
-due_days = 5
-automated = true
-"#;
-
-    #[test]
-    fn a_valid_rule_set_parses() {
-        let rules = RuleSet::parse(VALID, "test").unwrap();
-        assert_eq!(
-            rules.collection_rules[0].min_past_due_amount,
-            Decimal::new(50000, 2)
-        );
-        assert_eq!(rules.template("STD").unwrap().steps.len(), 2);
-        assert_eq!(rules.collection_rules_for("SHARE").count(), 1);
-        assert_eq!(rules.collection_rules_for("OTHER").count(), 0);
+fn distinct<T: PartialEq>(kinds: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
+    for kind in kinds {
+        if !seen.contains(&kind) {
+            seen.push(kind);
+        }
     }
-
-    #[test]
-    fn every_problem_is_reported_with_its_location() {
-        let text = VALID
-            .replace("currency = \"USD\"", "currency = \"XXQ\"")
-            .replace("template = \"STD\"", "template = \"NOPE\"")
-            .replace("days_after = 10", "days_after = -1");
-        let RulesError::Invalid { errors, .. } = RuleSet::parse(&text, "test").unwrap_err() else {
-            panic!("expected validation errors");
-        };
-        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(
-            shown.contains(&"template[0] (STD).step[1]: days_after -1 is negative".to_string()),
-            "{shown:?}"
-        );
-        assert!(shown.contains(
-            &"template[0] (STD).step[1]: steps must be in order of days_after".to_string()
-        ));
-        assert!(shown.contains(
-            &"collection_rule[0] (COLL-30): `XXQ` is not an ISO 4217 currency code".to_string()
-        ));
-        assert!(
-            shown.contains(
-                &"collection_rule[0] (COLL-30): template `NOPE` is not defined".to_string()
-            )
-        );
-    }
-
-    #[test]
-    fn syntax_errors_name_the_line() {
-        let err =
-            RuleSet::parse("version = 1\n[[collection_rule]]\nid = 5\n", "rules.toml").unwrap_err();
-        assert!(err.to_string().contains("rules.toml"), "{err}");
-        assert!(err.to_string().contains("line 3"), "{err}");
-    }
+    seen
 }
+
+/// The rules of the lowest level present, in file order.
+fn lowest_level<'a, R: Scoped>(rules: impl Iterator<Item = &'a R>) -> Vec<&'a R>
+where
+    R: 'a,
+{
+    let rules: Vec<&R> = rules.collect();
+    let Some(lowest) = rules.iter().map(|r| r.level()).min() else {
+        return Vec::new();
+    };
+    rules.into_iter().filter(|r| r.level() == lowest).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -29,13 +29,16 @@ pub enum StoreName {
     TimersByDue,
     /// Key + timer name → due date: the timers of one key.
     TimersByKey,
+    /// Currency + customer key → nothing: who to re-evaluate when an exchange rate changes.
+    CurrencyIndex,
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 3] = [
+    pub const ALL: [StoreName; 4] = [
         StoreName::Customers,
         StoreName::TimersByDue,
         StoreName::TimersByKey,
+        StoreName::CurrencyIndex,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl StoreName {
             StoreName::Customers => "customers",
             StoreName::TimersByDue => "timers-by-due",
             StoreName::TimersByKey => "timers-by-key",
+            StoreName::CurrencyIndex => "customers-by-currency",
         }
     }
 

@@ -1,0 +1,319 @@
+//! The condition catalog end to end through a real broker (Tansu) and the real `condmon run`:
+//! exchange rates from their compacted topic (a missing rate flags the customer, the rate's
+//! arrival re-evaluates it), a corporate parent whose children are processed on different
+//! partitions, and rule documents applied live from the rules topic (an invalid one refused,
+//! the newest reloaded after a restart).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use condmon::config::Config;
+use condmon::kafka::{OutRecord, ReadRecord};
+use condmon::model::{
+    ActionEvent, ActionEventKind, CancelReason, ConditionEvent, ConditionEventKind, CustomerChange,
+    FxRate, InputEvent, ItemChange, ItemType, MonitorRole, OutputEvent, Stream,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const RULES: &str = r#"
+version = 1
+[[collection_rule]]
+id = "COLL-30"
+set_id = "SHARE"
+currency = "USD"
+min_past_due_amount = "1000.00"
+days_past_due = 30
+template = "STD"
+owner_type = "COLLECTOR"
+
+[[collection_rule]]
+id = "COLL-CORP"
+set_id = "SHARE"
+monitor = "CORPORATE"
+currency = "USD"
+min_past_due_amount = "1500.00"
+days_past_due = 30
+template = "STD"
+owner_type = "COLLECTOR"
+
+[[template]]
+id = "STD"
+[[template.step]]
+days_after = 0
+action_code = "CALL"
+due_days = 3
+"#;
+
+fn master(id: &str, currency: &str, parent: Option<&str>) -> InputEvent {
+    InputEvent::Customer(CustomerChange {
+        set_id: "SHARE".into(),
+        customer_id: id.into(),
+        name: id.into(),
+        customer_group: None,
+        currency: currency.into(),
+        credit_limit: None,
+        credit_limit_pct_over: None,
+        profile_id: None,
+        collector: Some("JDOE".into()),
+        credit_analyst: None,
+        sales_person: None,
+        corporate_parent: parent.map(Into::into),
+        remit_from_parent: None,
+        correspondence_parent: None,
+        credit_hold: false,
+    })
+}
+
+fn invoice(customer: &str, open: &str, currency: &str) -> InputEvent {
+    InputEvent::Item(ItemChange {
+        set_id: "SHARE".into(),
+        business_unit: "US001".into(),
+        customer_id: customer.into(),
+        item_id: format!("INV-{customer}"),
+        item_line: 0,
+        item_type: ItemType::Invoice,
+        original_amount: open.parse().unwrap(),
+        open_amount: open.parse().unwrap(),
+        currency: currency.into(),
+        accounting_date: "2025-12-15".parse().unwrap(),
+        due_date: "2026-01-15".parse().unwrap(),
+        entry_type: "IN".into(),
+        entry_reason: None,
+        disputed_amount: "0".parse().unwrap(),
+        ar_specialist: None,
+        collector: None,
+    })
+}
+
+fn decode(config: &Config, stream: Stream, records: &[ReadRecord]) -> Vec<OutputEvent> {
+    let catalog = config.schema_catalog().unwrap();
+    records
+        .iter()
+        .map(|r| {
+            catalog
+                .decode_output(stream, r.payload.as_deref().unwrap())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn actions(config: &Config, records: &[ReadRecord]) -> Vec<ActionEvent> {
+    decode(config, Stream::Actions, records)
+        .into_iter()
+        .filter_map(|e| match e {
+            OutputEvent::Action(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn conditions(config: &Config, records: &[ReadRecord]) -> Vec<ConditionEvent> {
+    decode(config, Stream::Conditions, records)
+        .into_iter()
+        .filter_map(|e| match e {
+            OutputEvent::Condition(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_condition(
+    config: &Config,
+    records: &[ReadRecord],
+    customer: &str,
+    kind: ConditionEventKind,
+) -> bool {
+    conditions(config, records)
+        .iter()
+        .any(|c| c.customer_id == customer && c.kind == kind)
+}
+
+fn rules_document(text: &str, config: &Config) -> OutRecord {
+    OutRecord {
+        topic: config.topics.rules.clone(),
+        key: Some(b"rules".to_vec()),
+        payload: text.as_bytes().to_vec(),
+        headers: vec![],
+    }
+}
+
+#[test]
+fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    let rules_path = dir.path().join("rules.toml");
+    std::fs::write(&rules_path, RULES).unwrap();
+    config.rules_file = rules_path;
+    create_topics(&config);
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+    let (topics, fx_topic) = (&config.topics, config.topics.fx_rates.clone());
+
+    // A customer in EUR with no EUR rate: flagged, nothing decided.
+    produce(
+        &config,
+        vec![record(&config, &master("WAYNE", "EUR", None))],
+    );
+    produce(
+        &config,
+        vec![record(&config, &invoice("WAYNE", "2000.00", "EUR"))],
+    );
+    wait_for(&config, &topics.conditions, WAIT, |r| {
+        has_condition(&config, r, "WAYNE", ConditionEventKind::EvaluationBlocked)
+    });
+    let (status, body) = condmon.get("/customers/SHARE/WAYNE/violations");
+    assert_eq!(status, 200);
+    assert!(body.contains("no CRRNT rate from EUR to USD"), "{body}");
+
+    // The rate arrives on its compacted topic: WAYNE is re-evaluated at once, 2,200 USD past due.
+    let rate = InputEvent::FxRate(FxRate {
+        rate_type: "CRRNT".into(),
+        from_currency: "EUR".into(),
+        to_currency: "USD".into(),
+        effective_date: "2026-01-01".parse().unwrap(),
+        rate: "1.10".parse().unwrap(),
+    });
+    let mut zero_rate = record(&config, &rate);
+    zero_rate.payload = {
+        let InputEvent::FxRate(mut bad) = rate.clone() else {
+            unreachable!()
+        };
+        bad.rate = "0".parse().unwrap();
+        bad.effective_date = "2026-02-01".parse().unwrap();
+        zero_rate.key = Some(bad.key().into_bytes());
+        condmon::codec::SchemaCatalog::bundled()
+            .unwrap()
+            .encode_input(&InputEvent::FxRate(bad))
+            .unwrap()
+    };
+    produce(&config, vec![record(&config, &rate), zero_rate]);
+    let records = wait_for(&config, &topics.actions, WAIT, |r| {
+        actions(&config, r).iter().any(|a| a.customer_id == "WAYNE")
+    });
+    let wayne = actions(&config, &records)
+        .into_iter()
+        .find(|a| a.customer_id == "WAYNE")
+        .unwrap();
+    assert_eq!(wayne.evidence.past_due_amount, "2200".parse().unwrap());
+    assert_eq!(wayne.evidence.items_in_other_currencies, 1);
+    wait_for(&config, &topics.conditions, WAIT, |r| {
+        has_condition(&config, r, "WAYNE", ConditionEventKind::EvaluationRestored)
+    });
+    let dead = wait_for(&config, &topics.dead_letter, WAIT, |r| {
+        r.iter()
+            .any(|d| d.header("condmon.source.topic") == Some(fx_topic.as_str()))
+    });
+    let bad_rate = dead
+        .iter()
+        .find(|d| d.header("condmon.source.topic") == Some(fx_topic.as_str()))
+        .unwrap();
+    assert_eq!(bad_rate.header("condmon.error.kind"), Some("invalid"));
+    assert_eq!(
+        bad_rate.header("condmon.error.reason"),
+        Some("rate 0 must be positive")
+    );
+
+    // Children of MEGA on both partitions: 800 each is under every bill-to rule, 1,600 at the
+    // corporate parent is over its 1,500.
+    let candidates: Vec<String> = (0..12).map(|n| format!("SUB{n}")).collect();
+    produce(
+        &config,
+        candidates
+            .iter()
+            .map(|c| record(&config, &master(c, "USD", Some("MEGA"))))
+            .collect(),
+    );
+    let masters = wait_for(&config, &topics.customers, WAIT, |r| {
+        r.len() >= candidates.len() + 1
+    });
+    let partition_of = |id: &str| {
+        masters
+            .iter()
+            .find(|r| r.key.as_deref() == Some(format!("SHARE|{id}").as_bytes()))
+            .unwrap()
+            .partition
+    };
+    let first = &candidates[0];
+    let second = candidates
+        .iter()
+        .find(|c| partition_of(c) != partition_of(first))
+        .expect("a candidate on the other partition");
+    produce(
+        &config,
+        vec![
+            record(&config, &invoice(first, "800.00", "USD")),
+            record(&config, &invoice(second, "800.00", "USD")),
+        ],
+    );
+    let records = wait_for(&config, &topics.actions, WAIT, |r| {
+        actions(&config, r).iter().any(|a| a.customer_id == "MEGA")
+    });
+    let mega = actions(&config, &records)
+        .into_iter()
+        .find(|a| a.customer_id == "MEGA")
+        .unwrap();
+    assert_eq!(
+        (mega.rule_id.as_str(), mega.monitor_role),
+        ("COLL-CORP", MonitorRole::Corporate)
+    );
+    assert_eq!(mega.evidence.past_due_amount, "1600".parse().unwrap());
+    assert_eq!(mega.evidence.children, 2);
+    assert!(
+        actions(&config, &records)
+            .iter()
+            .all(|a| !a.customer_id.starts_with("SUB")),
+        "the children are under the bill-to threshold"
+    );
+
+    // A newer rule document raises COLL-30 to 5,000: WAYNE's plan ends at once, live.
+    let v2 = RULES
+        .replace("version = 1", "version = 2")
+        .replace("\"1000.00\"", "\"5000.00\"");
+    produce(&config, vec![rules_document(&v2, &config)]);
+    let records = wait_for(&config, &topics.actions, WAIT, |r| {
+        actions(&config, r)
+            .iter()
+            .any(|a| a.customer_id == "WAYNE" && a.kind == ActionEventKind::Cancelled)
+    });
+    let cancelled = actions(&config, &records)
+        .into_iter()
+        .find(|a| a.customer_id == "WAYNE" && a.kind == ActionEventKind::Cancelled)
+        .unwrap();
+    assert_eq!(
+        cancelled.cancel_reason,
+        Some(CancelReason::NoLongerInViolation)
+    );
+    condmon.wait_metric("condmon_rules_version", 2.0, WAIT);
+
+    // An invalid document is refused with its problems; the rule set in force stays.
+    let broken = "version = 3\n[[collection_rule]]\nid = \"X\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\nmin_past_due_amount = \"1\"\ndays_past_due = 1\ntemplate = \"NOPE\"\nowner_type = \"COLLECTOR\"\n";
+    produce(&config, vec![rules_document(broken, &config)]);
+    let dead = wait_for(&config, &topics.dead_letter, WAIT, |r| {
+        r.iter()
+            .any(|d| d.header("condmon.source.topic") == Some(config.topics.rules.as_str()))
+    });
+    let refused = dead
+        .iter()
+        .find(|d| d.header("condmon.source.topic") == Some(config.topics.rules.as_str()))
+        .unwrap();
+    assert_eq!(refused.header("condmon.error.kind"), Some("invalid"));
+    assert!(
+        refused
+            .header("condmon.error.reason")
+            .unwrap()
+            .contains("collection_rule[0] (X): template `NOPE` is not defined"),
+        "{:?}",
+        refused.header("condmon.error.reason")
+    );
+    condmon.wait_metric("condmon_rules_version", 2.0, WAIT);
+
+    // After a restart the newest valid document (not the file's version 1) is in force.
+    condmon.kill();
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+    condmon.wait_metric("condmon_rules_version", 2.0, WAIT);
+}
