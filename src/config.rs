@@ -60,6 +60,7 @@ pub struct TopicsConfig {
     pub aging: String,
     pub customers: String,
     pub history: String,
+    pub credit_agency: String,
     /// condmon's internal topic: children's figures keyed by their parent.
     pub child_figures: String,
     /// Exchange rates: a compacted topic every instance reads whole.
@@ -67,6 +68,7 @@ pub struct TopicsConfig {
     pub actions: String,
     pub escalations: String,
     pub conditions: String,
+    pub risk_scores: String,
     /// Rule documents (TOML), compacted: a newer valid version replaces the rule set live.
     pub rules: String,
     pub dead_letter: String,
@@ -125,11 +127,13 @@ impl Default for TopicsConfig {
             aging: "ar.aging".into(),
             customers: "ar.customers".into(),
             history: "ar.history".into(),
+            credit_agency: "ar.credit-agency".into(),
             child_figures: "condmon.child-figures".into(),
             fx_rates: "ar.fx-rates".into(),
             actions: "cm.actions".into(),
             escalations: "cm.escalations".into(),
             conditions: "cm.conditions".into(),
+            risk_scores: "cm.risk-scores".into(),
             rules: "cm.rules".into(),
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
@@ -182,11 +186,13 @@ impl TopicsConfig {
             Stream::Aging => &self.aging,
             Stream::Customers => &self.customers,
             Stream::History => &self.history,
+            Stream::CreditAgency => &self.credit_agency,
             Stream::ChildFigures => &self.child_figures,
             Stream::FxRates => &self.fx_rates,
             Stream::Actions => &self.actions,
             Stream::Escalations => &self.escalations,
             Stream::Conditions => &self.conditions,
+            Stream::RiskScores => &self.risk_scores,
         }
     }
 
@@ -294,7 +300,7 @@ mod tests {
                 Some(stream)
             );
         }
-        assert_eq!(config.topics.all().len(), 12);
+        assert_eq!(config.topics.all().len(), 14);
     }
 
     #[test]

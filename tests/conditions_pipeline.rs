@@ -313,7 +313,25 @@ fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
 
     // After a restart the newest valid document (not the file's version 1) is in force.
     condmon.kill();
-    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
     condmon.wait_healthy(WAIT);
     condmon.wait_metric("condmon_rules_version", 2.0, WAIT);
+
+    // Rules change while no process runs: at start the partitions reconciled under the old
+    // rules are reconciled again, so WAYNE is back in violation with no event of its own.
+    condmon.kill();
+    let v4 = RULES.replace("version = 1", "version = 4");
+    produce(&config, vec![rules_document(&v4, &config)]);
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+    condmon.wait_metric("condmon_rules_version", 4.0, WAIT);
+    wait_for(&config, &topics.actions, WAIT, |r| {
+        actions(&config, r)
+            .iter()
+            .filter(|a| a.customer_id == "WAYNE" && a.kind == ActionEventKind::Created)
+            .map(|a| a.violation_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 2
+    });
 }

@@ -34,6 +34,7 @@ fn run(store: &Store, stop_after: Option<usize>) -> (String, ReplaySummary) {
             start: "2026-01-01".parse().unwrap(),
             until: Some("2026-04-30".parse().unwrap()),
             stop_after,
+            score_at: None,
             metrics: &metrics,
         },
     )
@@ -76,4 +77,48 @@ fn a_replay_stopped_anywhere_and_resumed_gives_the_same_output() {
         let (rest, _) = run(&Store::open(dir.path()).unwrap(), None);
         assert_eq!(format!("{first}{rest}"), whole, "stopped after line {stop}");
     }
+}
+
+#[test]
+fn the_sample_ledger_scored_at_a_date_matches_the_golden_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = std::fs::read(repo().join("topology/sample/ledger.ndjson")).unwrap();
+    let mut out = Vec::new();
+    let metrics = Metrics::new();
+    replay(
+        &operator(),
+        &Store::open(dir.path()).unwrap(),
+        input.as_slice(),
+        &mut out,
+        ReplayOptions {
+            start: "2026-01-01".parse().unwrap(),
+            until: None,
+            stop_after: None,
+            score_at: Some("2026-03-31".parse().unwrap()),
+            metrics: &metrics,
+        },
+    )
+    .unwrap();
+    let scores: String = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"stream\":\"scores\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let golden = repo().join("tests/golden/sample-ledger.scores.ndjson");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &scores).unwrap();
+    }
+    assert_eq!(scores, std::fs::read_to_string(&golden).unwrap());
+    // The manual's worked examples, as a nightly run on 2026-03-31 would score them.
+    let total = |customer: &str| -> String {
+        let line = scores
+            .lines()
+            .find(|l| l.contains(&format!("\"key\":\"SHARE|{customer}\"")))
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        json["value"]["total"].as_str().unwrap().to_string()
+    };
+    assert_eq!(total("ACME"), "8.80");
+    assert_eq!(total("GLOBEX"), "8.65");
 }

@@ -46,9 +46,11 @@ echo "== actions produced (cm.actions)"
 $BIN tail --stream actions --idle-secs 3 --table
 echo "== escalations (cm.escalations)"
 $BIN tail --stream escalations --idle-secs 2 --table
+echo "== conditions (cm.conditions)"
+$BIN tail --stream conditions --idle-secs 2 --table
 echo "== dead letters (cm.dead-letter)"
 $BIN tail --stream dead-letter --idle-secs 2 --table
 echo "== a few metrics"
 exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-grep -E '^condmon_(records_in_total|dead_letters_total|actions|timers_pending)' <&3 | grep -v ' 0$' || true
+grep -E '^condmon_(records_in_total|dead_letters_total|actions|violations|customers_flagged|rules_version|timers_pending)' <&3 | grep -v ' 0$' || true
 echo "condmon and tansu are still running; stop them with deploy/local/down.sh"

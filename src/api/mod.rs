@@ -32,6 +32,10 @@ pub fn router(state: ApiState) -> Router {
             "/customers/{set_id}/{customer_id}/violations",
             get(violations),
         )
+        .route(
+            "/customers/{set_id}/{customer_id}/risk-score",
+            get(risk_score),
+        )
         .with_state(state)
 }
 
@@ -78,6 +82,21 @@ async fn violations(
         }))
         .into_response()
     })
+}
+
+/// The customer's risk score as last computed, element by element.
+async fn risk_score(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    with_customer(
+        &state,
+        CustomerKey::new(set_id, customer_id),
+        |found| match found.risk {
+            Some(score) => Json(score).into_response(),
+            None => (StatusCode::NOT_FOUND, "the customer has no scoring rule\n").into_response(),
+        },
+    )
 }
 
 fn with_customer(

@@ -36,10 +36,23 @@ pub struct Args {
     /// Stop after this many input lines, as if the process had been killed.
     #[arg(long)]
     stop_after: Option<usize>,
+    /// Batch parity: replay the lines up to this date and write every customer's risk score
+    /// as of it (`"stream": "scores"` lines), to compare with a nightly scoring run.
+    #[arg(long)]
+    score_at: Option<NaiveDate>,
+    /// Score with this scoring rule alone (the run's override risk score ID).
+    #[arg(long, requires = "score_at")]
+    scoring_rule: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let rules = RuleSet::load(&args.rules)?;
+    let mut rules = RuleSet::load(&args.rules)?;
+    if let Some(id) = &args.scoring_rule {
+        if rules.scoring_rule(id).is_none() {
+            anyhow::bail!("{}: no scoring rule `{id}`", args.rules.display());
+        }
+        rules.options.override_scoring_rule = Some(id.clone());
+    }
     let operator = Operator::new(Arc::new(rules), Arc::new(SchemaCatalog::bundled()?));
     let state = open_state(args.state_dir.as_deref())?;
     let input = std::fs::File::open(&args.input)
@@ -66,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             start: args.start,
             until: args.until,
             stop_after: args.stop_after,
+            score_at: args.score_at,
             metrics: &metrics,
         },
     )?;

@@ -114,6 +114,20 @@ fn table_line(event: &OutputEvent) -> String {
                 .map(|r| format!("  [{r}]"))
                 .unwrap_or_default(),
         ),
+        OutputEvent::RiskScore(r) => format!(
+            "{}  {:<9} risk score {} ({} v{}){}: {}",
+            r.business_date,
+            r.customer_id,
+            r.total,
+            r.rule_id,
+            r.rule_version,
+            if r.complete { "" } else { " incomplete" },
+            r.elements
+                .iter()
+                .map(|e| format!("{}={}", e.name, e.score))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         OutputEvent::ChildFigures { figures, .. } => format!(
             "{} -> {} ({}): {} line(s), {} cash",
             figures.child_id,

@@ -344,6 +344,7 @@ pub fn input_from_json(stream: Stream, json: serde_json::Value) -> Result<InputE
         Stream::Aging => InputEvent::Aging(from_json(json)?),
         Stream::Customers => InputEvent::Customer(from_json(json)?),
         Stream::History => InputEvent::History(from_json(json)?),
+        Stream::CreditAgency => InputEvent::CreditAgency(from_json(json)?),
         Stream::ChildFigures => InputEvent::ChildFigures(from_json(json)?),
         Stream::FxRates => InputEvent::FxRate(from_json(json)?),
         other => {
@@ -362,6 +363,7 @@ pub fn input_to_json(event: &InputEvent) -> serde_json::Value {
         InputEvent::Aging(e) => serde_json::to_value(e),
         InputEvent::Customer(e) => serde_json::to_value(e),
         InputEvent::History(e) => serde_json::to_value(e),
+        InputEvent::CreditAgency(e) => serde_json::to_value(e),
         InputEvent::ChildFigures(e) => serde_json::to_value(e),
         InputEvent::FxRate(e) => serde_json::to_value(e),
     };
@@ -376,6 +378,7 @@ pub fn output_from_json(
         Stream::Actions => OutputEvent::Action(from_json(json)?),
         Stream::Escalations => OutputEvent::Escalation(from_json(json)?),
         Stream::Conditions => OutputEvent::Condition(from_json(json)?),
+        Stream::RiskScores => OutputEvent::RiskScore(from_json(json)?),
         Stream::ChildFigures => OutputEvent::ChildFigures {
             event_id: String::new(),
             figures: from_json(json)?,
@@ -394,6 +397,7 @@ pub fn output_to_json(event: &OutputEvent) -> serde_json::Value {
         OutputEvent::Action(e) => serde_json::to_value(e),
         OutputEvent::Escalation(e) => serde_json::to_value(e),
         OutputEvent::Condition(e) => serde_json::to_value(e),
+        OutputEvent::RiskScore(e) => serde_json::to_value(e),
         OutputEvent::ChildFigures { figures, .. } => serde_json::to_value(figures),
     };
     json.expect("model types always serialize")

@@ -313,7 +313,7 @@ pub fn evaluate_customer(rule: &AssessmentRule, ctx: &Context<'_>) -> Verdict {
     };
     let mut evidence = base_evidence(ctx, &mut conv);
     let balance = evidence.balance.unwrap_or_default();
-    if let Check::KeyStatistic { .. } = rule.check {
+    if let Check::KeyStatistic { .. } | Check::RiskScore { .. } = rule.check {
         if !conv.missing.is_empty() {
             // A statistic is blocked only by the rates it uses itself; the balances it cannot
             // convert are left out of its evidence rather than shown short.
@@ -396,6 +396,24 @@ pub fn evaluate_customer(rule: &AssessmentRule, ctx: &Context<'_>) -> Verdict {
                 None => false,
             }
         }
+        Check::RiskScore {
+            comparison,
+            threshold,
+        } => match &ctx.state.risk {
+            Some(score) => {
+                evidence.statistic = Some(StatisticEvidence {
+                    history_id: format!("RISK_SCORE:{}", score.rule_id),
+                    source: "CONDMON".into(),
+                    value: score.total,
+                    comparison: comparison.as_str().to_string(),
+                    threshold: *threshold,
+                    samples: score.elements.len() as i32,
+                });
+                comparison.holds(score.total, *threshold)
+            }
+            // Not scored: nothing to compare.
+            None => false,
+        },
         Check::EntryTypeReason { .. }
         | Check::DeductionItem { .. }
         | Check::DisputedItem { .. } => {

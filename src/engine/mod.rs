@@ -9,6 +9,7 @@ mod children;
 pub mod conditions;
 pub mod fx;
 mod plans;
+pub mod risk;
 mod state;
 pub mod stats;
 
@@ -57,10 +58,12 @@ pub fn reconcile(
     state
         .stats
         .prune(today, rules.options.statistics_window_days);
+    let mut out = Vec::new();
+    // The score first: conditions may be on it.
+    out.extend(risk::rescore(state, key, rules, fx, today));
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
     let (decisions, blocked) = decide(state, &views, rules, fx, today, &applicable);
-    let mut out = Vec::new();
     report_blocked(state, key, rules, blocked, today, &mut out);
     let mut plans = Plans {
         state: &mut *state,
@@ -439,6 +442,7 @@ pub fn wanted_timers(
                 .filter_map(|c| fx.next_change(rate_type, c, anchor, today)),
         );
     }
+    dates.extend(risk::next_change(state, key, rules, fx, today));
     if let Some(date) = dates.into_iter().min() {
         timers.push((AGEING_TIMER.to_string(), date));
     }
@@ -447,5 +451,7 @@ pub fn wanted_timers(
 
 #[cfg(test)]
 mod catalog_tests;
+#[cfg(test)]
+mod risk_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::stats::Statistics;
+use crate::model::CreditAgencyRecord;
 use crate::model::{
     ActionStatus, AgingSnapshot, CancelReason, ChildFigures, CustomerChange, Evidence,
     HistoryChange, InputEvent, ItemChange, MonitorRole, OwnerType, PaymentChange, PaymentStatus,
@@ -31,6 +32,15 @@ pub struct CustomerState {
     pub totals: BTreeMap<String, Totals>,
     #[serde(default)]
     pub stats: Statistics,
+    /// The latest credit agency (D&B) report.
+    #[serde(default)]
+    pub credit_agency: Option<CreditAgencyRecord>,
+    /// The risk score as last computed.
+    #[serde(default)]
+    pub risk: Option<super::risk::RiskScore>,
+    /// Numbers the risk-score events (each has its own id).
+    #[serde(default)]
+    pub risk_seq: u64,
     /// Children's figures for the relationships rules monitor here, by `ROLE|child`.
     #[serde(default)]
     pub children: BTreeMap<String, ChildFigures>,
@@ -229,6 +239,15 @@ impl CustomerState {
                 );
                 self.history.insert(key, h);
             }
+            InputEvent::CreditAgency(report) => {
+                let newer = self
+                    .credit_agency
+                    .as_ref()
+                    .is_none_or(|old| old.report_date <= report.report_date);
+                if newer {
+                    self.credit_agency = Some(report);
+                }
+            }
             InputEvent::ChildFigures(figures) => {
                 let key = format!("{}|{}", figures.role.as_str(), figures.child_id);
                 if figures.is_withdrawal() {
@@ -281,6 +300,8 @@ impl CustomerState {
         out.extend(self.customer.iter().map(|c| c.currency.clone()));
         out.extend(self.history.values().filter_map(|h| h.currency.clone()));
         out.extend(self.stats.currencies());
+        out.extend(self.credit_agency.iter().map(|r| r.currency.clone()));
+        out.extend(self.aging.values().map(|a| a.currency.clone()));
         for child in self.children.values() {
             out.extend(child.lines.iter().map(|l| l.currency.clone()));
             out.extend(child.cash.iter().map(|c| c.currency.clone()));

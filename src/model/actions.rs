@@ -285,6 +285,62 @@ pub struct ConditionEvent {
     pub business_date: NaiveDate,
 }
 
+/// How one element of a risk score came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ElementStatus {
+    /// The input fell in a range (or was a Y/N flag) and scored.
+    Scored,
+    /// The input is outside every range of the element.
+    NoRange,
+    /// An input the element needs is missing (no history for the period, no credit limit...).
+    MissingInput,
+    /// The element's formula divides by zero.
+    DivisionByZero,
+    /// An amount could not be converted to the rule's anchor currency.
+    MissingRate,
+}
+
+/// One element of a risk score: its input, the range it hit and what it weighed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskElement {
+    pub name: String,
+    /// The scoring group (SYSTEM_HISTORY, USER_HISTORY, AGING, ITEM, CUSTOMER_ACTIVITY,
+    /// CUSTOMER, CREDIT_AGENCY, RATIOS).
+    pub group: String,
+    pub status: ElementStatus,
+    pub input_value: Option<Decimal>,
+    /// `Y` or `N` for flag elements.
+    pub input_flag: Option<String>,
+    pub range_low: Option<Decimal>,
+    pub range_high: Option<Decimal>,
+    pub range_value: Option<Decimal>,
+    /// Percent.
+    pub weight: Decimal,
+    /// range value × weight / 100; zero when the element did not score (see `status`).
+    pub score: Decimal,
+    /// Why it did not score, in words.
+    pub detail: Option<String>,
+}
+
+/// A customer's risk score, emitted when its total or an element changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskScoreEvent {
+    pub event_id: String,
+    pub set_id: String,
+    pub customer_id: String,
+    pub rule_id: String,
+    /// The version of the rule set the scoring rule came from.
+    pub rule_version: i32,
+    /// The anchor currency amounts were converted to.
+    pub currency: String,
+    pub total: Decimal,
+    /// Every element scored (none missing, out of range or dividing by zero).
+    pub complete: bool,
+    pub elements: Vec<RiskElement>,
+    pub business_date: NaiveDate,
+}
+
 /// A plan moved to a later, sharper step: the signal a supervisor dashboard watches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscalationEvent {
@@ -309,6 +365,7 @@ pub enum OutputEvent {
     Action(ActionEvent),
     Escalation(EscalationEvent),
     Condition(ConditionEvent),
+    RiskScore(RiskScoreEvent),
     /// A child's figures for its parent, to the internal topic (read back as an input).
     ChildFigures {
         event_id: String,

@@ -159,6 +159,25 @@ pub struct HistoryChange {
     pub currency: Option<String>,
 }
 
+/// A credit agency's (Dun & Bradstreet) report on a customer: the financials risk scoring
+/// reads. Amounts are in `currency`; a figure the report lacks is absent, never zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditAgencyRecord {
+    pub set_id: String,
+    pub customer_id: String,
+    pub duns_number: String,
+    pub report_date: NaiveDate,
+    pub currency: String,
+    pub sales: Option<Decimal>,
+    pub total_assets: Option<Decimal>,
+    pub current_assets: Option<Decimal>,
+    pub total_current_liabilities: Option<Decimal>,
+    pub net_income: Option<Decimal>,
+    pub inventory: Option<Decimal>,
+    /// The agency's payment index (not an amount).
+    pub paydex: Option<Decimal>,
+}
+
 /// An exchange rate: one unit of `from_currency` is worth `rate` units of `to_currency`, for
 /// `rate_type`, from `effective_date` until the next rate of the same pair and type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +249,7 @@ pub enum InputEvent {
     Aging(AgingSnapshot),
     Customer(CustomerChange),
     History(HistoryChange),
+    CreditAgency(CreditAgencyRecord),
     /// A child's figures for its parent (condmon's own internal stream).
     ChildFigures(ChildFigures),
     /// Reference data shared by every customer, not a customer's event.
@@ -245,6 +265,7 @@ impl InputEvent {
             InputEvent::Aging(e) => (&e.set_id, &e.customer_id),
             InputEvent::Customer(e) => (&e.set_id, &e.customer_id),
             InputEvent::History(e) => (&e.set_id, &e.customer_id),
+            InputEvent::CreditAgency(e) => (&e.set_id, &e.customer_id),
             InputEvent::ChildFigures(e) => (&e.set_id, &e.customer_id),
             InputEvent::FxRate(_) => return None,
         };

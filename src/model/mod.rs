@@ -56,27 +56,35 @@ pub enum Stream {
     Aging,
     Customers,
     History,
+    CreditAgency,
     /// Children's figures re-keyed to their parents: written and read by condmon itself.
     ChildFigures,
     FxRates,
     Actions,
     Escalations,
     Conditions,
+    RiskScores,
 }
 
 impl Stream {
     /// The customer streams: keyed by customer and co-partitioned, read per partition.
-    pub const INPUTS: [Stream; 6] = [
+    pub const INPUTS: [Stream; 7] = [
         Stream::Items,
         Stream::Payments,
         Stream::Aging,
         Stream::Customers,
         Stream::History,
+        Stream::CreditAgency,
         Stream::ChildFigures,
     ];
     /// Reference data every instance reads whole (compacted topics), whatever it holds.
     pub const GLOBAL_INPUTS: [Stream; 1] = [Stream::FxRates];
-    pub const OUTPUTS: [Stream; 3] = [Stream::Actions, Stream::Escalations, Stream::Conditions];
+    pub const OUTPUTS: [Stream; 4] = [
+        Stream::Actions,
+        Stream::Escalations,
+        Stream::Conditions,
+        Stream::RiskScores,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -85,11 +93,13 @@ impl Stream {
             Stream::Aging => "aging",
             Stream::Customers => "customers",
             Stream::History => "history",
+            Stream::CreditAgency => "credit-agency",
             Stream::ChildFigures => "child-figures",
             Stream::FxRates => "fx-rates",
             Stream::Actions => "actions",
             Stream::Escalations => "escalations",
             Stream::Conditions => "conditions",
+            Stream::RiskScores => "risk-scores",
         }
     }
 
@@ -110,6 +120,7 @@ impl InputEvent {
             InputEvent::Aging(_) => Stream::Aging,
             InputEvent::Customer(_) => Stream::Customers,
             InputEvent::History(_) => Stream::History,
+            InputEvent::CreditAgency(_) => Stream::CreditAgency,
             InputEvent::ChildFigures(_) => Stream::ChildFigures,
             InputEvent::FxRate(_) => Stream::FxRates,
         }
@@ -122,6 +133,7 @@ impl OutputEvent {
             OutputEvent::Action(_) => Stream::Actions,
             OutputEvent::Escalation(_) => Stream::Escalations,
             OutputEvent::Condition(_) => Stream::Conditions,
+            OutputEvent::RiskScore(_) => Stream::RiskScores,
             OutputEvent::ChildFigures { .. } => Stream::ChildFigures,
         }
     }
@@ -131,6 +143,7 @@ impl OutputEvent {
             OutputEvent::Action(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::Escalation(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::Condition(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::RiskScore(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::ChildFigures { figures, .. } => {
                 CustomerKey::new(&figures.set_id, &figures.customer_id)
             }
@@ -142,6 +155,7 @@ impl OutputEvent {
             OutputEvent::Action(e) => &e.event_id,
             OutputEvent::Escalation(e) => &e.event_id,
             OutputEvent::Condition(e) => &e.event_id,
+            OutputEvent::RiskScore(e) => &e.event_id,
             OutputEvent::ChildFigures { event_id, .. } => event_id,
         }
     }

@@ -41,6 +41,7 @@ pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
         InputEvent::Aging(e) => aging(e),
         InputEvent::Customer(e) => customer(e),
         InputEvent::History(e) => history(e),
+        InputEvent::CreditAgency(e) => credit_agency(e),
         InputEvent::ChildFigures(e) => child_figures(e),
         InputEvent::FxRate(e) => fx_rate(e),
     }
@@ -230,6 +231,27 @@ fn child_figures(e: &super::ChildFigures) -> Result<(), ValidationError> {
     }
     for cash in &e.cash {
         currency(&cash.currency)?;
+    }
+    Ok(())
+}
+
+fn credit_agency(e: &super::CreditAgencyRecord) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("duns_number", &e.duns_number)?;
+    currency(&e.currency)?;
+    date("report_date", e.report_date)?;
+    for (field, value) in [
+        ("sales", e.sales),
+        ("total_assets", e.total_assets),
+        ("current_assets", e.current_assets),
+        ("total_current_liabilities", e.total_current_liabilities),
+        ("inventory", e.inventory),
+    ] {
+        if value.is_some_and(|v| v < Decimal::ZERO) {
+            return Err(ValidationError::Amount(format!(
+                "{field} must not be negative"
+            )));
+        }
     }
     Ok(())
 }

@@ -352,6 +352,29 @@ impl Operator {
         Ok(out)
     }
 
+    /// The risk score of every customer of `partition` that has a scoring rule, as of `today`
+    /// (batch parity: what a nightly scoring run would have computed).
+    pub fn scores(
+        &self,
+        txn: &Txn<'_>,
+        partition: i32,
+        today: NaiveDate,
+    ) -> Result<Vec<(CustomerKey, engine::risk::RiskScore)>, StateError> {
+        let rules = self.rules();
+        let fx = self.fx.read().expect("fx lock");
+        let mut out = Vec::new();
+        for customer in customers_of(txn, partition, None)? {
+            let state = customer_state(txn, partition, &customer)?.unwrap_or_default();
+            if let Some(rule) = engine::risk::rule_for(&state, &customer, &rules) {
+                out.push((
+                    customer,
+                    engine::risk::score(&state, rule, &rules, &fx, today),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Fires every timer of `partition` due on or before `today`: each customer concerned is
     /// reconciled once, however many of its timers came due.
     pub fn fire_timers(

@@ -87,6 +87,9 @@ pub struct ReplayOptions<'a> {
     pub until: Option<NaiveDate>,
     /// Stop after this many input lines (a simulated crash point, for restart tests).
     pub stop_after: Option<usize>,
+    /// Batch parity: read the lines up to this business date, move the clock to it, and write
+    /// every customer's risk score as of it (`{"stream": "scores", ...}` lines).
+    pub score_at: Option<NaiveDate>,
     pub metrics: &'a Metrics,
 }
 
@@ -132,14 +135,31 @@ pub fn replay(
             return Ok(driver.summary);
         }
         let line = line?;
+        if options
+            .score_at
+            .is_some_and(|date| moment_of(&line).is_some_and(|at| at.date_naive() > date))
+        {
+            break;
+        }
         driver.summary.lines_read += 1;
         driver.line(index, &line)?;
     }
-    if let Some(until) = options.until {
+    if let Some(until) = options.score_at.or(options.until) {
         driver.advance(day_start(until))?;
+    }
+    if options.score_at.is_some() {
+        driver.write_scores()?;
     }
     driver.out.flush()?;
     Ok(driver.summary)
+}
+
+/// When a line happens, if it says.
+fn moment_of(line: &str) -> Option<DateTime<Utc>> {
+    match serde_json::from_str::<ReplayLine>(line).ok()? {
+        ReplayLine::Record { at, .. } | ReplayLine::Rules { at, .. } => at.map(|m| m.0),
+        ReplayLine::Advance { advance_to } => Some(advance_to.0),
+    }
 }
 
 struct Driver<'a> {
@@ -287,6 +307,22 @@ impl Driver<'_> {
                     .load_reference(stream, key.as_deref(), Payload::Json(value))?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every scored customer's risk score as of the clock, in key order.
+    fn write_scores(&mut self) -> Result<(), ReplayError> {
+        let txn = self.store.txn();
+        let all = self.operator.scores(&txn, PARTITION, self.clock.today())?;
+        for (key, score) in all {
+            let line = json!({
+                "stream": "scores",
+                "key": key.encode(),
+                "business_date": self.clock.today(),
+                "value": score,
+            });
+            writeln!(self.out, "{line}")?;
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub struct RuleSet {
     pub collection_rules: Vec<CollectionRule>,
     #[serde(default, rename = "assessment_rule")]
     pub assessment_rules: Vec<AssessmentRule>,
+    #[serde(default, rename = "scoring_rule")]
+    pub scoring_rules: Vec<ScoringRule>,
     #[serde(default, rename = "template")]
     pub templates: Vec<ActionTemplate>,
 }
@@ -50,6 +52,11 @@ pub struct Options {
     pub escalation: bool,
     /// The window, in days, of the statistics condmon keeps (days late, DSO, NSF payments).
     pub statistics_window_days: u32,
+    /// The month (1-12) a fiscal year starts in; periods are months from it. A fiscal year is
+    /// named by the calendar year it ends in.
+    pub fiscal_year_start_month: u32,
+    /// Score every customer with this scoring rule alone, whatever the levels say.
+    pub override_scoring_rule: Option<String>,
 }
 
 impl Default for Options {
@@ -61,6 +68,8 @@ impl Default for Options {
             business_unit_monitoring: false,
             escalation: false,
             statistics_window_days: 90,
+            fiscal_year_start_month: 1,
+            override_scoring_rule: None,
         }
     }
 }
@@ -240,6 +249,11 @@ pub enum Check {
         #[serde(default)]
         min_amount: Option<Decimal>,
     },
+    /// The customer's risk score (from its scoring rule) above or below a threshold.
+    RiskScore {
+        comparison: Comparison,
+        threshold: Decimal,
+    },
 }
 
 impl Check {
@@ -252,14 +266,15 @@ impl Check {
             Check::EntryTypeReason { .. } => "ETRC",
             Check::DeductionItem { .. } => "DEDN",
             Check::DisputedItem { .. } => "DISP",
+            Check::RiskScore { .. } => "RISK",
         }
     }
 
     pub fn default_owner(&self) -> OwnerType {
         match self {
-            Check::CreditLimitExceeded | Check::ApproachingCreditLimit { .. } => {
-                OwnerType::CreditAnalyst
-            }
+            Check::CreditLimitExceeded
+            | Check::ApproachingCreditLimit { .. }
+            | Check::RiskScore { .. } => OwnerType::CreditAnalyst,
             Check::BalanceExceeds { .. } | Check::KeyStatistic { .. } => OwnerType::Collector,
             Check::EntryTypeReason { .. }
             | Check::DeductionItem { .. }
@@ -339,6 +354,182 @@ pub enum DateBasis {
     Accounting,
 }
 
+/// A risk scoring rule: weighted elements, each scored by a range table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringRule {
+    pub id: String,
+    pub set_id: String,
+    #[serde(default)]
+    pub customer_group: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// The anchor currency amounts are converted to.
+    pub currency: String,
+    #[serde(default = "default_rate_type")]
+    pub rate_type: String,
+    #[serde(default)]
+    pub anchor_date: Option<NaiveDate>,
+    /// History elements read this fiscal year and period instead of the business date's.
+    #[serde(default)]
+    pub history_period: Option<FiscalPeriod>,
+    #[serde(rename = "element")]
+    pub elements: Vec<ScoringElement>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiscalPeriod {
+    pub fiscal_year: i32,
+    pub period: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringElement {
+    /// The element's name in the breakdown (e.g. AVGDAYS).
+    pub name: String,
+    /// Percent of the range value the element contributes.
+    pub weight: Decimal,
+    pub input: ScoringInput,
+    /// For numeric inputs: inclusive ranges, the first containing the input scores.
+    #[serde(default)]
+    pub ranges: Vec<ScoreRange>,
+    /// For Y/N inputs: the value of each answer.
+    #[serde(default)]
+    pub flag: Option<FlagValues>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRange {
+    pub low: Decimal,
+    pub high: Decimal,
+    pub value: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagValues {
+    pub yes: Decimal,
+    pub no: Decimal,
+}
+
+/// What an element scores, by scoring group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub enum ScoringInput {
+    /// An ERP history figure (system- or user-defined history ID) for the fiscal period.
+    History {
+        history_id: String,
+    },
+    /// An ERP aging category's amount, summed over business units, for an aging ID.
+    Aging {
+        aging_id: String,
+        category: String,
+    },
+    /// The largest open debit item due on or before the business date.
+    LargestPastDueItem,
+    /// The most days past due of an open item of at least `min_amount`.
+    OldestItemPastDue {
+        min_amount: Decimal,
+    },
+    /// Balance as a percent of credit limit × (1 + percent over / 100).
+    ApproachingCreditLimitPercent,
+    /// Y when the balance is above credit limit × (1 + percent over / 100).
+    ExceededCreditLimit,
+    /// Y when the customer master says credit hold.
+    CreditHold,
+    BalanceDue,
+    /// Past-due amount as a percent of the balance.
+    PercentOfBalancePastDue,
+    /// A figure of the customer master.
+    CustomerField {
+        field: CustomerField,
+    },
+    /// A figure of the credit agency (D&B) report.
+    CreditAgencyField {
+        field: AgencyField,
+    },
+    /// Total current liabilities / current assets.
+    DebtRatio,
+    /// Sales / total assets.
+    AssetTurnover,
+    /// (Net income / total assets) − total current liabilities, as the manual gives it.
+    ReturnOnEquity,
+    /// (Total assets − inventory) / total current liabilities.
+    AcidTest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CustomerField {
+    CreditLimit,
+    CreditLimitPctOver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgencyField {
+    Sales,
+    TotalAssets,
+    CurrentAssets,
+    TotalCurrentLiabilities,
+    NetIncome,
+    Inventory,
+    Paydex,
+}
+
+/// History IDs the ERP defines (scored in the SYSTEM_HISTORY group; others are USER_HISTORY).
+pub const SYSTEM_HISTORY_IDS: [&str; 10] = [
+    "AVG_DAYS_LATE",
+    "WEIGHTED_AVG_DAYS_LATE",
+    "DSO",
+    "PAST_DUE",
+    "BALANCE",
+    "HIGH_BALANCE",
+    "SALES",
+    "PAYMENTS",
+    "NSF_COUNT",
+    "DEDUCTIONS",
+];
+
+impl ScoringInput {
+    pub fn group(&self) -> &'static str {
+        match self {
+            ScoringInput::History { history_id }
+                if SYSTEM_HISTORY_IDS.contains(&history_id.as_str()) =>
+            {
+                "SYSTEM_HISTORY"
+            }
+            ScoringInput::History { .. } => "USER_HISTORY",
+            ScoringInput::Aging { .. } => "AGING",
+            ScoringInput::LargestPastDueItem | ScoringInput::OldestItemPastDue { .. } => "ITEM",
+            ScoringInput::ApproachingCreditLimitPercent
+            | ScoringInput::ExceededCreditLimit
+            | ScoringInput::CreditHold
+            | ScoringInput::BalanceDue
+            | ScoringInput::PercentOfBalancePastDue => "CUSTOMER_ACTIVITY",
+            ScoringInput::CustomerField { .. } => "CUSTOMER",
+            ScoringInput::CreditAgencyField { .. } => "CREDIT_AGENCY",
+            ScoringInput::DebtRatio
+            | ScoringInput::AssetTurnover
+            | ScoringInput::ReturnOnEquity
+            | ScoringInput::AcidTest => "RATIOS",
+        }
+    }
+
+    /// Y/N inputs score with `flag` instead of ranges.
+    pub fn is_flag(&self) -> bool {
+        matches!(
+            self,
+            ScoringInput::ExceededCreditLimit | ScoringInput::CreditHold
+        )
+    }
+}
+
 /// The statistics condmon keeps itself (source `CONDMON`).
 pub const CONDMON_STATISTICS: [&str; 4] = [
     "AVG_DAYS_LATE",
@@ -372,6 +563,7 @@ macro_rules! scoped {
 }
 scoped!(CollectionRule);
 scoped!(AssessmentRule);
+scoped!(ScoringRule);
 
 impl AssessmentRule {
     pub fn code(&self) -> &str {
@@ -520,6 +712,30 @@ impl RuleSet {
 
     pub fn assessment_rule(&self, id: &str) -> Option<&AssessmentRule> {
         self.assessment_rules.iter().find(|r| r.id == id)
+    }
+
+    pub fn scoring_rule(&self, id: &str) -> Option<&ScoringRule> {
+        self.scoring_rules.iter().find(|r| r.id == id)
+    }
+
+    /// The scoring rule of a customer: the override rule when the options name one, else the
+    /// first rule of the lowest level that has one for it.
+    pub fn scoring_rule_for(
+        &self,
+        set_id: &str,
+        customer_id: &str,
+        group: Option<&str>,
+    ) -> Option<&ScoringRule> {
+        if let Some(id) = &self.options.override_scoring_rule {
+            return self.scoring_rule(id);
+        }
+        lowest_level(
+            self.scoring_rules
+                .iter()
+                .filter(|r| r.covers(set_id, customer_id, group)),
+        )
+        .into_iter()
+        .next()
     }
 
     /// A collection rule's priority: its own, or its template's.
@@ -808,14 +1024,102 @@ impl RuleSet {
                         push(at.clone(), "min_amount is negative".into());
                     }
                 }
+                Check::RiskScore { .. } => {}
             }
-            let per_customer =
-                r.check.is_item_level() || matches!(r.check, Check::KeyStatistic { .. });
+            let per_customer = r.check.is_item_level()
+                || matches!(
+                    r.check,
+                    Check::KeyStatistic { .. } | Check::RiskScore { .. }
+                );
             if per_customer && r.monitor != MonitorRole::BillTo {
                 push(
                     at.clone(),
                     "item-level conditions and statistics monitor the bill-to customer only".into(),
                 );
+            }
+        }
+        if let Some(id) = &self.options.override_scoring_rule {
+            if self.scoring_rule(id).is_none() {
+                push(
+                    "options".into(),
+                    format!("override_scoring_rule `{id}` is not defined"),
+                );
+            }
+        }
+        if !(1..=12).contains(&self.options.fiscal_year_start_month) {
+            push(
+                "options".into(),
+                "fiscal_year_start_month must be 1 to 12".into(),
+            );
+        }
+        for (i, r) in self.scoring_rules.iter().enumerate() {
+            let at = format!("scoring_rule[{i}] ({})", r.id);
+            if !rule_ids.insert(r.id.clone()) {
+                push(at.clone(), format!("rule id `{}` is defined twice", r.id));
+            }
+            if r.set_id.trim().is_empty() {
+                push(at.clone(), "set_id is empty".into());
+            }
+            if r.customer_group.is_some() && r.customer_id.is_some() {
+                push(
+                    at.clone(),
+                    "a rule is for a customer group or for a customer, not both".into(),
+                );
+            }
+            if iso_currency::Currency::from_code(&r.currency).is_none() {
+                push(
+                    at.clone(),
+                    format!("`{}` is not an ISO 4217 currency code", r.currency),
+                );
+            }
+            if r.elements.is_empty() {
+                push(
+                    at.clone(),
+                    "a scoring rule needs at least one element".into(),
+                );
+            }
+            let total: Decimal = r.elements.iter().map(|e| e.weight).sum();
+            if total != Decimal::ONE_HUNDRED {
+                push(
+                    at.clone(),
+                    format!("element weights add up to {total}, not 100"),
+                );
+            }
+            for (j, e) in r.elements.iter().enumerate() {
+                let at = format!("{at}.element[{j}] ({})", e.name);
+                if e.weight < Decimal::ZERO {
+                    push(at.clone(), "weight is negative".into());
+                }
+                match (e.input.is_flag(), &e.flag, e.ranges.is_empty()) {
+                    (true, Some(_), true) | (false, None, false) => {}
+                    (true, _, _) => push(
+                        at.clone(),
+                        "a Y/N element needs `flag = { yes = …, no = … }` and no ranges".into(),
+                    ),
+                    (false, _, _) => push(
+                        at.clone(),
+                        "a numeric element needs ranges and no flag".into(),
+                    ),
+                }
+                for (k, range) in e.ranges.iter().enumerate() {
+                    if range.low > range.high {
+                        push(format!("{at}.range[{k}]"), "low is above high".into());
+                    }
+                    if e.ranges[..k]
+                        .iter()
+                        .any(|o| range.low <= o.high && o.low <= range.high)
+                    {
+                        push(
+                            format!("{at}.range[{k}]"),
+                            "overlaps an earlier range".into(),
+                        );
+                    }
+                }
+                if let ScoringInput::History { history_id } = &e.input {
+                    if history_id.trim().is_empty() {
+                        push(at.clone(), "history_id is empty".into());
+                    }
+                }
             }
         }
         errors
