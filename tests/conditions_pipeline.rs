@@ -12,8 +12,9 @@ use common::*;
 use condmon::config::Config;
 use condmon::kafka::{OutRecord, ReadRecord};
 use condmon::model::{
-    ActionEvent, ActionEventKind, CancelReason, ConditionEvent, ConditionEventKind, CustomerChange,
-    FxRate, InputEvent, ItemChange, ItemType, MonitorRole, OutputEvent, Stream,
+    ActionEvent, ActionEventKind, AgingBucket, AgingSnapshot, CancelReason, ConditionEvent,
+    ConditionEventKind, CustomerChange, ElementStatus, FxRate, HistoryChange, InputEvent,
+    ItemChange, ItemType, MonitorRole, OutputEvent, RiskScoreEvent, Stream,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -45,6 +46,29 @@ id = "STD"
 days_after = 0
 action_code = "CALL"
 due_days = 3
+
+[[scoring_rule]]
+id = "RISK1"
+set_id = "SHARE"
+currency = "USD"
+[[scoring_rule.element]]
+name = "AVGDAYS"
+weight = "15"
+input = { kind = "HISTORY", history_id = "AVG_DAYS_LATE" }
+ranges = [
+  { low = "-99999", high = "35", value = "1" },
+  { low = "36", high = "56", value = "2" },
+  { low = "57", high = "99999", value = "3" },
+]
+[[scoring_rule.element]]
+name = "06 121+"
+weight = "85"
+input = { kind = "AGING", aging_id = "STD", category = "06 121+" }
+ranges = [
+  { low = "-999999999", high = "1000", value = "5" },
+  { low = "1001", high = "10000", value = "10" },
+  { low = "10001", high = "999999999", value = "15" },
+]
 "#;
 
 fn master(id: &str, currency: &str, parent: Option<&str>) -> InputEvent {
@@ -129,6 +153,16 @@ fn has_condition(
     conditions(config, records)
         .iter()
         .any(|c| c.customer_id == customer && c.kind == kind)
+}
+
+fn risk_scores(config: &Config, records: &[ReadRecord]) -> Vec<RiskScoreEvent> {
+    decode(config, Stream::RiskScores, records)
+        .into_iter()
+        .filter_map(|e| match e {
+            OutputEvent::RiskScore(r) => Some(r),
+            _ => None,
+        })
+        .collect()
 }
 
 fn rules_document(text: &str, config: &Config) -> OutRecord {
@@ -267,6 +301,72 @@ fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
             .iter()
             .all(|a| !a.customer_id.starts_with("SUB")),
         "the children are under the bill-to threshold"
+    );
+
+    // The manual's Customer A: history and aging arrive on their topics and the score follows,
+    // element by element; the history alone first (an incomplete score, reported as such).
+    let history = InputEvent::History(HistoryChange {
+        set_id: "SHARE".into(),
+        customer_id: "CUSTA".into(),
+        business_unit: "US001".into(),
+        history_id: "AVG_DAYS_LATE".into(),
+        fiscal_year: 2026,
+        accounting_period: 3,
+        value: "50".parse().unwrap(),
+        currency: None,
+    });
+    let aging = InputEvent::Aging(AgingSnapshot {
+        set_id: "SHARE".into(),
+        business_unit: "US001".into(),
+        customer_id: "CUSTA".into(),
+        aging_id: "STD".into(),
+        as_of_date: "2026-02-28".parse().unwrap(),
+        currency: "USD".into(),
+        buckets: vec![AgingBucket {
+            category: "06 121+".into(),
+            amount: "8000".parse().unwrap(),
+        }],
+    });
+    produce(&config, vec![record(&config, &history)]);
+    let records = wait_for(&config, &topics.risk_scores, WAIT, |r| {
+        risk_scores(&config, r)
+            .iter()
+            .any(|s| s.customer_id == "CUSTA")
+    });
+    let first = risk_scores(&config, &records)
+        .into_iter()
+        .find(|s| s.customer_id == "CUSTA")
+        .unwrap();
+    assert!(!first.complete);
+    assert_eq!(first.elements[1].status, ElementStatus::MissingInput);
+    produce(&config, vec![record(&config, &aging)]);
+    let records = wait_for(&config, &topics.risk_scores, WAIT, |r| {
+        risk_scores(&config, r)
+            .iter()
+            .any(|s| s.customer_id == "CUSTA" && s.complete)
+    });
+    let scored = risk_scores(&config, &records)
+        .into_iter()
+        .find(|s| s.customer_id == "CUSTA" && s.complete)
+        .unwrap();
+    assert_eq!(
+        (scored.total, scored.rule_id.as_str()),
+        ("8.80".parse().unwrap(), "RISK1")
+    );
+    let (status, body) = condmon.get("/customers/SHARE/CUSTA/risk-score");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"total\":\"8.80\""), "{body}");
+    // The same aging again moves nothing: no new score event.
+    produce(&config, vec![record(&config, &aging)]);
+    condmon.wait_metric("condmon_records_in_total{topic=\"ar.aging\"}", 2.0, WAIT);
+    let records = wait_for(&config, &topics.risk_scores, WAIT, |_| true);
+    assert_eq!(
+        risk_scores(&config, &records)
+            .iter()
+            .filter(|s| s.customer_id == "CUSTA")
+            .count(),
+        2,
+        "only the two changes of the score were emitted"
     );
 
     // A newer rule document raises COLL-30 to 5,000: WAYNE's plan ends at once, live.

@@ -185,6 +185,13 @@ fn decimal_to_bytes(value: Decimal, scale: u32, path: &str) -> Result<Vec<u8>, C
             "{path}: {value} has more than {scale} decimal places"
         )));
     }
+    // `rescale` stops short of the scale when the value is too large to hold it: the bytes
+    // would then say a number 10^k times smaller.
+    if scaled.scale() != scale {
+        return Err(CodecError::Shape(format!(
+            "{path}: {value} is too large for {scale} decimal places"
+        )));
+    }
     let bytes = scaled.mantissa().to_be_bytes();
     // Drop leading bytes that only repeat the sign.
     let mut start = 0;
@@ -243,6 +250,13 @@ mod tests {
             decimal_to_bytes(Decimal::new(128, 4), 4, "x").unwrap(),
             vec![0x00, 0x80]
         );
+    }
+
+    #[test]
+    fn a_decimal_too_large_for_the_scale_is_refused_not_shrunk() {
+        let huge = Decimal::from_i128_with_scale(70_000_000_000_000_000_000_000_000, 0);
+        let err = decimal_to_bytes(huge, 4, "amount").unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
     }
 
     #[test]

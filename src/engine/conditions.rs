@@ -400,6 +400,22 @@ pub fn evaluate_customer(rule: &AssessmentRule, ctx: &Context<'_>) -> Verdict {
             comparison,
             threshold,
         } => match &ctx.state.risk {
+            // Missing elements score 0: comparing an incomplete total would decide on a guess.
+            Some(score) if !score.complete => {
+                return Verdict::Blocked(
+                    score
+                        .elements
+                        .iter()
+                        .filter_map(|e| {
+                            Some(format!(
+                                "risk score element {}: {}",
+                                e.name,
+                                e.detail.as_ref()?
+                            ))
+                        })
+                        .collect(),
+                );
+            }
             Some(score) => {
                 evidence.statistic = Some(StatisticEvidence {
                     history_id: format!("RISK_SCORE:{}", score.rule_id),

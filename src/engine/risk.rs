@@ -487,11 +487,12 @@ pub fn next_change(
             }
             ScoringInput::OldestItemPastDue { .. } => {
                 // Days grow by one a day; the score moves only when they cross a range edge.
+                // A day count enters a range on its first whole day and leaves after its last.
                 let edges: Vec<i64> = element
                     .ranges
                     .iter()
-                    .flat_map(|r| [r.low, r.high + Decimal::ONE])
-                    .filter_map(|d| i64::try_from(d.ceil()).ok())
+                    .flat_map(|r| [r.low.ceil(), r.high.floor() + Decimal::ONE])
+                    .filter_map(|d| i64::try_from(d).ok())
                     .collect();
                 for item in debits() {
                     let days = (today - item.due_date).num_days();

@@ -740,3 +740,25 @@ fn scoring_rules_are_validated() {
         "{err}"
     );
 }
+
+#[test]
+fn a_condition_on_an_incomplete_score_is_blocked_not_guessed() {
+    let text = format!(
+        "{SEED_RULE}\n[[assessment_rule]]\nid = \"SAFE\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = {{ kind = \"RISK_SCORE\", comparison = \"BELOW\", threshold = \"9\" }}\n[[template]]\nid = \"T\"\n[[template.step]]\ndays_after = 0\naction_code = \"ALRT\"\ndue_days = 1\n"
+    );
+    let rules = rules(&text);
+    // No aging run: the 121+ element is missing, the total (0.30) is not a real score.
+    let mut state = state_with(vec![history("AVG_DAYS_LATE", "50", 2026, 3)]);
+    let out = reconcile(
+        &mut state,
+        &key(),
+        &rules,
+        &FxTable::default(),
+        d("2026-03-31"),
+    );
+    assert!(state.violations.is_empty(), "{out:?}");
+    assert_eq!(
+        state.blocked["SAFE"].reasons,
+        vec!["risk score element 06 121+: no STD aging for the customer".to_string()]
+    );
+}

@@ -386,8 +386,20 @@ impl GlobalReader {
         let mut tpl = TopicPartitionList::new();
         for topic in topics {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            let partitions: Vec<i32> = metadata
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions())
+                .map(|p| p.id())
+                .collect();
+            if partitions.is_empty() {
+                warn!(
+                    topic,
+                    "Reference topic missing: nothing read from it (create it with `condmon topics create`)."
+                );
+            }
+            for partition in partitions {
+                tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
             }
         }
         consumer.assign(&tpl)?;

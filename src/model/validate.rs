@@ -33,6 +33,19 @@ pub enum ValidationError {
     KeyMismatch { key: String, expected: String },
 }
 
+/// No receivable amount reaches a thousand trillion: beyond it a figure is an error, and
+/// bounding inputs keeps every product and conversion inside `rust_decimal`'s range.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(0xa4c6_8000, 0x0003_8d7e, 0, false, 0);
+
+fn amount(field: &'static str, value: Decimal) -> Result<(), ValidationError> {
+    if value.abs() >= MAX_AMOUNT {
+        return Err(ValidationError::Amount(format!(
+            "{field} {value} is beyond ±{MAX_AMOUNT}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks an event on its own (no state needed).
 pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
     match event {
@@ -103,6 +116,9 @@ fn customer_ids(set_id: &str, customer_id: &str) -> Result<(), ValidationError> 
 
 fn item(e: &ItemChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
+    amount("original_amount", e.original_amount)?;
+    amount("open_amount", e.open_amount)?;
+    amount("disputed_amount", e.disputed_amount)?;
     id("business_unit", &e.business_unit)?;
     id("item_id", &e.item_id)?;
     currency(&e.currency)?;
@@ -135,6 +151,10 @@ fn item(e: &ItemChange) -> Result<(), ValidationError> {
 
 fn payment(e: &PaymentChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
+    amount("amount", e.amount)?;
+    for a in &e.applications {
+        amount("applications.amount", a.amount)?;
+    }
     id("business_unit", &e.business_unit)?;
     id("payment_id", &e.payment_id)?;
     currency(&e.currency)?;
@@ -176,12 +196,25 @@ fn aging(e: &AgingSnapshot) -> Result<(), ValidationError> {
     if e.buckets.iter().any(|b| b.category.trim().is_empty()) {
         return Err(ValidationError::Empty("buckets.category"));
     }
+    for b in &e.buckets {
+        amount("buckets.amount", b.amount)?;
+    }
     Ok(())
 }
 
 fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
     currency(&e.currency)?;
+    if let Some(limit) = e.credit_limit {
+        amount("credit_limit", limit)?;
+    }
+    if e.credit_limit_pct_over
+        .is_some_and(|p| p > Decimal::ONE_THOUSAND)
+    {
+        return Err(ValidationError::Amount(
+            "credit_limit_pct_over is a percentage: at most 1000".into(),
+        ));
+    }
     for (field, value) in [
         ("credit_limit", e.credit_limit),
         ("credit_limit_pct_over", e.credit_limit_pct_over),
@@ -197,6 +230,7 @@ fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
 
 fn history(e: &HistoryChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
+    amount("value", e.value)?;
     id("business_unit", &e.business_unit)?;
     id("history_id", &e.history_id)?;
     if let Some(code) = &e.currency {
@@ -213,6 +247,9 @@ fn history(e: &HistoryChange) -> Result<(), ValidationError> {
 
 fn child_figures(e: &super::ChildFigures) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
+    for line in &e.lines {
+        amount("lines.open_amount", line.open_amount)?;
+    }
     id("child_id", &e.child_id)?;
     if e.child_id == e.customer_id {
         return Err(ValidationError::Amount(format!(
@@ -270,6 +307,12 @@ fn fx_rate(e: &FxRate) -> Result<(), ValidationError> {
     if e.rate <= Decimal::ZERO {
         return Err(ValidationError::Amount(format!(
             "rate {} must be positive",
+            e.rate
+        )));
+    }
+    if e.rate >= Decimal::from(1_000_000_000) || e.rate < Decimal::new(1, 9) {
+        return Err(ValidationError::Amount(format!(
+            "rate {} is outside 0.000000001..1000000000",
             e.rate
         )));
     }
@@ -409,6 +452,28 @@ mod tests {
                 .unwrap_err()
                 .contains("non-positive")
         );
+    }
+
+    #[test]
+    fn amounts_beyond_a_thousand_trillion_and_absurd_rates_are_refused() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000_i64));
+        let mut e = item(ItemType::Invoice, "10");
+        e.open_amount = MAX_AMOUNT;
+        e.original_amount = MAX_AMOUNT;
+        assert!(check_item(e).unwrap_err().contains("beyond"));
+        let rate = |r: &str| {
+            validate(&InputEvent::FxRate(crate::model::FxRate {
+                rate_type: "CRRNT".into(),
+                from_currency: "EUR".into(),
+                to_currency: "USD".into(),
+                effective_date: "2026-01-01".parse().unwrap(),
+                rate: r.parse().unwrap(),
+            }))
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(rate("1.1"), Ok(()));
+        assert!(rate("0").unwrap_err().contains("must be positive"));
+        assert!(rate("1000000000").unwrap_err().contains("outside"));
     }
 
     #[test]

@@ -133,6 +133,16 @@ impl Operator {
         self.rules.read().expect("rules lock").clone()
     }
 
+    /// The reference data in force, to put back if a batch that changed it is redone.
+    pub fn reference_snapshot(&self) -> (Arc<RuleSet>, FxTable) {
+        (self.rules(), self.fx.read().expect("fx lock").clone())
+    }
+
+    pub fn restore_reference(&self, (rules, fx): (Arc<RuleSet>, FxTable)) {
+        *self.rules.write().expect("rules lock") = rules;
+        *self.fx.write().expect("fx lock") = fx;
+    }
+
     /// A fingerprint of the reference data decisions depend on (rules and exchange rates).
     /// A partition whose state was reconciled under another fingerprint is reconciled again.
     pub fn fingerprint(&self) -> i64 {
@@ -276,6 +286,7 @@ impl Operator {
             .iter()
             .map(|r| r.currency.as_str())
             .chain(rules.assessment_rules.iter().map(|r| r.currency.as_str()))
+            .chain(rules.scoring_rules.iter().map(|r| r.currency.as_str()))
             .collect();
         let mut held = Vec::new();
         if anchors.contains(b) {
@@ -559,6 +570,11 @@ fn changed_set_ids(old: &RuleSet, new: &RuleSet) -> Option<BTreeSet<String>> {
             changed.insert(rule.set_id.clone());
         }
     }
+    for rule in old.scoring_rules.iter().chain(&new.scoring_rules) {
+        if old.scoring_rule(&rule.id) != new.scoring_rule(&rule.id) {
+            changed.insert(rule.set_id.clone());
+        }
+    }
     Some(changed)
 }
 
@@ -592,4 +608,65 @@ pub fn customer_state(
             store: StoreName::Customers.as_str().into(),
             message: format!("{customer}: {e}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    const SCORING: &str = r#"
+version = 1
+[[scoring_rule]]
+id = "R"
+set_id = "SHARE"
+currency = "USD"
+[[scoring_rule.element]]
+name = "BAL"
+weight = "100"
+input = { kind = "BALANCE_DUE" }
+ranges = [ { low = "-999999999", high = "1000", value = "1" }, { low = "1000.0001", high = "999999999", value = "5" } ]
+"#;
+
+    #[test]
+    fn a_change_of_scoring_rules_alone_rescores_the_customers_of_its_set_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let operator = Operator::new(
+            Arc::new(RuleSet::parse(SCORING, "v1").unwrap()),
+            Arc::new(SchemaCatalog::bundled().unwrap()),
+        );
+        let today: NaiveDate = "2026-03-31".parse().unwrap();
+        let item = serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":"C1","item_id":"I1","item_line":0,"item_type":"INVOICE","original_amount":"2000","open_amount":"2000","currency":"USD","accounting_date":"2026-03-01","due_date":"2026-04-30","entry_type":"IN","disputed_amount":"0"});
+        let mut txn = store.txn();
+        let Outcome::Processed(out) = operator
+            .process(
+                &mut txn,
+                &[0],
+                Stream::Items,
+                Some("SHARE|C1"),
+                Payload::Json(item),
+                today,
+            )
+            .unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(matches!(&out[0], OutputEvent::RiskScore(r) if r.total == Decimal::from(5)));
+        let v2 = SCORING
+            .replace("version = 1", "version = 2")
+            .replace("value = \"5\"", "value = \"7\"");
+        let RulesChange::Applied { events, .. } = operator
+            .replace_rules(&mut txn, &[0], &v2, "v2", today)
+            .unwrap()
+        else {
+            panic!("not applied")
+        };
+        assert!(
+            matches!(&events[0], OutputEvent::RiskScore(r) if r.total == Decimal::from(7) && r.rule_version == 2),
+            "{events:?}"
+        );
+    }
 }

@@ -123,12 +123,17 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let assigned = source.assigned();
         let today = rt.clock.today();
         // A batch that needs something outside (the schema registry) is redone from scratch
-        // until it can be: nothing of it is refused or committed meanwhile.
+        // until it can be: nothing of it is refused or committed meanwhile, and reference data
+        // it changed is put back first, so the redo changes it again.
         let mut backoff = Duration::from_millis(pipeline.retry_backoff_ms);
+        let snapshot = reference_changed.then(|| rt.operator.reference_snapshot());
         let (mut txn, mut records, mut offsets) = loop {
             match process_batch(&rt, &messages, &assigned, today) {
                 Ok(done) => break done,
                 Err(BatchError::External(e)) => {
+                    if let Some(snapshot) = &snapshot {
+                        rt.operator.restore_reference(snapshot.clone());
+                    }
                     warn!(error = %e, retry_in = ?backoff, "External dependency unavailable; retrying the batch.");
                     rt.metrics.external_retries.inc();
                     tokio::select! {
@@ -141,10 +146,14 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             }
         };
         if reference_changed {
-            // Every partition held was re-evaluated where the change reached it.
+            // The partitions that were up to date saw the change applied where it reached them;
+            // the others still go through the stored fingerprint below.
+            let before = fingerprint;
             fingerprint = rt.operator.fingerprint();
             for partition in &assigned {
-                reconciled.insert(*partition, fingerprint);
+                if reconciled.get(partition) == Some(&before) {
+                    reconciled.insert(*partition, fingerprint);
+                }
             }
         }
         reconciled.retain(|p, _| assigned.contains(p));
@@ -457,6 +466,7 @@ fn refresh_gauges(rt: &Runtime, source: &Source, last_lag: &mut Instant) {
         .iter()
         .filter_map(|p| Some((*p, rt.store.offsets(*p).ok()?)))
         .flat_map(|(p, offsets)| offsets.into_iter().map(move |(t, o)| (p, t, o)))
+        .filter(|(_, topic, _)| topic != FINGERPRINT)
         .collect();
     for (topic, partition, lag) in tokio::task::block_in_place(|| source.lag(&held)) {
         rt.metrics

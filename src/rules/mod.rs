@@ -55,7 +55,7 @@ pub struct Options {
     /// The month (1-12) a fiscal year starts in; periods are months from it. A fiscal year is
     /// named by the calendar year it ends in.
     pub fiscal_year_start_month: u32,
-    /// Score every customer with this scoring rule alone, whatever the levels say.
+    /// Score every customer of its setID with this scoring rule alone, whatever the levels say.
     pub override_scoring_rule: Option<String>,
 }
 
@@ -726,8 +726,14 @@ impl RuleSet {
         customer_id: &str,
         group: Option<&str>,
     ) -> Option<&ScoringRule> {
-        if let Some(id) = &self.options.override_scoring_rule {
-            return self.scoring_rule(id);
+        if let Some(rule) = self
+            .options
+            .override_scoring_rule
+            .as_ref()
+            .and_then(|id| self.scoring_rule(id))
+            .filter(|r| r.set_id == set_id)
+        {
+            return Some(rule);
         }
         lowest_level(
             self.scoring_rules
@@ -1038,6 +1044,21 @@ impl RuleSet {
                 );
             }
         }
+        // Amounts, thresholds, weights and range bounds travel in events as decimal(28, 4).
+        for (at, value) in self.decimals() {
+            if value.scale() > 4 && value.normalize().scale() > 4 {
+                push(
+                    at.clone(),
+                    format!("{value} has more than 4 decimal places"),
+                );
+            }
+            if value.abs() >= crate::model::validate::MAX_AMOUNT {
+                push(
+                    at,
+                    format!("{value} is beyond ±{}", crate::model::validate::MAX_AMOUNT),
+                );
+            }
+        }
         if let Some(id) = &self.options.override_scoring_rule {
             if self.scoring_rule(id).is_none() {
                 push(
@@ -1052,8 +1073,15 @@ impl RuleSet {
                 "fiscal_year_start_month must be 1 to 12".into(),
             );
         }
+        let mut scopes = HashSet::new();
         for (i, r) in self.scoring_rules.iter().enumerate() {
             let at = format!("scoring_rule[{i}] ({})", r.id);
+            if !scopes.insert((&r.set_id, &r.customer_group, &r.customer_id)) {
+                push(
+                    at.clone(),
+                    "another scoring rule has the same setID, customer group and customer: which one scores would be a guess".into(),
+                );
+            }
             if !rule_ids.insert(r.id.clone()) {
                 push(at.clone(), format!("rule id `{}` is defined twice", r.id));
             }
@@ -1123,6 +1151,50 @@ impl RuleSet {
             }
         }
         errors
+    }
+}
+
+impl RuleSet {
+    /// Every decimal of the rule set, with where it is.
+    fn decimals(&self) -> Vec<(String, Decimal)> {
+        let mut out = Vec::new();
+        for (i, r) in self.collection_rules.iter().enumerate() {
+            out.push((
+                format!("collection_rule[{i}] ({})", r.id),
+                r.min_past_due_amount,
+            ));
+        }
+        for (i, r) in self.assessment_rules.iter().enumerate() {
+            let at = format!("assessment_rule[{i}] ({})", r.id);
+            let values: Vec<Decimal> = match &r.check {
+                Check::CreditLimitExceeded => vec![],
+                Check::ApproachingCreditLimit { percent } => vec![*percent],
+                Check::BalanceExceeds { amount } => vec![*amount],
+                Check::KeyStatistic { threshold, .. } | Check::RiskScore { threshold, .. } => {
+                    vec![*threshold]
+                }
+                Check::EntryTypeReason { min_amount, .. }
+                | Check::DeductionItem { min_amount, .. }
+                | Check::DisputedItem { min_amount } => min_amount.iter().copied().collect(),
+            };
+            out.extend(values.into_iter().map(|v| (at.clone(), v)));
+        }
+        for (i, r) in self.scoring_rules.iter().enumerate() {
+            for (j, e) in r.elements.iter().enumerate() {
+                let at = format!("scoring_rule[{i}] ({}).element[{j}] ({})", r.id, e.name);
+                out.push((at.clone(), e.weight));
+                for range in &e.ranges {
+                    out.extend([range.low, range.high, range.value].map(|v| (at.clone(), v)));
+                }
+                if let Some(flag) = &e.flag {
+                    out.extend([flag.yes, flag.no].map(|v| (at.clone(), v)));
+                }
+                if let ScoringInput::OldestItemPastDue { min_amount } = &e.input {
+                    out.push((at.clone(), *min_amount));
+                }
+            }
+        }
+        out
     }
 }
 
