@@ -112,17 +112,7 @@ impl Plans<'_> {
         };
         for action in self.state.actions.values_mut() {
             if action.violation_id == violation.id && action.status.is_open() {
-                let previous = action.status;
-                action.status = ActionStatus::SystemCancelled;
-                action.cancel_reason = Some(reason);
-                action.closed_on = Some(self.today);
-                self.out.push(action_event(
-                    self.key,
-                    action,
-                    ActionEventKind::Cancelled,
-                    Some(previous),
-                    self.today,
-                ));
+                system_cancel(action, reason, self.key, self.today, self.out);
             }
         }
         self.out.push(condition_event(
@@ -154,16 +144,13 @@ impl Plans<'_> {
                 continue;
             };
             let previous = action.status;
-            action.status = ActionStatus::SystemCancelled;
-            action.cancel_reason = Some(CancelReason::RuleOwnerChange);
-            action.closed_on = Some(self.today);
-            self.out.push(action_event(
-                self.key,
+            system_cancel(
                 action,
-                ActionEventKind::Cancelled,
-                Some(previous),
+                CancelReason::RuleOwnerChange,
+                self.key,
                 self.today,
-            ));
+                self.out,
+            );
             let mut replacement = action.clone();
             let base = base_id(&id).to_string();
             let generation = self
@@ -278,6 +265,27 @@ impl Plans<'_> {
             .flatten();
         bu_owner.or_else(|| resolve_owner(action.owner_type, self.state, item))
     }
+}
+
+/// condmon cancels an open action: `SYSTEM_CANCELLED` with the reason, and the event.
+fn system_cancel(
+    action: &mut Action,
+    reason: CancelReason,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let previous = action.status;
+    action.status = ActionStatus::SystemCancelled;
+    action.cancel_reason = Some(reason);
+    action.closed_on = Some(today);
+    out.push(action_event(
+        key,
+        action,
+        ActionEventKind::Cancelled,
+        Some(previous),
+        today,
+    ));
 }
 
 /// Re-created actions are numbered `<action id>/<n>`; rule ids cannot contain `/`.

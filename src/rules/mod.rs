@@ -887,7 +887,7 @@ impl RuleSet {
                           scope: &dyn Scoped,
                           currency: &str,
                           rate_type: &str,
-                          template: &str,
+                          template: Option<&str>,
                           push: &mut dyn FnMut(String, String)| {
             if !rule_ids.insert(id.to_string()) {
                 push(at.to_string(), format!("rule id `{id}` is defined twice"));
@@ -916,7 +916,7 @@ impl RuleSet {
             if rate_type.trim().is_empty() {
                 push(at.to_string(), "rate_type is empty".into());
             }
-            if !template_ids.contains(template) {
+            if let Some(template) = template.filter(|t| !template_ids.contains(t)) {
                 push(
                     at.to_string(),
                     format!("template `{template}` is not defined"),
@@ -931,7 +931,7 @@ impl RuleSet {
                 r,
                 &r.currency,
                 &r.rate_type,
-                &r.template,
+                Some(r.template.as_str()),
                 &mut push,
             );
             if r.min_past_due_amount < Decimal::ZERO {
@@ -965,7 +965,7 @@ impl RuleSet {
                 r,
                 &r.currency,
                 &r.rate_type,
-                &r.template,
+                Some(r.template.as_str()),
                 &mut push,
             );
             let negative = |v: &Option<Decimal>| v.is_some_and(|v| v < Decimal::ZERO);
@@ -1082,24 +1082,7 @@ impl RuleSet {
                     "another scoring rule has the same setID, customer group and customer: which one scores would be a guess".into(),
                 );
             }
-            if !rule_ids.insert(r.id.clone()) {
-                push(at.clone(), format!("rule id `{}` is defined twice", r.id));
-            }
-            if r.set_id.trim().is_empty() {
-                push(at.clone(), "set_id is empty".into());
-            }
-            if r.customer_group.is_some() && r.customer_id.is_some() {
-                push(
-                    at.clone(),
-                    "a rule is for a customer group or for a customer, not both".into(),
-                );
-            }
-            if iso_currency::Currency::from_code(&r.currency).is_none() {
-                push(
-                    at.clone(),
-                    format!("`{}` is not an ISO 4217 currency code", r.currency),
-                );
-            }
+            common(&at, &r.id, r, &r.currency, &r.rate_type, None, &mut push);
             if r.elements.is_empty() {
                 push(
                     at.clone(),
