@@ -179,6 +179,9 @@ fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(&broker, dir.path());
+    // The test restarts the process: Tansu's group coordinator keeps a killed member's
+    // partitions (see the README), so this instance owns every partition outright.
+    config.kafka.assignment = condmon::config::Assignment::Manual;
     let rules_path = dir.path().join("rules.toml");
     std::fs::write(&rules_path, RULES).unwrap();
     config.rules_file = rules_path;
