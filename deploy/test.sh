@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo test --locked "$@"
+# --no-fail-fast: one failing test binary does not hide the others.
+cargo test --locked --no-fail-fast "$@"

@@ -307,12 +307,13 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
     assert!(body.contains("\"violations\":{}"), "{body}");
 }
 
-/// The outputs the operator gives for `events` on `today`, computed in-process (the oracle).
+/// The outputs the operator gives for `events` on `today`, computed in-process (the oracle):
+/// event id → (stream, bytes).
 fn expected_outputs(
     config: &Config,
     events: &[InputEvent],
     today: &str,
-) -> HashMap<String, Vec<u8>> {
+) -> HashMap<String, (Stream, Vec<u8>)> {
     use condmon::pipeline::{Operator, Outcome, Payload};
     let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
     let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
@@ -340,10 +341,26 @@ fn expected_outputs(
         };
         store.commit(txn, &[]).unwrap();
         for e in events {
-            out.insert(e.event_id().to_string(), catalog.encode_output(&e).unwrap());
+            out.insert(
+                e.event_id().to_string(),
+                (e.stream(), catalog.encode_output(&e).unwrap()),
+            );
         }
     }
     out
+}
+
+/// Every record of every customer-facing output topic.
+fn all_outputs(config: &Config) -> Vec<ReadRecord> {
+    [
+        &config.topics.actions,
+        &config.topics.escalations,
+        &config.topics.conditions,
+        &config.topics.risk_scores,
+    ]
+    .into_iter()
+    .flat_map(|topic| kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(1)).unwrap())
+    .collect()
 }
 
 #[test]
@@ -369,7 +386,11 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
         })
         .collect();
     let expected = expected_outputs(&config, &events, "2026-03-01");
-    assert_eq!(expected.len(), customers * 3);
+    let expected_actions = expected
+        .values()
+        .filter(|(stream, _)| *stream == Stream::Actions)
+        .count();
+    assert_eq!(expected_actions, customers * 3);
 
     // First run: crash (abort) right after the third batch's outputs are acknowledged and
     // before its state is committed: the worst instant.
@@ -393,7 +414,7 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
     .unwrap()
     .len();
     assert!(
-        after_crash > 0 && after_crash < expected.len(),
+        after_crash > 0 && after_crash < expected_actions,
         "crashed mid-stream: {after_crash}"
     );
 
@@ -409,28 +430,47 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
             .map(|r| r.header("condmon.event-id").unwrap().to_string())
             .collect::<std::collections::HashSet<_>>()
     };
-    let records = wait_for(&config, &config.topics.actions, WAIT, |r| {
-        ids(r).len() >= expected.len()
-    });
+    // Every output topic: actions, escalations, condition events and risk scores.
+    let deadline = std::time::Instant::now() + WAIT;
+    let outputs = loop {
+        let outputs = all_outputs(&config);
+        if ids(&outputs).len() >= expected.len() {
+            break outputs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} output events",
+            ids(&outputs).len(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     // Nothing lost, nothing changed: every expected event, and any duplicate is byte-identical.
-    assert_eq!(ids(&records).len(), expected.len());
-    for r in &records {
+    assert_eq!(ids(&outputs).len(), expected.len());
+    for r in &outputs {
         let id = r.header("condmon.event-id").unwrap();
         assert_eq!(
             Some(r.payload.as_ref().unwrap()),
-            expected.get(id),
+            expected.get(id).map(|(_, bytes)| bytes),
             "event {id} differs from the oracle"
         );
     }
-    let dupes = records.len() - expected.len();
+    let dupes = outputs.len() - expected.len();
     assert!(
         dupes > 0,
         "the crash after delivery re-emits the uncommitted batch"
     );
     eprintln!(
-        "{} action records, {dupes} re-emitted after the crashes (same ids, same bytes)",
-        records.len()
+        "{} output records, {dupes} re-emitted after the crashes (same ids, same bytes)",
+        outputs.len()
     );
+    let records = kafka::read_topic(
+        &config,
+        &config.topics.actions,
+        usize::MAX,
+        Duration::from_secs(1),
+    )
+    .unwrap();
     condmon.wait_metric(
         "condmon_actions{status=\"future\"}",
         (customers * 2) as f64,

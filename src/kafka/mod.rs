@@ -345,19 +345,42 @@ impl Source {
         }
     }
 
-    /// (topic, partition, lag) for every assigned input partition. Blocks on the broker.
-    pub fn lag(&self, positions: &[(i32, String, i64)]) -> Vec<(String, i32, i64)> {
-        positions
-            .iter()
-            .filter_map(|(partition, topic, next)| {
-                let (_, high) = self
-                    .consumer
-                    .fetch_watermarks(topic, *partition, Duration::from_secs(2))
-                    .ok()?;
-                Some((topic.clone(), *partition, (high - next).max(0)))
-            })
-            .collect()
+    /// The partitions held, shared (for the lag probe's thread).
+    pub fn assigned_handle(&self) -> Arc<Mutex<BTreeSet<i32>>> {
+        self.assigned.clone()
     }
+}
+
+/// Measures consumer lag on its own thread and client, every `interval`: a slow answer from
+/// the broker never holds up records. `positions` gives (partition, topic, next offset) of
+/// what is held; `report` receives (topic, partition, lag). Ends when `stop` is set.
+pub fn spawn_lag_probe(
+    config: &Config,
+    interval: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    positions: impl Fn() -> Vec<(i32, String, i64)> + Send + 'static,
+    report: impl Fn(&str, i32, i64) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, BrokerError> {
+    let consumer: BaseConsumer = client_config(config)
+        .set("group.id", format!("{}-lag", config.kafka.group_id))
+        .create()?;
+    Ok(std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for (partition, topic, next) in positions() {
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(2))
+                {
+                    report(&topic, partition, (high - next).max(0));
+                }
+            }
+            let deadline = std::time::Instant::now() + interval;
+            while std::time::Instant::now() < deadline
+                && !stop.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }))
 }
 
 fn detach<M: Message>(m: &M) -> InputMessage {
@@ -561,8 +584,9 @@ impl ReadRecord {
     }
 }
 
-/// Reads `topic` from the beginning of every partition, without joining a group, until `max`
-/// records or until nothing arrives for `idle`.
+/// Reads `topic` from the beginning of every partition, without joining a group, to the end
+/// each partition has when called (its high watermark), or until `max` records, or until
+/// nothing arrives for `idle` (a fallback: a broker may not answer).
 pub fn read_topic(
     config: &Config,
     topic: &str,
@@ -575,16 +599,28 @@ pub fn read_topic(
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
+    let mut remaining: HashMap<i32, i64> = HashMap::new();
     for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
         tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        let (low, high) =
+            consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+        if high > low {
+            remaining.insert(partition.id(), high);
+        }
     }
     consumer.assign(&tpl)?;
     let mut out = Vec::new();
     let mut last = std::time::Instant::now();
-    while out.len() < max && last.elapsed() < idle {
+    while !remaining.is_empty() && out.len() < max && last.elapsed() < idle {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last = std::time::Instant::now();
+                if remaining
+                    .get(&m.partition())
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    remaining.remove(&m.partition());
+                }
                 let headers = m
                     .headers()
                     .map(|hs| {

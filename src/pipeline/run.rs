@@ -86,7 +86,41 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
-    let mut last_lag = Instant::now() - LAG_INTERVAL;
+    let stop_lag = Arc::new(AtomicBool::new(false));
+    // Stops the probe however the loop ends (shutdown or error).
+    let _stop_probe = StopOnDrop(stop_lag.clone());
+    let _lag_probe = {
+        let (assigned, store, metrics) = (
+            source.assigned_handle(),
+            rt.store.clone(),
+            rt.metrics.clone(),
+        );
+        crate::kafka::spawn_lag_probe(
+            &rt.config,
+            LAG_INTERVAL,
+            stop_lag.clone(),
+            move || {
+                let partitions: Vec<i32> = assigned
+                    .lock()
+                    .expect("assigned lock")
+                    .iter()
+                    .copied()
+                    .collect();
+                partitions
+                    .into_iter()
+                    .filter_map(|p| Some((p, store.offsets(p).ok()?)))
+                    .flat_map(|(p, offsets)| offsets.into_iter().map(move |(t, o)| (p, t, o)))
+                    .filter(|(_, topic, _)| topic != FINGERPRINT)
+                    .collect()
+            },
+            move |topic, partition, lag| {
+                metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set(lag)
+            },
+        )?
+    };
     let crash_after: Option<u64> = std::env::var("CONDMON_CRASH_AFTER_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -190,7 +224,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if records.is_empty() && txn.is_empty() && messages.is_empty() {
             rt.health.beat();
             if timers_due {
-                refresh_gauges(&rt, &source, &mut last_lag);
+                refresh_gauges(&rt, &source);
             }
             continue;
         }
@@ -222,7 +256,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         source.commit_progress(&progress);
         rt.health.beat();
         if timers_due {
-            refresh_gauges(&rt, &source, &mut last_lag);
+            refresh_gauges(&rt, &source);
         }
     }
     rt.store.flush()?;
@@ -446,11 +480,19 @@ async fn deliver(
     }
 }
 
-/// Lag asks the broker once per partition and topic: not on every tick.
+/// Lag asks the broker once per partition and topic (on its own thread): not on every tick.
 const LAG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Gauges from the durable counters of the partitions held, and (now and then) consumer lag.
-fn refresh_gauges(rt: &Runtime, source: &Source, last_lag: &mut Instant) {
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Gauges from the durable counters of the partitions held.
+fn refresh_gauges(rt: &Runtime, source: &Source) {
     let assigned = source.assigned();
     rt.metrics.assigned_partitions.set(assigned.len() as i64);
     let counters: Vec<_> = assigned
@@ -458,20 +500,4 @@ fn refresh_gauges(rt: &Runtime, source: &Source, last_lag: &mut Instant) {
         .filter_map(|p| rt.store.counters(*p).ok())
         .collect();
     rt.metrics.set_state_gauges(&counters);
-    if last_lag.elapsed() < LAG_INTERVAL {
-        return;
-    }
-    *last_lag = Instant::now();
-    let held: Vec<(i32, String, i64)> = assigned
-        .iter()
-        .filter_map(|p| Some((*p, rt.store.offsets(*p).ok()?)))
-        .flat_map(|(p, offsets)| offsets.into_iter().map(move |(t, o)| (p, t, o)))
-        .filter(|(_, topic, _)| topic != FINGERPRINT)
-        .collect();
-    for (topic, partition, lag) in tokio::task::block_in_place(|| source.lag(&held)) {
-        rt.metrics
-            .consumer_lag
-            .with_label_values(&[&topic, &partition.to_string()])
-            .set(lag);
-    }
 }

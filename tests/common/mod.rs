@@ -156,8 +156,7 @@ pub fn wait_for(
 ) -> Vec<ReadRecord> {
     let deadline = Instant::now() + timeout;
     loop {
-        let records =
-            kafka::read_topic(config, topic, usize::MAX, Duration::from_millis(500)).unwrap();
+        let records = kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(5)).unwrap();
         if predicate(&records) {
             return records;
         }
@@ -295,7 +294,7 @@ impl Drop for Condmon {
         self.kill();
         if was_running && std::thread::panicking() {
             let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let tail: Vec<&str> = log.lines().rev().take(150).collect();
             eprintln!("--- condmon.log (last lines) ---");
             for line in tail.iter().rev() {
                 eprintln!("{line}");
