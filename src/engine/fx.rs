@@ -65,10 +65,6 @@ impl FxTable {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rates.values().all(BTreeMap::is_empty)
-    }
-
     /// The latest rate of the pair in effect on `on`, with its effective date.
     fn latest(
         &self,

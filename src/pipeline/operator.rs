@@ -281,13 +281,7 @@ impl Operator {
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
         let rules = self.rules();
-        let anchors: BTreeSet<&str> = rules
-            .collection_rules
-            .iter()
-            .map(|r| r.currency.as_str())
-            .chain(rules.assessment_rules.iter().map(|r| r.currency.as_str()))
-            .chain(rules.scoring_rules.iter().map(|r| r.currency.as_str()))
-            .collect();
+        let anchors = rules.anchor_currencies();
         let mut held = Vec::new();
         if anchors.contains(b) {
             held.push(a);
@@ -667,6 +661,57 @@ ranges = [ { low = "-999999999", high = "1000", value = "1" }, { low = "1000.000
         assert!(
             matches!(&events[0], OutputEvent::RiskScore(r) if r.total == Decimal::from(7) && r.rule_version == 2),
             "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_rate_rescores_customers_whose_only_conversion_is_for_their_scoring_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let eur = SCORING.replace("currency = \"USD\"", "currency = \"EUR\"");
+        let operator = Operator::new(
+            Arc::new(RuleSet::parse(&eur, "eur").unwrap()),
+            Arc::new(SchemaCatalog::bundled().unwrap()),
+        );
+        let today: NaiveDate = "2026-03-31".parse().unwrap();
+        let item = serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":"C1","item_id":"I1","item_line":0,"item_type":"INVOICE","original_amount":"2000","open_amount":"2000","currency":"USD","accounting_date":"2026-03-01","due_date":"2026-04-30","entry_type":"IN","disputed_amount":"0"});
+        let mut txn = store.txn();
+        let Outcome::Processed(out) = operator
+            .process(
+                &mut txn,
+                &[0],
+                Stream::Items,
+                Some("SHARE|C1"),
+                Payload::Json(item),
+                today,
+            )
+            .unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(
+            matches!(&out[0], OutputEvent::RiskScore(r) if !r.complete),
+            "no USD/EUR rate yet: {out:?}"
+        );
+        let rate = serde_json::json!({"rate_type":"CRRNT","from_currency":"EUR","to_currency":"USD","effective_date":"2026-01-01","rate":"2"});
+        let Outcome::Processed(out) = operator
+            .process(
+                &mut txn,
+                &[0],
+                Stream::FxRates,
+                Some("CRRNT|EUR|USD|2026-01-01"),
+                Payload::Json(rate),
+                today,
+            )
+            .unwrap()
+        else {
+            panic!("refused")
+        };
+        // 2,000 USD = 1,000 EUR: the first range.
+        assert!(
+            matches!(&out[0], OutputEvent::RiskScore(r) if r.complete && r.total == Decimal::from(1)),
+            "{out:?}"
         );
     }
 }

@@ -793,18 +793,14 @@ impl RuleSet {
         out
     }
 
-    /// Every anchor currency a rule of `set_id` converts to.
-    pub fn anchor_currencies(&self, set_id: &str) -> HashSet<&str> {
+    /// Every anchor currency a rule (collection, assessment or scoring) converts to: a rate
+    /// concerns customers only where one of its currencies is an anchor.
+    pub fn anchor_currencies(&self) -> HashSet<&str> {
         self.collection_rules
             .iter()
-            .filter(|r| r.set_id == set_id)
             .map(|r| r.currency.as_str())
-            .chain(
-                self.assessment_rules
-                    .iter()
-                    .filter(|r| r.set_id == set_id)
-                    .map(|r| r.currency.as_str()),
-            )
+            .chain(self.assessment_rules.iter().map(|r| r.currency.as_str()))
+            .chain(self.scoring_rules.iter().map(|r| r.currency.as_str()))
             .collect()
     }
 
