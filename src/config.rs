@@ -69,6 +69,15 @@ pub struct TopicsConfig {
     pub escalations: String,
     pub conditions: String,
     pub risk_scores: String,
+    /// Collectors' commands on actions (keyed by customer) and condmon's answers.
+    pub action_commands: String,
+    pub command_results: String,
+    /// E-mails for the mailer: new actions, reminders, reassignments.
+    pub notifications: String,
+    /// Letters for the mailer: dunning letters, follow-up letters, statements.
+    pub correspondence: String,
+    /// Changes asked of the ERP: customer holds, referrals, credit reviews, write-offs.
+    pub requests: String,
     /// Rule documents (TOML), compacted: a newer valid version replaces the rule set live.
     pub rules: String,
     pub dead_letter: String,
@@ -134,6 +143,11 @@ impl Default for TopicsConfig {
             escalations: "cm.escalations".into(),
             conditions: "cm.conditions".into(),
             risk_scores: "cm.risk-scores".into(),
+            action_commands: "cm.action-commands".into(),
+            command_results: "cm.command-results".into(),
+            notifications: "cm.notifications".into(),
+            correspondence: "cm.correspondence".into(),
+            requests: "cm.requests".into(),
             rules: "cm.rules".into(),
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
@@ -193,6 +207,11 @@ impl TopicsConfig {
             Stream::Escalations => &self.escalations,
             Stream::Conditions => &self.conditions,
             Stream::RiskScores => &self.risk_scores,
+            Stream::ActionCommands => &self.action_commands,
+            Stream::CommandResults => &self.command_results,
+            Stream::Notifications => &self.notifications,
+            Stream::Correspondence => &self.correspondence,
+            Stream::Requests => &self.requests,
         }
     }
 
@@ -300,7 +319,7 @@ mod tests {
                 Some(stream)
             );
         }
-        assert_eq!(config.topics.all().len(), 14);
+        assert_eq!(config.topics.all().len(), 19);
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //! ar.items ───────────────┐                 ┌─ per input partition N ───────────────────────────┐
 //! ar.payments ────────────┤ kafka::Source ─►│ codec (Avro/JSON) → validate ──(bad)──► dead letter│
 //! ar.aging ───────────────┤ (group, seek to │ → engine::CustomerState::apply (running balances, │
-//! ar.customers ───────────┤  offsets kept   │   statistics, children's figures)                 │
-//! ar.history ─────────────┤  in state)      │ → engine::reconcile (rules × ledger × rates × date)│
-//! condmon.child-figures ──┘                 │ → timers (ageing, plan steps) ◄── clock           │
+//! ar.customers ───────────┤  offsets kept   │   statistics, children's figures), or a command:  │
+//! ar.history ─────────────┤  in state)      │   engine::execute (checked, applied or refused)   │
+//! condmon.child-figures ──┤                 │ → engine::reconcile (rules × ledger × rates × date)│
+//! cm.action-commands ─────┘                 │ → timers (ageing, plan steps, reminders) ◄── clock│
 //!                                           └──────────────┬────────────────────────────────────┘
 //! ar.fx-rates, cm.rules ──► kafka::GlobalReader (whole topics, every instance): exchange rates
 //!                           and rule documents; a change re-evaluates the customers it concerns
 //!                  outputs acknowledged by the broker, then ONE RocksDB write batch
 //!                  (state + timers + indexes + counters + input offsets + reference fingerprint)
 //!                                                          ▼
-//!            cm.actions / cm.escalations / cm.conditions / cm.dead-letter
+//!            cm.actions / cm.escalations / cm.conditions / cm.risk-scores / cm.dead-letter
+//!            cm.command-results / cm.notifications / cm.correspondence / cm.requests
 //!            condmon.child-figures (a child's figures, keyed by its parent: read back above)
 //! ```
 //!
@@ -23,10 +25,11 @@
 //! - [`codec`]: Avro in the Confluent wire format and JSON, both to and from the model; schema
 //!   ids from `schemas/manifest.toml` or a Confluent-compatible schema registry.
 //! - [`rules`]: installation options, aging definitions, collection and assessment rules (the
-//!   condition catalog) at setID / customer-group / customer level, action templates; parsed
-//!   and validated once.
+//!   condition catalog) at setID / customer-group / customer level, action templates, business
+//!   calendars and the owner directory; parsed and validated once.
 //! - [`engine`]: the pure decisions: conditions, violations, action plans, exchange rates,
-//!   statistics, relationships (no I/O, no clock).
+//!   statistics, relationships, risk scores; working actions (commands, performing, letters,
+//!   notifications) and the lists and reports over states (no I/O, no clock).
 //! - [`state`]: RocksDB stores per input partition, written through one transaction per batch.
 //! - [`timer`]: the injected clock and durable timers (by due date and by key).
 //! - [`pipeline`]: the operator (decode → validate → apply → reconcile → timers, reference data)

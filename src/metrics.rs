@@ -11,6 +11,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub records_in: IntCounterVec,
     pub records_out: IntCounterVec,
+    pub outcomes: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub processing_seconds: Histogram,
     pub batches_committed: IntCounter,
@@ -78,6 +79,11 @@ impl Metrics {
                 "records_out_total",
                 "Records produced and acknowledged, by topic.",
                 &["topic"],
+            ),
+            outcomes: counter_vec(
+                "outcomes_total",
+                "Outcomes of working actions, as delivered: commands accepted or rejected, notifications without an e-mail address, letters suppressed (customer excluded from dunning) or standing for earlier ones.",
+                &["outcome"],
             ),
             dead_letters: counter_vec(
                 "dead_letters_total",

@@ -88,6 +88,9 @@ fn master(id: &str, currency: &str, parent: Option<&str>) -> InputEvent {
         remit_from_parent: None,
         correspondence_parent: None,
         credit_hold: false,
+        country: None,
+        state: None,
+        exclude_from_dunning: false,
     })
 }
 
@@ -110,18 +113,6 @@ fn invoice(customer: &str, open: &str, currency: &str) -> InputEvent {
         ar_specialist: None,
         collector: None,
     })
-}
-
-fn decode(config: &Config, stream: Stream, records: &[ReadRecord]) -> Vec<OutputEvent> {
-    let catalog = config.schema_catalog().unwrap();
-    records
-        .iter()
-        .map(|r| {
-            catalog
-                .decode_output(stream, r.payload.as_deref().unwrap())
-                .unwrap()
-        })
-        .collect()
 }
 
 fn actions(config: &Config, records: &[ReadRecord]) -> Vec<ActionEvent> {

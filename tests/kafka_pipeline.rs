@@ -55,6 +55,9 @@ fn customer(id: &str, collector: &str) -> InputEvent {
         remit_from_parent: None,
         correspondence_parent: None,
         credit_hold: false,
+        country: None,
+        state: None,
+        exclude_from_dunning: false,
     })
 }
 

@@ -22,7 +22,21 @@ fn operator() -> Operator {
 }
 
 fn run(store: &Store, stop_after: Option<usize>) -> (String, ReplaySummary) {
-    let input = std::fs::read(repo().join("topology/sample/ledger.ndjson")).unwrap();
+    replay_file(
+        "topology/sample/ledger.ndjson",
+        store,
+        stop_after,
+        ("2026-01-01", "2026-04-30"),
+    )
+}
+
+fn replay_file(
+    file: &str,
+    store: &Store,
+    stop_after: Option<usize>,
+    (start, until): (&str, &str),
+) -> (String, ReplaySummary) {
+    let input = std::fs::read(repo().join(file)).unwrap();
     let mut out = Vec::new();
     let metrics = Metrics::new();
     let summary = replay(
@@ -31,8 +45,8 @@ fn run(store: &Store, stop_after: Option<usize>) -> (String, ReplaySummary) {
         input.as_slice(),
         &mut out,
         ReplayOptions {
-            start: "2026-01-01".parse().unwrap(),
-            until: Some("2026-04-30".parse().unwrap()),
+            start: start.parse().unwrap(),
+            until: Some(until.parse().unwrap()),
             stop_after,
             score_at: None,
             metrics: &metrics,
@@ -42,13 +56,10 @@ fn run(store: &Store, stop_after: Option<usize>) -> (String, ReplaySummary) {
     (String::from_utf8(out).unwrap(), summary)
 }
 
-#[test]
-fn the_sample_ledger_replays_to_the_golden_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, summary) = run(&Store::open(dir.path()).unwrap(), None);
-    let golden = repo().join("tests/golden/sample-ledger.out.ndjson");
+fn matches_golden(out: &str, name: &str) {
+    let golden = repo().join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &out).unwrap();
+        std::fs::write(&golden, out).unwrap();
     }
     assert_eq!(
         out,
@@ -56,6 +67,13 @@ fn the_sample_ledger_replays_to_the_golden_output() {
         "replay output differs from {}",
         golden.display()
     );
+}
+
+#[test]
+fn the_sample_ledger_replays_to_the_golden_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, summary) = run(&Store::open(dir.path()).unwrap(), None);
+    matches_golden(&out, "sample-ledger.out.ndjson");
     assert_eq!(
         summary.dead_letters, 4,
         "three bad records and one invalid rule document"
@@ -121,4 +139,82 @@ fn the_sample_ledger_scored_at_a_date_matches_the_golden_scores() {
     };
     assert_eq!(total("ACME"), "8.80");
     assert_eq!(total("GLOBEX"), "8.65");
+}
+
+/// A collection plan from its violation to its end, worked by commands: reviewed, a refused
+/// perform, performed; an item action added by hand and written off; a future step re-dated;
+/// a step reassigned by the supervisor and its letter sent with the next run; the automated
+/// hold on its (new) day; reminders on their business days; the invoice paid.
+#[test]
+fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, summary) = replay_file(
+        "topology/sample/action-plan.ndjson",
+        &Store::open(dir.path()).unwrap(),
+        None,
+        ("2026-06-01", "2026-06-30"),
+    );
+    matches_golden(&out, "action-plan.out.ndjson");
+    assert_eq!(summary.dead_letters, 1, "the command without an id");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |stream: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["stream"] == stream)
+            .map(|l| &l["value"])
+            .collect()
+    };
+    let answers: Vec<(String, bool)> = of("command-results")
+        .iter()
+        .map(|r| {
+            (
+                r["command_id"].as_str().unwrap().to_string(),
+                r["accepted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let refused: Vec<&str> = answers
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(
+        refused,
+        ["C3", "C9"],
+        "a stranger's perform; a cancel after completion"
+    );
+    assert_eq!(answers.len(), 9);
+    let letters = of("correspondence");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["letter_code"], "DUN2");
+    assert_eq!(letters[0]["business_date"], "2026-06-13", "the next run");
+    let requests: Vec<(&str, &str)> = of("requests")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["business_date"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        [("WRITE_OFF", "2026-06-03"), ("CUSTOMER_HOLD", "2026-06-24")]
+    );
+    // Every action of the plan ends done: none is left open.
+    let last_status = |action: &str| -> String {
+        of("actions")
+            .iter()
+            .filter(|a| a["action_id"] == action)
+            .last()
+            .map(|a| a["status"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(last_status("COLL-30-1-1"), "COMPLETE");
+    assert_eq!(last_status("COLL-30-1-2"), "COMPLETE");
+    assert_eq!(last_status("COLL-30-1-3"), "SYSTEM_COMPLETE");
+    assert_eq!(last_status("ITEM-1"), "COMPLETE");
 }

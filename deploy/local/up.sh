@@ -48,9 +48,27 @@ echo "== escalations (cm.escalations)"
 $BIN tail --stream escalations --idle-secs 2 --table
 echo "== conditions (cm.conditions)"
 $BIN tail --stream conditions --idle-secs 2 --table
+echo "== working actions: OSCORP's plan (topology/sample/action-plan.ndjson)"
+# The sample's customer and invoices first, then the collectors' commands on the plan they open
+# (topics are read side by side: a command before its action would be refused as unknown).
+grep -v '"action-commands"' topology/sample/action-plan.ndjson | head -3 > var/action-plan-ledger.ndjson
+grep '"action-commands"' topology/sample/action-plan.ndjson > var/action-plan-commands.ndjson
+$BIN feed --input var/action-plan-ledger.ndjson
+sleep 3
+$BIN feed --input var/action-plan-commands.ndjson
+sleep 3
+echo "== command results (cm.command-results)"
+$BIN tail --stream command-results --idle-secs 3 --table
+echo "== notifications (cm.notifications)"
+$BIN tail --stream notifications --idle-secs 2 --table | grep -E 'OSCORP|ACME' | head -12
+echo "== requests to the ERP (cm.requests)"
+$BIN tail --stream requests --idle-secs 2 --table | head -12
+echo "== OSCORP's action history (GET /customers/SHARE/OSCORP/action-history)"
+exec 4<>/dev/tcp/127.0.0.1/9464; printf 'GET /customers/SHARE/OSCORP/action-history HTTP/1.0\r\n\r\n' >&4
+sed -n '/^\r*$/,$p' <&4 | tail -n +2 | python3 -c 'import json,sys; [print(a["id"], a["action_code"], a["status"], a["owner"], "due", a["due_date"], a.get("result") or "", a.get("cancel_reason") or "") for a in json.load(sys.stdin)]' || true
 echo "== dead letters (cm.dead-letter)"
 $BIN tail --stream dead-letter --idle-secs 2 --table
 echo "== a few metrics"
 exec 3<>/dev/tcp/127.0.0.1/9464; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
-grep -E '^condmon_(records_in_total|dead_letters_total|actions|violations|customers_flagged|rules_version|timers_pending)' <&3 | grep -v ' 0$' || true
+grep -E '^condmon_(records_in_total|dead_letters_total|actions|violations|customers_flagged|rules_version|timers_pending|outcomes_total)' <&3 | grep -v ' 0$' || true
 echo "condmon and tansu are still running; stop them with deploy/local/down.sh"

@@ -4,15 +4,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::engine::{CustomerState, reports};
 use crate::metrics::Metrics;
 use crate::model::CustomerKey;
-use crate::pipeline::{Health, customer_state};
+use crate::pipeline::{Health, Operator, customer_state, customer_states};
 use crate::state::Store;
+use crate::timer::Clock;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -21,6 +26,9 @@ pub struct ApiState {
     pub store: Store,
     /// `/healthz` fails when the loop has not beaten for this long.
     pub max_silence: Duration,
+    /// For the rule set in force (the owner directory: supervisors).
+    pub operator: Operator,
+    pub clock: Arc<dyn Clock>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -36,6 +44,25 @@ pub fn router(state: ApiState) -> Router {
             "/customers/{set_id}/{customer_id}/risk-score",
             get(risk_score),
         )
+        .route(
+            "/customers/{set_id}/{customer_id}/actions",
+            get(action_list),
+        )
+        .route(
+            "/customers/{set_id}/{customer_id}/actions/{action_id}",
+            get(action),
+        )
+        .route(
+            "/customers/{set_id}/{customer_id}/future-actions",
+            get(future_actions),
+        )
+        .route(
+            "/customers/{set_id}/{customer_id}/action-history",
+            get(action_history),
+        )
+        .route("/owners/{owner}/actions", get(owner_actions))
+        .route("/reports/owner-action-status", get(owner_action_status))
+        .route("/reports/condition-status", get(condition_status))
         .with_state(state)
 }
 
@@ -97,6 +124,151 @@ async fn risk_score(
             None => (StatusCode::NOT_FOUND, "the customer has no scoring rule\n").into_response(),
         },
     )
+}
+
+/// A list of the customer's actions, as the action list pages show them.
+fn customer_actions(
+    state: &ApiState,
+    set_id: String,
+    customer_id: String,
+    pick: fn(&CustomerState) -> Vec<&crate::engine::Action>,
+) -> Response {
+    let key = CustomerKey::new(set_id, customer_id);
+    let rules = state.operator.rules();
+    let today = state.clock.today();
+    with_customer(state, key.clone(), |found| {
+        let views: Vec<_> = pick(&found)
+            .into_iter()
+            .map(|a| reports::view(&key, &found, &rules, a, today))
+            .collect();
+        Json(views).into_response()
+    })
+}
+
+/// The customer action list: New and Pending actions, oldest due first.
+async fn action_list(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    customer_actions(&state, set_id, customer_id, reports::action_list)
+}
+
+/// Plan steps not yet on the list, and postponed actions, with the date they come.
+async fn future_actions(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    customer_actions(&state, set_id, customer_id, reports::future_actions)
+}
+
+/// Every action, open and closed: complete date, cancel reason, proposed or automated,
+/// delivery method, result.
+async fn action_history(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    customer_actions(&state, set_id, customer_id, reports::action_history)
+}
+
+/// One action: where notifications link to.
+async fn action(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id, action_id)): Path<(String, String, String)>,
+) -> Response {
+    let key = CustomerKey::new(set_id, customer_id);
+    let rules = state.operator.rules();
+    let today = state.clock.today();
+    with_customer(&state, key.clone(), |found| {
+        match found.actions.get(&action_id) {
+            Some(a) => Json(reports::view(&key, &found, &rules, a, today)).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                format!("customer {key} has no action {action_id}\n"),
+            )
+                .into_response(),
+        }
+    })
+}
+
+/// Every customer this instance holds (queries across customers scan them: no index yet).
+fn all_customers(state: &ApiState) -> Result<Vec<(CustomerKey, CustomerState)>, Response> {
+    let txn = state.store.txn();
+    let mut out = Vec::new();
+    for partition in state.store.partitions() {
+        out.extend(
+            customer_states(&txn, partition)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?,
+        );
+    }
+    Ok(out)
+}
+
+/// The owner action list: `?status=NEW|PENDING|FUTURE&customer=&supervisor=&specialist=
+/// &country=&state=`.
+async fn owner_actions(
+    State(state): State<ApiState>,
+    Path(owner): Path<String>,
+    Query(filter): Query<reports::OwnerFilter>,
+) -> Response {
+    let customers = match all_customers(&state) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let rules = state.operator.rules();
+    let today = state.clock.today();
+    Json(reports::owner_actions(
+        &customers, &rules, &owner, &filter, today,
+    ))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusRange {
+    from: NaiveDate,
+    to: NaiveDate,
+    owner: Option<String>,
+}
+
+/// The owner action status report: `?from=YYYY-MM-DD&to=YYYY-MM-DD[&owner=]`.
+async fn owner_action_status(
+    State(state): State<ApiState>,
+    Query(range): Query<StatusRange>,
+) -> Response {
+    if range.from > range.to {
+        return (StatusCode::BAD_REQUEST, "`from` is after `to`\n").into_response();
+    }
+    match all_customers(&state) {
+        Ok(customers) => Json(reports::owner_action_status(
+            &customers,
+            range.from,
+            range.to,
+            range.owner.as_deref(),
+        ))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConditionFilter {
+    owner: Option<String>,
+    customer: Option<String>,
+}
+
+/// The condition status by owner and customer: `?owner=&customer=`.
+async fn condition_status(
+    State(state): State<ApiState>,
+    Query(filter): Query<ConditionFilter>,
+) -> Response {
+    match all_customers(&state) {
+        Ok(customers) => Json(reports::condition_status(
+            &customers,
+            filter.owner.as_deref(),
+            filter.customer.as_deref(),
+        ))
+        .into_response(),
+        Err(response) => response,
+    }
 }
 
 fn with_customer(

@@ -15,13 +15,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Check { file } => match RuleSet::load(&file) {
             Ok(rules) => {
                 println!(
-                    "{}: valid (version {}, {} collection rule(s), {} assessment rule(s), {} scoring rule(s), {} template(s))",
+                    "{}: valid (version {}, {} collection rule(s), {} assessment rule(s), {} scoring rule(s), {} template(s), {} calendar(s), {} owner(s))",
                     file.display(),
                     rules.version,
                     rules.collection_rules.len(),
                     rules.assessment_rules.len(),
                     rules.scoring_rules.len(),
-                    rules.templates.len()
+                    rules.templates.len(),
+                    rules.calendars.len(),
+                    rules.owners.len()
                 );
                 Ok(())
             }

@@ -58,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let metrics = Metrics::new();
     let health = Health::new();
+    let operator = Operator::new(Arc::new(rules), Arc::new(catalog));
     super::runtime()?.block_on(async move {
         if args.create_topics {
             for (topic, outcome) in kafka::create_topics(&config).await? {
@@ -70,6 +71,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             health: health.clone(),
             store: store.clone(),
             max_silence: Duration::from_millis(config.pipeline.tick_ms * 10 + 10_000),
+            operator: operator.clone(),
+            clock: clock.clone(),
         };
         let listen = config.http_listen.clone();
         tokio::spawn(async move {
@@ -84,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let _ = stop.send(true);
         });
         let runtime = Runtime {
-            operator: Operator::new(Arc::new(rules), Arc::new(catalog)),
+            operator,
             config,
             store,
             metrics,

@@ -16,7 +16,8 @@ use crate::pipeline::{HEADER_KIND, HEADER_OFFSET, HEADER_PARTITION, HEADER_REASO
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Which stream to read: actions, escalations, conditions, child-figures or dead-letter.
+    /// Which stream to read: actions, escalations, conditions, risk-scores, command-results,
+    /// notifications, correspondence, requests, child-figures or dead-letter.
     #[arg(long, default_value = "actions")]
     stream: String,
     /// Stop after this many records.
@@ -135,6 +136,66 @@ fn table_line(event: &OutputEvent) -> String {
             figures.role.as_str(),
             figures.lines.len(),
             figures.cash.len()
+        ),
+        OutputEvent::CommandResult(r) => format!(
+            "{}  {:<9} {:<16} {:<15} by {:<7} {}{}",
+            r.business_date,
+            r.customer_id,
+            r.command_id,
+            r.kind.as_str(),
+            r.issued_by,
+            if r.accepted { "accepted" } else { "REJECTED" },
+            if r.reasons.is_empty() {
+                format!("  {}", r.action_ids.join(" "))
+            } else {
+                format!(": {}", r.reasons.join("; "))
+            }
+        ),
+        OutputEvent::Notification(n) => format!(
+            "{}  {:<9} {:<19} to {:<7} <{}>  {} {} due {}  {}",
+            n.business_date,
+            n.customer_id,
+            n.kind.as_str(),
+            n.recipient,
+            n.recipient_email.as_deref().unwrap_or("no address"),
+            n.action_code,
+            n.action_id,
+            n.due_date,
+            n.link
+        ),
+        OutputEvent::Correspondence(c) => format!(
+            "{}  {:<9} {:?} {} for action {}{} ({:?}{})",
+            c.business_date,
+            c.customer_id,
+            c.kind,
+            c.letter_code.as_deref().unwrap_or("-"),
+            c.action_id,
+            if c.superseded_action_ids.is_empty() {
+                String::new()
+            } else {
+                format!(", superseding {}", c.superseded_action_ids.join(" "))
+            },
+            c.delivery,
+            c.delivery_method
+                .as_deref()
+                .map(|m| format!(", {m}"))
+                .unwrap_or_default()
+        ),
+        OutputEvent::Request(r) => format!(
+            "{}  {:<9} {:?} {} for action {} by {}{}",
+            r.business_date,
+            r.customer_id,
+            r.kind,
+            r.code.as_deref().unwrap_or("-"),
+            r.action_id,
+            r.requested_by,
+            match (&r.item_id, r.amount) {
+                (Some(item), Some(amount)) => format!(
+                    "  item {item} {amount} {}",
+                    r.currency.as_deref().unwrap_or_default()
+                ),
+                _ => String::new(),
+            }
         ),
     }
 }

@@ -347,6 +347,7 @@ pub fn input_from_json(stream: Stream, json: serde_json::Value) -> Result<InputE
         Stream::CreditAgency => InputEvent::CreditAgency(from_json(json)?),
         Stream::ChildFigures => InputEvent::ChildFigures(from_json(json)?),
         Stream::FxRates => InputEvent::FxRate(from_json(json)?),
+        Stream::ActionCommands => InputEvent::Command(from_json(json)?),
         other => {
             return Err(CodecError::Shape(format!(
                 "`{}` is not an input stream",
@@ -366,6 +367,7 @@ pub fn input_to_json(event: &InputEvent) -> serde_json::Value {
         InputEvent::CreditAgency(e) => serde_json::to_value(e),
         InputEvent::ChildFigures(e) => serde_json::to_value(e),
         InputEvent::FxRate(e) => serde_json::to_value(e),
+        InputEvent::Command(e) => serde_json::to_value(e),
     };
     json.expect("model types always serialize")
 }
@@ -383,6 +385,10 @@ pub fn output_from_json(
             event_id: String::new(),
             figures: from_json(json)?,
         },
+        Stream::CommandResults => OutputEvent::CommandResult(from_json(json)?),
+        Stream::Notifications => OutputEvent::Notification(from_json(json)?),
+        Stream::Correspondence => OutputEvent::Correspondence(from_json(json)?),
+        Stream::Requests => OutputEvent::Request(from_json(json)?),
         other => {
             return Err(CodecError::Shape(format!(
                 "`{}` is not an output stream",
@@ -399,6 +405,10 @@ pub fn output_to_json(event: &OutputEvent) -> serde_json::Value {
         OutputEvent::Condition(e) => serde_json::to_value(e),
         OutputEvent::RiskScore(e) => serde_json::to_value(e),
         OutputEvent::ChildFigures { figures, .. } => serde_json::to_value(figures),
+        OutputEvent::CommandResult(e) => serde_json::to_value(e),
+        OutputEvent::Notification(e) => serde_json::to_value(e),
+        OutputEvent::Correspondence(e) => serde_json::to_value(e),
+        OutputEvent::Request(e) => serde_json::to_value(e),
     };
     json.expect("model types always serialize")
 }

@@ -98,6 +98,9 @@ fn master(limit: Option<&str>, pct_over: Option<&str>) -> CustomerChange {
         remit_from_parent: None,
         correspondence_parent: None,
         credit_hold: false,
+        country: None,
+        state: None,
+        exclude_from_dunning: false,
     }
 }
 

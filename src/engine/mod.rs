@@ -6,12 +6,15 @@
 //! change that answer.
 
 mod children;
+mod commands;
 pub mod conditions;
 pub mod fx;
 mod plans;
+pub mod reports;
 pub mod risk;
 mod state;
 pub mod stats;
+pub mod work;
 
 use std::collections::BTreeMap;
 
@@ -22,11 +25,13 @@ use crate::model::{CancelReason, CustomerKey, MonitorRole, OutputEvent, OwnerTyp
 use crate::rules::{Applicable, RuleSet};
 pub use children::monitored_roles;
 
+pub use commands::execute;
 pub use conditions::{Context, Verdict, evaluate_collection, evaluate_customer, evaluate_items};
 pub use fx::{FxTable, MissingRate};
 pub use plans::resolve_owner;
 pub use state::{
-    Action, Blocked, CustomerState, Totals, Violation, collection_slot, item_key, item_slot,
+    Action, Blocked, CustomerState, QueuedLetter, Totals, Violation, collection_slot, item_key,
+    item_slot,
 };
 
 use plans::{Opening, Plans};
@@ -61,6 +66,10 @@ pub fn reconcile(
     let mut out = Vec::new();
     // The score first: conditions may be on it.
     out.extend(risk::rescore(state, key, rules, fx, today));
+    // Before violations end: an item written off completes its write-off action rather than
+    // cancelling it.
+    work::complete_write_offs(state, key, today, &mut out);
+    work::close_item_actions(state, key, today, &mut out);
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
     let (decisions, blocked) = decide(state, &views, rules, fx, today, &applicable);
@@ -69,7 +78,7 @@ pub fn reconcile(
         state: &mut *state,
         key,
         today,
-        business_unit_monitoring: rules.options.business_unit_monitoring,
+        rules,
         out: &mut out,
     };
     // Violations no rule speaks for any more end too: their rule was removed, no longer
@@ -114,6 +123,8 @@ pub fn reconcile(
     }
     plans.advance();
     plans.assign_missing_owners();
+    work::release_letters(state, key, today, &mut out);
+    work::notify(state, key, rules, today, &mut out);
     out.extend(children::contributions(state, key, rules));
     out
 }
@@ -443,6 +454,7 @@ pub fn wanted_timers(
         );
     }
     dates.extend(risk::next_change(state, key, rules, fx, today));
+    dates.extend(work::next_change(state, rules, today));
     if let Some(date) = dates.into_iter().min() {
         timers.push((AGEING_TIMER.to_string(), date));
     }
@@ -455,3 +467,5 @@ mod catalog_tests;
 mod risk_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod work_tests;

@@ -10,7 +10,7 @@ use crate::model::{
     CustomerKey, EscalationEvent, Evidence, ItemChange, MonitorRole, OutputEvent, OwnerType,
     event_id,
 };
-use crate::rules::ActionTemplate;
+use crate::rules::{ActionTemplate, RuleSet};
 
 /// A violation to open: what the rule and its evaluation say.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct Plans<'a> {
     pub state: &'a mut CustomerState,
     pub key: &'a CustomerKey,
     pub today: NaiveDate,
-    pub business_unit_monitoring: bool,
+    pub rules: &'a RuleSet,
     pub out: &'a mut Vec<OutputEvent>,
 }
 
@@ -54,10 +54,12 @@ impl Plans<'_> {
             evidence: opening.evidence.clone(),
         };
         let business_unit = opening.business_unit.clone();
+        let calendar = self.rules.calendar(&business_unit);
         for (index, step) in opening.template.steps.iter().enumerate() {
             let step_no = index as i32 + 1;
             let owner_type = step.owner_type.unwrap_or(opening.owner_type);
             let action_date = self.today + Duration::days(i64::from(step.days_after));
+            let on_list_now = action_date <= self.today && !step.automated;
             let mut action = Action {
                 id: format!("{}-{step_no}", violation.id),
                 violation_id: violation.id.clone(),
@@ -70,20 +72,33 @@ impl Plans<'_> {
                 owner_type,
                 owner: None,
                 automated: step.automated,
-                status: if action_date <= self.today && !step.automated {
+                status: if on_list_now {
                     ActionStatus::New
                 } else {
                     ActionStatus::Future
                 },
                 business_unit: business_unit.clone(),
                 action_date,
-                due_date: action_date + Duration::days(i64::from(step.due_days)),
+                due_date: calendar.add_business_days(action_date, step.due_days),
                 cancel_reason: None,
                 evidence: opening.evidence.clone(),
                 closed_on: None,
                 item_key: opening.item_key.clone(),
                 priority: opening.priority,
                 monitor_role: opening.role,
+                due_days: step.due_days,
+                added_on: on_list_now.then_some(self.today),
+                created_by: None,
+                notify_owner_days: step.notify_owner_days,
+                notify_supervisor_days: step.notify_supervisor_days,
+                notify_specialist_days: step.notify_specialist_days,
+                announced_to: None,
+                reminded: Default::default(),
+                revision: 0,
+                result: None,
+                delivery_method: None,
+                write_off: None,
+                performed_by: None,
             };
             action.owner = self.owner_for(&action);
             self.out.push(action_event(
@@ -181,36 +196,33 @@ impl Plans<'_> {
     /// Moves Future actions whose day has come to the list, or performs them if automated.
     pub fn advance(&mut self) {
         let today = self.today;
-        let mut due: Vec<&mut Action> = self
+        let mut due: Vec<(NaiveDate, String, i32, String)> = self
             .state
             .actions
-            .values_mut()
+            .values()
             .filter(|a| a.status == ActionStatus::Future && a.action_date <= today)
+            .map(|a| (a.action_date, a.violation_id.clone(), a.step, a.id.clone()))
             .collect();
-        due.sort_by(|a, b| (&a.violation_id, a.step).cmp(&(&b.violation_id, b.step)));
-        for action in due {
+        due.sort();
+        for (_, _, _, id) in due {
+            let action = &self.state.actions[&id];
             let violation = self
                 .state
                 .violations
                 .values()
                 .find(|v| v.id == action.violation_id);
-            if action.step > 1 {
+            // A postponed action coming back is not an escalation: it was on the list before.
+            if action.step > 1 && action.added_on.is_none() {
                 if let Some(v) = violation {
                     self.out.push(escalation_event(self.key, v, action, today));
                 }
             }
             if action.automated {
-                action.status = ActionStatus::SystemComplete;
-                action.closed_on = Some(today);
-                self.out.push(action_event(
-                    self.key,
-                    action,
-                    ActionEventKind::Completed,
-                    Some(ActionStatus::Future),
-                    today,
-                ));
+                super::work::perform_automated(self.state, self.key, &id, today, self.out);
             } else {
+                let action = self.state.actions.get_mut(&id).expect("listed above");
                 action.status = ActionStatus::New;
+                action.added_on.get_or_insert(today);
                 self.out.push(action_event(
                     self.key,
                     action,
@@ -246,29 +258,33 @@ impl Plans<'_> {
         }
     }
 
-    /// The item an action is about: its own (item conditions) or the one that caused the
-    /// violation (the oldest past-due item).
-    fn subject_item(&self, item_key: Option<&str>, evidence: &Evidence) -> Option<&ItemChange> {
-        match item_key {
-            Some(key) => self.state.items.get(key),
-            None => evidence
-                .oldest_item_id
-                .as_ref()
-                .and_then(|id| self.state.items.values().find(|i| &i.item_id == id)),
-        }
-    }
-
     fn owner_for(&self, action: &Action) -> Option<String> {
-        let item = self.subject_item(action.item_key.as_deref(), &action.evidence);
-        let bu_owner = (self.business_unit_monitoring && action.item_key.is_none())
+        let item = subject_item(self.state, action.item_key.as_deref(), &action.evidence);
+        let bu_owner = (self.rules.options.business_unit_monitoring && action.item_key.is_none())
             .then(|| business_unit_owner(self.state, action.owner_type, &action.business_unit))
             .flatten();
         bu_owner.or_else(|| resolve_owner(action.owner_type, self.state, item))
     }
 }
 
+/// The item an action is about: its own (item conditions, item actions) or the one that
+/// caused the violation (the oldest past-due item).
+pub fn subject_item<'s>(
+    state: &'s CustomerState,
+    item_key: Option<&str>,
+    evidence: &Evidence,
+) -> Option<&'s ItemChange> {
+    match item_key {
+        Some(key) => state.items.get(key),
+        None => evidence
+            .oldest_item_id
+            .as_ref()
+            .and_then(|id| state.items.values().find(|i| &i.item_id == id)),
+    }
+}
+
 /// condmon cancels an open action: `SYSTEM_CANCELLED` with the reason, and the event.
-fn system_cancel(
+pub fn system_cancel(
     action: &mut Action,
     reason: CancelReason,
     key: &CustomerKey,
@@ -328,7 +344,7 @@ fn business_unit_owner(state: &CustomerState, owner_type: OwnerType, bu: &str) -
     owners.all(|o| o.as_ref() == Some(&first)).then_some(first)
 }
 
-fn split_item_key(key: &str) -> Option<(String, i32)> {
+pub fn split_item_key(key: &str) -> Option<(String, i32)> {
     let (id, line) = key.rsplit_once('#')?;
     Some((id.to_string(), line.parse().ok()?))
 }
@@ -343,15 +359,21 @@ pub fn action_event(
     let kind_name = serde_json::to_string(&kind).expect("enum serializes");
     let status_name = action.status.as_str();
     let item = action.item_key.as_deref().and_then(split_item_key);
+    let revision = action.revision.to_string();
+    let mut id_parts = vec![
+        "action",
+        &key.set_id,
+        &key.customer_id,
+        &action.id,
+        &kind_name,
+        status_name,
+    ];
+    // Commands can take an action through the same status twice; plan steps cannot.
+    if action.revision > 0 {
+        id_parts.push(&revision);
+    }
     OutputEvent::Action(ActionEvent {
-        event_id: event_id(&[
-            "action",
-            &key.set_id,
-            &key.customer_id,
-            &action.id,
-            &kind_name,
-            status_name,
-        ]),
+        event_id: event_id(&id_parts),
         kind,
         set_id: key.set_id.clone(),
         customer_id: key.customer_id.clone(),
@@ -378,6 +400,9 @@ pub fn action_event(
         item_line: item.map(|(_, line)| line),
         priority: action.priority,
         monitor_role: action.monitor_role,
+        created_by: action.created_by.clone(),
+        result: action.result.clone(),
+        delivery_method: action.delivery_method.clone(),
     })
 }
 

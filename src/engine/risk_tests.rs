@@ -292,6 +292,9 @@ fn master(limit: Option<&str>, hold: bool) -> InputEvent {
         remit_from_parent: None,
         correspondence_parent: None,
         credit_hold: hold,
+        country: None,
+        state: None,
+        exclude_from_dunning: false,
     })
 }
 

@@ -1,7 +1,7 @@
 //! What condmon knows about one customer: its open ledger, its running balances, the
 //! statistics it keeps, its violations and its action plans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::stats::Statistics;
 use crate::model::CreditAgencyRecord;
 use crate::model::{
-    ActionStatus, AgingSnapshot, CancelReason, ChildFigures, CustomerChange, Evidence,
-    HistoryChange, InputEvent, ItemChange, MonitorRole, OwnerType, PaymentChange, PaymentStatus,
+    ActionStatus, AgingSnapshot, CancelReason, ChildFigures, CorrespondenceKind, CustomerChange,
+    Delivery, Evidence, HistoryChange, InputEvent, ItemChange, MonitorRole, NotificationKind,
+    OwnerType, PaymentChange, PaymentStatus,
 };
 
 /// One customer's state. Stored as one value: every decision about a customer reads all of it.
@@ -62,6 +63,12 @@ pub struct CustomerState {
     pub actions: BTreeMap<String, Action>,
     /// Numbers the customer's violations, so a repeated violation gets new, stable ids.
     pub violation_seq: u64,
+    /// Numbers the actions added by hand.
+    #[serde(default)]
+    pub item_action_seq: u64,
+    /// Letters waiting for their run, by kind.
+    #[serde(default)]
+    pub letters: Vec<QueuedLetter>,
 }
 
 /// The running components of a customer's balance in one currency.
@@ -152,6 +159,73 @@ pub struct Action {
     pub priority: i32,
     #[serde(default)]
     pub monitor_role: MonitorRole,
+    /// Business days from the action date to the due date (kept for re-dating).
+    #[serde(default)]
+    pub due_days: i32,
+    /// When it went on the action list (first time). An action that has been on the list
+    /// can no longer be edited as a future action.
+    #[serde(default)]
+    pub added_on: Option<NaiveDate>,
+    /// The user who added it by hand (item actions); plan steps have none.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Business days from the due date on which to remind the owner, the supervisor and the
+    /// item's AR specialist (negative: before).
+    #[serde(default)]
+    pub notify_owner_days: Option<i32>,
+    #[serde(default)]
+    pub notify_supervisor_days: Option<i32>,
+    #[serde(default)]
+    pub notify_specialist_days: Option<i32>,
+    /// The owner told of the action (a new owner is told again).
+    #[serde(default)]
+    pub announced_to: Option<String>,
+    /// Reminders sent.
+    #[serde(default)]
+    pub reminded: BTreeSet<NotificationKind>,
+    /// Counts the changes commands made, so each change has its own event id.
+    #[serde(default)]
+    pub revision: u32,
+    /// What performing it did.
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub delivery_method: Option<String>,
+    /// A write-off was requested for this item (`item_id#line`): the action completes when
+    /// the item's balance reaches zero.
+    #[serde(default)]
+    pub write_off: Option<String>,
+    /// Who performed it (`condmon` for automated steps).
+    #[serde(default)]
+    pub performed_by: Option<String>,
+}
+
+impl Action {
+    /// On the owner's action list (New or Pending), as opposed to waiting or closed.
+    pub fn on_list(&self) -> bool {
+        matches!(self.status, ActionStatus::New | ActionStatus::Pending)
+    }
+
+    /// A plan step that has not yet been on the list: it can still be edited as a future
+    /// action (re-dated or cancelled).
+    pub fn is_editable_future(&self) -> bool {
+        self.status == ActionStatus::Future && self.added_on.is_none()
+    }
+}
+
+/// A letter asked for but not yet produced: produced now, or with the next correspondence run.
+/// A later letter of the same kind replaces it (only the most recent produces a letter).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedLetter {
+    pub kind: CorrespondenceKind,
+    pub action_id: String,
+    pub superseded: Vec<String>,
+    pub letter_code: Option<String>,
+    pub contact_id: Option<String>,
+    pub delivery: Delivery,
+    pub delivery_method: Option<String>,
+    /// Produced on or after this date.
+    pub release_on: NaiveDate,
 }
 
 pub fn item_key(item_id: &str, line: i32) -> String {
@@ -256,8 +330,9 @@ impl CustomerState {
                     self.children.insert(key, figures);
                 }
             }
-            // Reference data is not a customer's: the operator keeps it.
-            InputEvent::FxRate(_) => {}
+            // Reference data is not a customer's: the operator keeps it. Commands are
+            // decisions, not ledger: `engine::execute` takes them.
+            InputEvent::FxRate(_) | InputEvent::Command(_) => {}
         }
     }
 

@@ -237,6 +237,9 @@ fn master(collector: &str) -> InputEvent {
         remit_from_parent: None,
         correspondence_parent: None,
         credit_hold: false,
+        country: None,
+        state: None,
+        exclude_from_dunning: false,
     })
 }
 
@@ -265,7 +268,16 @@ fn actions_created_before_the_master_arrived_get_their_owner_when_it_does() {
     assert!(action_events(&out).iter().all(|a| a.owner.is_none()));
     state.apply(master("JDOE"), d("2026-02-10"));
     let out = rec(&mut state, &rules(), "2026-02-10");
-    assert_eq!(action_events(&out).len(), out.len(), "{out:?}");
+    // The owner is told of the action on the list now that there is one to tell.
+    let told: Vec<&str> = out
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::Notification(n) => Some(n.action_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["COLL-30-1-1"]);
+    assert_eq!(action_events(&out).len(), out.len() - 1, "{out:?}");
     let assigned: Vec<(String, Option<String>, ActionStatus)> = action_events(&out)
         .into_iter()
         .map(|a| {

@@ -83,6 +83,9 @@ pub enum CancelReason {
     /// A violation with a higher-priority template replaced the plan (escalation option).
     #[serde(rename = "Template Upgrade")]
     TemplateUpgrade,
+    /// Its owner (or creator) cancelled it.
+    #[serde(rename = "Operator Cancelled")]
+    OperatorCancelled,
 }
 
 impl CancelReason {
@@ -93,6 +96,7 @@ impl CancelReason {
             CancelReason::CreditHoldExists => "Credit Hold Exists",
             CancelReason::RuleOwnerChange => "Rule Owner Change",
             CancelReason::TemplateUpgrade => "Template Upgrade",
+            CancelReason::OperatorCancelled => "Operator Cancelled",
         }
     }
 }
@@ -135,6 +139,10 @@ pub enum ActionEventKind {
     /// An action created without an owner (the customer master arrived after the ledger
     /// event) got one.
     OwnerAssigned,
+    /// A command gave the action to another owner.
+    Reassigned,
+    /// A command moved a future action to another date.
+    Redated,
 }
 
 /// What made a violation true when it was detected: the figures and the thresholds, all in
@@ -252,6 +260,15 @@ pub struct ActionEvent {
     pub priority: i32,
     #[serde(default)]
     pub monitor_role: MonitorRole,
+    /// The user who added the action by hand; absent for plan steps.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// What performing the action did ("dunning letter requested", "suppressed: ...").
+    #[serde(default)]
+    pub result: Option<String>,
+    /// Correspondence actions: EMAIL, FAX or PRINT, as performed.
+    #[serde(default)]
+    pub delivery_method: Option<String>,
 }
 
 /// What happened to a condition of a customer: a violation began or ended, or a rule could
@@ -371,4 +388,8 @@ pub enum OutputEvent {
         event_id: String,
         figures: super::ChildFigures,
     },
+    CommandResult(super::CommandResultEvent),
+    Notification(super::NotificationEvent),
+    Correspondence(super::CorrespondenceEvent),
+    Request(super::RequestEvent),
 }

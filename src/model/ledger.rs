@@ -142,6 +142,14 @@ pub struct CustomerChange {
     /// The customer is on credit hold: collection actions it makes moot are cancelled.
     #[serde(default)]
     pub credit_hold: bool,
+    /// Where the customer is (owner action lists filter by them).
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    /// The customer gets no dunning letters: DLTR actions complete without one, and say so.
+    #[serde(default)]
+    pub exclude_from_dunning: bool,
 }
 
 /// One ERP history figure (CUST_HISTORY): a statistic of a customer for a business unit,
@@ -254,6 +262,8 @@ pub enum InputEvent {
     ChildFigures(ChildFigures),
     /// Reference data shared by every customer, not a customer's event.
     FxRate(FxRate),
+    /// A collector's command on the customer's actions.
+    Command(super::ActionCommand),
 }
 
 impl InputEvent {
@@ -267,6 +277,7 @@ impl InputEvent {
             InputEvent::History(e) => (&e.set_id, &e.customer_id),
             InputEvent::CreditAgency(e) => (&e.set_id, &e.customer_id),
             InputEvent::ChildFigures(e) => (&e.set_id, &e.customer_id),
+            InputEvent::Command(e) => (&e.set_id, &e.customer_id),
             InputEvent::FxRate(_) => return None,
         };
         Some(CustomerKey::new(set_id, customer_id))

@@ -3,9 +3,11 @@
 mod actions;
 mod ledger;
 pub mod validate;
+mod work;
 
 pub use actions::*;
 pub use ledger::*;
+pub use work::*;
 
 use std::fmt;
 
@@ -59,16 +61,22 @@ pub enum Stream {
     CreditAgency,
     /// Children's figures re-keyed to their parents: written and read by condmon itself.
     ChildFigures,
+    /// Collectors' commands on actions, keyed by customer like the ledger.
+    ActionCommands,
     FxRates,
     Actions,
     Escalations,
     Conditions,
     RiskScores,
+    CommandResults,
+    Notifications,
+    Correspondence,
+    Requests,
 }
 
 impl Stream {
     /// The customer streams: keyed by customer and co-partitioned, read per partition.
-    pub const INPUTS: [Stream; 7] = [
+    pub const INPUTS: [Stream; 8] = [
         Stream::Items,
         Stream::Payments,
         Stream::Aging,
@@ -76,14 +84,19 @@ impl Stream {
         Stream::History,
         Stream::CreditAgency,
         Stream::ChildFigures,
+        Stream::ActionCommands,
     ];
     /// Reference data every instance reads whole (compacted topics), whatever it holds.
     pub const GLOBAL_INPUTS: [Stream; 1] = [Stream::FxRates];
-    pub const OUTPUTS: [Stream; 4] = [
+    pub const OUTPUTS: [Stream; 8] = [
         Stream::Actions,
         Stream::Escalations,
         Stream::Conditions,
         Stream::RiskScores,
+        Stream::CommandResults,
+        Stream::Notifications,
+        Stream::Correspondence,
+        Stream::Requests,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,11 +108,16 @@ impl Stream {
             Stream::History => "history",
             Stream::CreditAgency => "credit-agency",
             Stream::ChildFigures => "child-figures",
+            Stream::ActionCommands => "action-commands",
             Stream::FxRates => "fx-rates",
             Stream::Actions => "actions",
             Stream::Escalations => "escalations",
             Stream::Conditions => "conditions",
             Stream::RiskScores => "risk-scores",
+            Stream::CommandResults => "command-results",
+            Stream::Notifications => "notifications",
+            Stream::Correspondence => "correspondence",
+            Stream::Requests => "requests",
         }
     }
 
@@ -123,6 +141,7 @@ impl InputEvent {
             InputEvent::CreditAgency(_) => Stream::CreditAgency,
             InputEvent::ChildFigures(_) => Stream::ChildFigures,
             InputEvent::FxRate(_) => Stream::FxRates,
+            InputEvent::Command(_) => Stream::ActionCommands,
         }
     }
 }
@@ -135,6 +154,10 @@ impl OutputEvent {
             OutputEvent::Condition(_) => Stream::Conditions,
             OutputEvent::RiskScore(_) => Stream::RiskScores,
             OutputEvent::ChildFigures { .. } => Stream::ChildFigures,
+            OutputEvent::CommandResult(_) => Stream::CommandResults,
+            OutputEvent::Notification(_) => Stream::Notifications,
+            OutputEvent::Correspondence(_) => Stream::Correspondence,
+            OutputEvent::Request(_) => Stream::Requests,
         }
     }
 
@@ -147,6 +170,10 @@ impl OutputEvent {
             OutputEvent::ChildFigures { figures, .. } => {
                 CustomerKey::new(&figures.set_id, &figures.customer_id)
             }
+            OutputEvent::CommandResult(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::Notification(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::Correspondence(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::Request(e) => CustomerKey::new(&e.set_id, &e.customer_id),
         }
     }
 
@@ -157,6 +184,10 @@ impl OutputEvent {
             OutputEvent::Condition(e) => &e.event_id,
             OutputEvent::RiskScore(e) => &e.event_id,
             OutputEvent::ChildFigures { event_id, .. } => event_id,
+            OutputEvent::CommandResult(e) => &e.event_id,
+            OutputEvent::Notification(e) => &e.event_id,
+            OutputEvent::Correspondence(e) => &e.event_id,
+            OutputEvent::Request(e) => &e.event_id,
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum ValidationError {
         field: &'static str,
         date: chrono::NaiveDate,
     },
+    #[error("{0}")]
+    Invalid(String),
     #[error("the key `{key}` does not match the event's key `{expected}`")]
     KeyMismatch { key: String, expected: String },
 }
@@ -57,6 +59,7 @@ pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
         InputEvent::CreditAgency(e) => credit_agency(e),
         InputEvent::ChildFigures(e) => child_figures(e),
         InputEvent::FxRate(e) => fx_rate(e),
+        InputEvent::Command(e) => command(e),
     }
 }
 
@@ -198,6 +201,40 @@ fn aging(e: &AgingSnapshot) -> Result<(), ValidationError> {
     }
     for b in &e.buckets {
         amount("buckets.amount", b.amount)?;
+    }
+    Ok(())
+}
+
+/// A command's shape: who, about what, with numbers in reason. Whether it may be carried out
+/// is the engine's answer (a command result), not a dead letter.
+fn command(e: &super::ActionCommand) -> Result<(), ValidationError> {
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("command_id", &e.command_id)?;
+    id("issued_by", &e.issued_by)?;
+    for action_id in &e.action_ids {
+        id("action_ids", action_id)?;
+    }
+    if e.action_ids.len() > 1000 {
+        return Err(ValidationError::Invalid(format!(
+            "{} actions in one command: at most 1000",
+            e.action_ids.len()
+        )));
+    }
+    if let Some(d) = e.action_date {
+        date("action_date", d)?;
+    }
+    for (field, days) in [
+        ("due_days", e.due_days),
+        ("notify_owner_days", e.notify_owner_days),
+        ("notify_supervisor_days", e.notify_supervisor_days),
+        ("notify_specialist_days", e.notify_specialist_days),
+    ] {
+        if days.is_some_and(|d| d.abs() > 3660) {
+            return Err(ValidationError::Invalid(format!(
+                "{field} {} is more than ten years",
+                days.unwrap_or_default()
+            )));
+        }
     }
     Ok(())
 }

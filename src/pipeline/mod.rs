@@ -14,7 +14,8 @@ mod run;
 
 pub use operator::{
     CUSTOMERS_FLAGGED, Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind,
-    RulesChange, VIOLATIONS_PREFIX, action_counter, customer_state, violation_counter,
+    RulesChange, VIOLATIONS_PREFIX, action_counter, customer_state, customer_states,
+    violation_counter,
 };
 pub use run::{Health, PipelineError, Runtime, run};
 
@@ -31,6 +32,9 @@ pub const HEADER_PARTITION: &str = "condmon.source.partition";
 pub const HEADER_OFFSET: &str = "condmon.source.offset";
 
 /// An output event as a record of its topic, keyed by customer.
+/// The header naming what a record counts as (see [`OutputEvent::outcome`]).
+pub const OUTCOME_HEADER: &str = "condmon.outcome";
+
 pub fn output_record(
     topics: &TopicsConfig,
     catalog: &SchemaCatalog,
@@ -40,7 +44,9 @@ pub fn output_record(
         topic: topics.topic(event.stream()).to_string(),
         key: Some(event.customer_key().encode().into_bytes()),
         payload: catalog.encode_output(event)?,
-        headers: vec![("condmon.event-id".into(), event.event_id().to_string())],
+        headers: std::iter::once(("condmon.event-id".into(), event.event_id().to_string()))
+            .chain(event.outcome().map(|o| (OUTCOME_HEADER.into(), o.into())))
+            .collect(),
     })
 }
 

@@ -411,12 +411,19 @@ impl Operator {
         let mut state = customer_state(txn, partition, customer)?.unwrap_or_default();
         let held_before = state.currencies();
         let flagged_before = !state.blocked.is_empty();
-        if let Some(event) = event {
-            state.apply(event, today);
-        }
         let rules = self.rules();
+        let mut out = Vec::new();
+        match event {
+            Some(InputEvent::Command(command)) => {
+                out.extend(engine::execute(
+                    &mut state, customer, &rules, &command, today,
+                ));
+            }
+            Some(event) => state.apply(event, today),
+            None => {}
+        }
         let fx = self.fx.read().expect("fx lock");
-        let out = engine::reconcile(&mut state, customer, &rules, &fx, today);
+        out.extend(engine::reconcile(&mut state, customer, &rules, &fx, today));
         let wanted = engine::wanted_timers(&state, customer, &rules, &fx, today);
         drop(fx);
         Timers { txn, partition }.replace_all(customer, &wanted)?;
@@ -548,9 +555,15 @@ fn customers_of(
 }
 
 /// The setIDs whose rules differ between two rule sets; `None` when everything is affected
-/// (options, aging definitions or templates changed).
+/// (options, aging definitions, templates, calendars or owners changed).
 fn changed_set_ids(old: &RuleSet, new: &RuleSet) -> Option<BTreeSet<String>> {
-    if old.options != new.options || old.agings != new.agings || old.templates != new.templates {
+    // Calendars move reminder dates; the directory changes who is told.
+    if old.options != new.options
+        || old.agings != new.agings
+        || old.templates != new.templates
+        || old.calendars != new.calendars
+        || old.owners != new.owners
+    {
         return None;
     }
     let mut changed = BTreeSet::new();
@@ -580,6 +593,20 @@ fn parse_rate_key(key: &str) -> Option<(String, String, String, NaiveDate)> {
         return None;
     }
     Some((rate_type.into(), from.into(), to.into(), date.parse().ok()?))
+}
+
+/// Every customer of `partition` with its state (for queries across customers).
+pub fn customer_states(
+    txn: &Txn<'_>,
+    partition: i32,
+) -> Result<Vec<(CustomerKey, CustomerState)>, StateError> {
+    let mut out = Vec::new();
+    for key in customers_of(txn, partition, None)? {
+        if let Some(state) = customer_state(txn, partition, &key)? {
+            out.push((key, state));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads one customer's state (for queries).

@@ -398,6 +398,9 @@ impl Driver<'_> {
                 .records_out
                 .with_label_values(&[event.stream().as_str()])
                 .inc();
+            if let Some(outcome) = event.outcome() {
+                self.metrics.outcomes.with_label_values(&[outcome]).inc();
+            }
             self.summary.events_out += 1;
         }
         Ok(())

@@ -228,12 +228,21 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             }
             continue;
         }
-        let topics: Vec<String> = records.iter().map(|r| r.topic.clone()).collect();
+        let counted: Vec<(String, Option<String>)> = records
+            .iter()
+            .map(|r| {
+                let outcome = r.headers.iter().find(|(k, _)| k == super::OUTCOME_HEADER);
+                (r.topic.clone(), outcome.map(|(_, v)| v.clone()))
+            })
+            .collect();
         if !deliver(&rt, &sink, records, &mut shutdown).await {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
         }
-        for topic in topics {
+        for (topic, outcome) in counted {
             rt.metrics.records_out.with_label_values(&[&topic]).inc();
+            if let Some(outcome) = outcome {
+                rt.metrics.outcomes.with_label_values(&[&outcome]).inc();
+            }
         }
         batches_delivered += 1;
         if crash_after == Some(batches_delivered) {

@@ -15,6 +15,9 @@ use thiserror::Error;
 
 use crate::model::{MonitorRole, OwnerType};
 
+mod directory;
+pub use directory::{Calendar, Owner, STANDARD_CALENDAR};
+
 /// A whole rule set, as one versioned document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,12 @@ pub struct RuleSet {
     pub scoring_rules: Vec<ScoringRule>,
     #[serde(default, rename = "template")]
     pub templates: Vec<ActionTemplate>,
+    /// Business calendars by business unit (due and notification dates count their days).
+    #[serde(default, rename = "calendar")]
+    pub calendars: Vec<Calendar>,
+    /// Action owners: supervisors and e-mail addresses for notifications.
+    #[serde(default, rename = "owner")]
+    pub owners: Vec<Owner>,
 }
 
 /// The installation options of the receivables manual that change what condmon computes.
@@ -630,6 +639,14 @@ pub struct TemplateStep {
     /// Automated steps are performed by condmon on their day; proposed ones go to the list.
     #[serde(default)]
     pub automated: bool,
+    /// Business days from the due date (negative: before it) on which the owner, the owner's
+    /// supervisor and the item's AR specialist are reminded of an action still not done.
+    #[serde(default)]
+    pub notify_owner_days: Option<i32>,
+    #[serde(default)]
+    pub notify_supervisor_days: Option<i32>,
+    #[serde(default)]
+    pub notify_specialist_days: Option<i32>,
 }
 
 /// One problem in a rule set, with where it is.
@@ -700,6 +717,18 @@ impl RuleSet {
 
     pub fn template(&self, id: &str) -> Option<&ActionTemplate> {
         self.templates.iter().find(|t| t.id == id)
+    }
+
+    /// The calendar of a business unit: its own, or the standard one (Saturday and Sunday off).
+    pub fn calendar(&self, business_unit: &str) -> &Calendar {
+        self.calendars
+            .iter()
+            .find(|c| c.business_units.iter().any(|u| u == business_unit))
+            .unwrap_or(&STANDARD_CALENDAR)
+    }
+
+    pub fn owner(&self, id: &str) -> Option<&Owner> {
+        self.owners.iter().find(|o| o.id == id)
     }
 
     pub fn aging(&self, id: &str) -> Option<&AgingDefinition> {
@@ -871,6 +900,24 @@ impl RuleSet {
                 }
                 if s.due_days < 0 {
                     push(at.clone(), format!("due_days {} is negative", s.due_days));
+                }
+                if s.due_days > 3660 {
+                    push(
+                        at.clone(),
+                        format!("due_days {} is more than ten years", s.due_days),
+                    );
+                }
+                for (field, days) in [
+                    ("notify_owner_days", s.notify_owner_days),
+                    ("notify_supervisor_days", s.notify_supervisor_days),
+                    ("notify_specialist_days", s.notify_specialist_days),
+                ] {
+                    if let Some(days) = days.filter(|d| d.abs() > 366) {
+                        push(
+                            at.clone(),
+                            format!("{field} {days} is more than a year from the due date"),
+                        );
+                    }
                 }
                 if s.action_code.trim().is_empty() {
                     push(at.clone(), "action_code is empty".into());
@@ -1129,6 +1176,7 @@ impl RuleSet {
                 }
             }
         }
+        directory::problems(&self.calendars, &self.owners, &mut push);
         errors
     }
 }

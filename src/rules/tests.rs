@@ -52,10 +52,14 @@ fn every_problem_is_reported_with_its_location() {
     let text = VALID
         .replace("currency = \"USD\"", "currency = \"XXQ\"")
         .replace("template = \"STD\"", "template = \"NOPE\"")
-        .replace("days_after = 10", "days_after = -1");
+        .replace("days_after = 10", "days_after = -1")
+        .replace("due_days = 3", "due_days = 3\nnotify_owner_days = -400")
+        .replace("due_days = 5", "due_days = 5000");
     let shown = errors_of(&text);
     for expected in [
         "template[0] (STD).step[1]: days_after -1 is negative",
+        "template[0] (STD).step[0]: notify_owner_days -400 is more than a year from the due date",
+        "template[0] (STD).step[1]: due_days 5000 is more than ten years",
         "template[0] (STD).step[1]: steps must be in order of days_after",
         "collection_rule[0] (COLL-30): `XXQ` is not an ISO 4217 currency code",
         "collection_rule[0] (COLL-30): template `NOPE` is not defined",

@@ -461,3 +461,20 @@ pub fn item_written_with_v1(event: &InputEvent, id: u32) -> Vec<u8> {
     bytes.extend(datum);
     bytes
 }
+
+/// The output events in `records` of `stream`.
+pub fn decode(
+    config: &Config,
+    stream: condmon::model::Stream,
+    records: &[ReadRecord],
+) -> Vec<condmon::model::OutputEvent> {
+    let catalog = config.schema_catalog().unwrap();
+    records
+        .iter()
+        .map(|r| {
+            catalog
+                .decode_output(stream, r.payload.as_deref().unwrap())
+                .unwrap()
+        })
+        .collect()
+}

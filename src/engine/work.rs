@@ -1,0 +1,502 @@
+//! Working actions: performing them (by condmon on an automated step's day, or by an owner's
+//! command), the letters and ERP requests that produces, write-offs that complete when the item
+//! is paid off, and the owner's, supervisor's and specialist's e-mails.
+
+use chrono::NaiveDate;
+
+use super::plans::{action_event, split_item_key, subject_item, system_cancel};
+use super::state::{Action, CustomerState, QueuedLetter};
+use crate::model::{
+    ActionCommand, ActionEventKind, ActionStatus, CancelReason, CorrespondenceEvent,
+    CorrespondenceKind, CustomerKey, Delivery, NotificationEvent, NotificationKind, OutputEvent,
+    RequestEvent, RequestKind, SUPPRESSED_EXCLUDED, event_id,
+};
+use crate::rules::RuleSet;
+
+/// Who performs an action, as requests and history record it.
+pub const SYSTEM_USER: &str = "condmon";
+
+/// How a perform ends for the action.
+enum Finish {
+    /// Complete (by an owner) or System Complete (automated).
+    Done,
+    /// Pending: the owner said it is not done yet, or it waits for the world (a write-off).
+    Pending,
+}
+
+/// Performs an automated step on its day.
+pub fn perform_automated(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    action_id: &str,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let result = perform(state, key, action_id, None, today, out);
+    // Validation of a command cannot apply to condmon itself: whatever an automated step
+    // cannot do is recorded as its result.
+    if let Err(reason) = result {
+        let action = state.actions.get_mut(action_id).expect("performed action");
+        let previous = action.status;
+        action.status = ActionStatus::SystemComplete;
+        action.closed_on = Some(today);
+        action.result = Some(reason);
+        action.performed_by = Some(SYSTEM_USER.into());
+        out.push(action_event(
+            key,
+            action,
+            ActionEventKind::Completed,
+            Some(previous),
+            today,
+        ));
+    }
+}
+
+/// What a perform would need and lacks, for a command to be refused before anything changes.
+pub fn perform_problem(
+    state: &CustomerState,
+    action: &Action,
+    command: &ActionCommand,
+) -> Option<String> {
+    let code = action.action_code.as_str();
+    if RequestKind::of(code) == Some(RequestKind::WriteOff) {
+        return write_off_item(state, action)
+            .is_none()
+            .then(|| format!("action {}: the item to write off is not open", action.id));
+    }
+    let needs_answer = CorrespondenceKind::of(code).is_none() && RequestKind::of(code).is_none()
+        || RequestKind::of(code) == Some(RequestKind::CreditReview);
+    (needs_answer && command.complete.is_none()).then(|| {
+        format!(
+            "action {} ({code}): say whether it is done (`complete` true or false)",
+            action.id
+        )
+    })
+}
+
+/// Performs `action_id`: by its owner (`command`) or, automated, by condmon. What the action
+/// code asks is emitted (letters, requests); the action completes, or goes Pending. An error
+/// is what makes performing impossible (checked for commands by [`perform_problem`]).
+pub fn perform(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    action_id: &str,
+    command: Option<&ActionCommand>,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) -> Result<(), String> {
+    let action = state.actions[action_id].clone();
+    if let Some(problem) = command.and_then(|c| perform_problem(state, &action, c)) {
+        return Err(problem);
+    }
+    let by = command.map_or(SYSTEM_USER, |c| c.issued_by.as_str());
+    let code = action.action_code.as_str();
+    let mut result = None;
+    let mut delivery_method = None;
+    let finish = if let Some(kind) = CorrespondenceKind::of(code) {
+        let excluded = state
+            .customer
+            .as_ref()
+            .is_some_and(|c| c.exclude_from_dunning);
+        if kind == CorrespondenceKind::DunningLetter && excluded {
+            result = Some(SUPPRESSED_EXCLUDED.to_string());
+        } else {
+            let delivery = command.and_then(|c| c.delivery).unwrap_or_default();
+            delivery_method = command.and_then(|c| c.delivery_method.clone());
+            let letter = QueuedLetter {
+                kind,
+                action_id: action.id.clone(),
+                superseded: Vec::new(),
+                letter_code: command
+                    .and_then(|c| c.letter_code.clone())
+                    .or_else(|| action.action_parameter.clone()),
+                contact_id: command.and_then(|c| c.contact_id.clone()),
+                delivery,
+                delivery_method: delivery_method.clone(),
+                release_on: match delivery {
+                    Delivery::Now => today,
+                    Delivery::NextRun => today.succ_opt().expect("date in range"),
+                },
+            };
+            result = Some(queue_letter(state, letter));
+        }
+        Finish::Done
+    } else if let Some(kind) = RequestKind::of(code) {
+        let mut request = RequestEvent {
+            event_id: event_id(&[
+                "request",
+                &key.set_id,
+                &key.customer_id,
+                &action.id,
+                &action.revision.to_string(),
+            ]),
+            kind,
+            set_id: key.set_id.clone(),
+            customer_id: key.customer_id.clone(),
+            business_unit: action.business_unit.clone(),
+            action_id: action.id.clone(),
+            code: action.action_parameter.clone(),
+            item_id: None,
+            item_line: None,
+            amount: None,
+            currency: None,
+            requested_by: by.to_string(),
+            business_date: today,
+        };
+        let finish = match kind {
+            RequestKind::CustomerHold => {
+                result = Some("customer hold requested".into());
+                Finish::Done
+            }
+            RequestKind::Referral => {
+                result = Some("referral to a collection agency requested".into());
+                Finish::Done
+            }
+            RequestKind::CreditReview => {
+                result = Some("credit rating review requested".into());
+                answer(command)
+            }
+            RequestKind::WriteOff => {
+                let Some(item) = write_off_item(state, &action) else {
+                    return Err(format!(
+                        "action {}: the item to write off is not open",
+                        action.id
+                    ));
+                };
+                let (item_id, line) = (item.item_id.clone(), item.item_line);
+                request.item_id = Some(item_id.clone());
+                request.item_line = Some(line);
+                request.amount = Some(item.open_amount);
+                request.currency = Some(item.currency.clone());
+                result = Some(format!("write-off of {item_id} line {line} requested"));
+                let target = state.actions.get_mut(action_id).expect("action exists");
+                target.write_off = Some(super::state::item_key(&item_id, line));
+                Finish::Pending
+            }
+        };
+        out.push(OutputEvent::Request(request));
+        finish
+    } else {
+        // ALRT, CALL and user-defined actions: done when the owner says so.
+        answer(command)
+    };
+    let action = state.actions.get_mut(action_id).expect("action exists");
+    let previous = action.status;
+    action.result = result;
+    action.delivery_method = delivery_method;
+    action.performed_by = Some(by.to_string());
+    let kind = match finish {
+        Finish::Done => {
+            action.status = if command.is_some() {
+                ActionStatus::Complete
+            } else {
+                ActionStatus::SystemComplete
+            };
+            action.closed_on = Some(today);
+            ActionEventKind::Completed
+        }
+        Finish::Pending => {
+            action.status = ActionStatus::Pending;
+            ActionEventKind::StatusChanged
+        }
+    };
+    if command.is_some() {
+        action.revision += 1;
+    }
+    out.push(action_event(key, action, kind, Some(previous), today));
+    Ok(())
+}
+
+fn answer(command: Option<&ActionCommand>) -> Finish {
+    match command.map(|c| c.complete) {
+        Some(Some(false)) => Finish::Pending,
+        _ => Finish::Done,
+    }
+}
+
+fn write_off_item<'s>(
+    state: &'s CustomerState,
+    action: &Action,
+) -> Option<&'s crate::model::ItemChange> {
+    subject_item(state, action.item_key.as_deref(), &action.evidence)
+}
+
+/// Puts a letter in the queue. A letter of the same kind already waiting is replaced: only the
+/// most recent action produces a letter, standing for the ones it supersedes.
+fn queue_letter(state: &mut CustomerState, mut letter: QueuedLetter) -> String {
+    if let Some(pos) = state.letters.iter().position(|l| l.kind == letter.kind) {
+        let older = state.letters.remove(pos);
+        letter.superseded.extend(older.superseded);
+        letter.superseded.push(older.action_id.clone());
+        // The earlier of the two runs: a "now" letter does not wait for a later one's run.
+        letter.release_on = letter.release_on.min(older.release_on);
+        if let Some(a) = state.actions.get_mut(&older.action_id) {
+            a.result = Some(format!("letter superseded by action {}", letter.action_id));
+        }
+    }
+    let result = match letter.delivery {
+        Delivery::Now => "letter requested",
+        Delivery::NextRun => "letter requested with the next run",
+    };
+    state.letters.push(letter);
+    result.to_string()
+}
+
+/// Produces the letters whose run has come. A dunning letter for a customer excluded from
+/// dunning meanwhile is dropped, and its action says so.
+pub fn release_letters(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let (due, waiting): (Vec<QueuedLetter>, Vec<QueuedLetter>) = std::mem::take(&mut state.letters)
+        .into_iter()
+        .partition(|l| l.release_on <= today);
+    state.letters = waiting;
+    let excluded = state
+        .customer
+        .as_ref()
+        .is_some_and(|c| c.exclude_from_dunning);
+    for letter in due {
+        if letter.kind == CorrespondenceKind::DunningLetter && excluded {
+            if let Some(a) = state.actions.get_mut(&letter.action_id) {
+                a.result = Some(SUPPRESSED_EXCLUDED.into());
+            }
+            continue;
+        }
+        let action = state.actions.get(&letter.action_id);
+        let evidence = action.map(|a| a.evidence.clone()).unwrap_or_default();
+        out.push(OutputEvent::Correspondence(CorrespondenceEvent {
+            event_id: event_id(&["letter", &key.set_id, &key.customer_id, &letter.action_id]),
+            kind: letter.kind,
+            set_id: key.set_id.clone(),
+            customer_id: key.customer_id.clone(),
+            business_unit: action.map(|a| a.business_unit.clone()).unwrap_or_default(),
+            action_id: letter.action_id,
+            superseded_action_ids: letter.superseded,
+            letter_code: letter.letter_code,
+            contact_id: letter.contact_id,
+            delivery: letter.delivery,
+            delivery_method: letter.delivery_method,
+            currency: evidence.currency,
+            past_due_amount: evidence.past_due_amount,
+            balance: evidence.balance,
+            business_date: today,
+        }));
+    }
+}
+
+/// Write-offs complete when the item's balance reached zero (the item left the ledger).
+/// Runs before violations are ended, so an item closed by its write-off completes the action
+/// instead of cancelling it.
+pub fn complete_write_offs(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let items = &state.items;
+    for action in state.actions.values_mut() {
+        let paid_off = action.status == ActionStatus::Pending
+            && action
+                .write_off
+                .as_ref()
+                .is_some_and(|item| !items.contains_key(item));
+        if paid_off {
+            let by_owner = action.performed_by.as_deref() != Some(SYSTEM_USER);
+            action.status = if by_owner {
+                ActionStatus::Complete
+            } else {
+                ActionStatus::SystemComplete
+            };
+            action.closed_on = Some(today);
+            action.result = Some("written off".into());
+            out.push(action_event(
+                key,
+                action,
+                ActionEventKind::Completed,
+                Some(ActionStatus::Pending),
+                today,
+            ));
+        }
+    }
+}
+
+/// Item actions added by hand belong to no violation: they end when their item closes.
+pub fn close_item_actions(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let items = &state.items;
+    for action in state.actions.values_mut() {
+        let orphan = action.violation_id.is_empty()
+            && action.status.is_open()
+            && action
+                .item_key
+                .as_ref()
+                .is_some_and(|item| !items.contains_key(item));
+        if orphan {
+            system_cancel(action, CancelReason::ItemClosed, key, today, out);
+        }
+    }
+}
+
+/// The reminders an action has, with their dates.
+pub fn reminder_dates(rules: &RuleSet, action: &Action) -> Vec<(NotificationKind, NaiveDate)> {
+    let calendar = rules.calendar(&action.business_unit);
+    [
+        (NotificationKind::OwnerReminder, action.notify_owner_days),
+        (
+            NotificationKind::SupervisorReminder,
+            action.notify_supervisor_days,
+        ),
+        (
+            NotificationKind::SpecialistReminder,
+            action.notify_specialist_days,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, days)| Some((kind, calendar.add_business_days(action.due_date, days?))))
+    .collect()
+}
+
+/// Tells owners of actions new on their list, and reminds owner, supervisor and AR specialist
+/// of actions still not done on their notify dates. Each is sent once; a date passed while
+/// the action was not on the list is caught up the day it is.
+pub fn notify(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let ids: Vec<String> = state
+        .actions
+        .values()
+        .filter(|a| a.on_list() && !a.automated)
+        .map(|a| a.id.clone())
+        .collect();
+    for id in ids {
+        let action = &state.actions[&id];
+        let Some(owner) = action.owner.clone() else {
+            continue;
+        };
+        let mut sends = Vec::new();
+        if action.announced_to.as_deref() != Some(owner.as_str()) {
+            sends.push((NotificationKind::NewAction, Some(owner.clone())));
+        }
+        for (kind, date) in reminder_dates(rules, action) {
+            if date > today || action.reminded.contains(&kind) {
+                continue;
+            }
+            let recipient = match kind {
+                NotificationKind::OwnerReminder => Some(owner.clone()),
+                NotificationKind::SupervisorReminder => {
+                    rules.owner(&owner).and_then(|o| o.supervisor.clone())
+                }
+                _ => subject_item(state, action.item_key.as_deref(), &action.evidence)
+                    .and_then(|i| i.ar_specialist.clone()),
+            };
+            sends.push((kind, recipient));
+        }
+        for (kind, recipient) in sends {
+            if let Some(recipient) = &recipient {
+                out.push(notification(
+                    state,
+                    key,
+                    rules,
+                    &state.actions[&id],
+                    kind,
+                    recipient,
+                    "",
+                    today,
+                ));
+            }
+            let action = state.actions.get_mut(&id).expect("listed above");
+            match kind {
+                NotificationKind::NewAction => action.announced_to = Some(owner.clone()),
+                // Nobody to remind (no supervisor, no specialist) counts as done.
+                _ => {
+                    action.reminded.insert(kind);
+                }
+            }
+        }
+    }
+}
+
+/// A notification about `action` for `recipient`. `cause` tells apart notifications of the
+/// same kind to the same person (the command that reassigned).
+#[allow(clippy::too_many_arguments)]
+pub fn notification(
+    state: &CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    action: &Action,
+    kind: NotificationKind,
+    recipient: &str,
+    cause: &str,
+    today: NaiveDate,
+) -> OutputEvent {
+    let directory = rules.owner(recipient);
+    let item = action.item_key.as_deref().and_then(split_item_key);
+    let owner = action.owner.as_deref().unwrap_or_default();
+    OutputEvent::Notification(NotificationEvent {
+        event_id: event_id(&[
+            "notification",
+            &key.set_id,
+            &key.customer_id,
+            &action.id,
+            kind.as_str(),
+            recipient,
+            owner,
+            cause,
+        ]),
+        kind,
+        recipient: recipient.to_string(),
+        recipient_name: directory.map(|o| o.name.clone()).filter(|n| !n.is_empty()),
+        recipient_email: directory.map(|o| o.email.clone()),
+        set_id: key.set_id.clone(),
+        customer_id: key.customer_id.clone(),
+        customer_name: state.customer.as_ref().map(|c| c.name.clone()),
+        business_unit: action.business_unit.clone(),
+        action_id: action.id.clone(),
+        action_code: action.action_code.clone(),
+        action_parameter: action.action_parameter.clone(),
+        action_status: action.status,
+        owner: action.owner.clone(),
+        condition: action.condition.clone(),
+        due_date: action.due_date,
+        currency: action.evidence.currency.clone(),
+        past_due_amount: action.evidence.past_due_amount,
+        balance: action.evidence.balance,
+        item_id: item.as_ref().map(|(id, _)| id.clone()),
+        item_line: item.map(|(_, line)| line),
+        link: format!(
+            "/customers/{}/{}/actions/{}",
+            key.set_id, key.customer_id, action.id
+        ),
+        business_date: today,
+    })
+}
+
+/// The next date on which time alone sends something: a reminder, or a letter's run.
+pub fn next_change(state: &CustomerState, rules: &RuleSet, today: NaiveDate) -> Option<NaiveDate> {
+    let reminders = state
+        .actions
+        .values()
+        .filter(|a| a.on_list() && !a.automated)
+        .flat_map(|a| {
+            reminder_dates(rules, a)
+                .into_iter()
+                .filter(|(kind, date)| *date > today && !a.reminded.contains(kind))
+                .map(|(_, date)| date)
+        });
+    let letters = state
+        .letters
+        .iter()
+        .map(|l| l.release_on.max(today.succ_opt().expect("date in range")));
+    reminders.chain(letters).min()
+}
