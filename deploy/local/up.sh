@@ -40,6 +40,11 @@ done
 
 echo "== feeding the sample ledger (topology/sample/ledger.ndjson)"
 $BIN feed --input topology/sample/ledger.ndjson
+# A new consumer group takes a few seconds to join on a fresh broker: wait for the first actions.
+for _ in $(seq 60); do
+  [ -n "$($BIN tail --stream actions --idle-secs 1 2>/dev/null | head -1)" ] && break
+  sleep 1
+done
 sleep 3
 
 echo "== actions produced (cm.actions)"
