@@ -4,6 +4,7 @@
 //!   rule set (every condition of the catalog and its risk score);
 //! - `operator`: decode + validate + state read/write in RocksDB + timers, per record,
 //!   committed in batches of 1000 like the run loop.
+//!
 //! Figures are in the README ("Performance").
 
 use std::sync::Arc;

@@ -78,6 +78,11 @@ pub struct TopicsConfig {
     pub correspondence: String,
     /// Changes asked of the ERP: customer holds, referrals, credit reviews, write-offs.
     pub requests: String,
+    /// Conversations, promises and customer calls (keyed by customer).
+    pub conversations: String,
+    /// Promise statuses as they change; answers to exclusions from dunning.
+    pub promise_status: String,
+    pub dunning_decisions: String,
     /// Rule documents (TOML), compacted: a newer valid version replaces the rule set live.
     pub rules: String,
     pub dead_letter: String,
@@ -148,6 +153,9 @@ impl Default for TopicsConfig {
             notifications: "cm.notifications".into(),
             correspondence: "cm.correspondence".into(),
             requests: "cm.requests".into(),
+            conversations: "ar.conversations".into(),
+            promise_status: "cm.promise-status".into(),
+            dunning_decisions: "cm.dunning-decisions".into(),
             rules: "cm.rules".into(),
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
@@ -212,6 +220,9 @@ impl TopicsConfig {
             Stream::Notifications => &self.notifications,
             Stream::Correspondence => &self.correspondence,
             Stream::Requests => &self.requests,
+            Stream::Conversations => &self.conversations,
+            Stream::PromiseStatus => &self.promise_status,
+            Stream::DunningDecisions => &self.dunning_decisions,
         }
     }
 
@@ -319,7 +330,7 @@ mod tests {
                 Some(stream)
             );
         }
-        assert_eq!(config.topics.all().len(), 19);
+        assert_eq!(config.topics.all().len(), 22);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! ar.aging ───────────────┤ (group, seek to │ → engine::CustomerState::apply (running balances, │
 //! ar.customers ───────────┤  offsets kept   │   statistics, children's figures), or a command:  │
 //! ar.history ─────────────┤  in state)      │   engine::execute (checked, applied or refused)   │
+//! ar.conversations ───────┤                 │   or a conversation: engine::take_conversation    │
 //! condmon.child-figures ──┤                 │ → engine::reconcile (rules × ledger × rates × date)│
 //! cm.action-commands ─────┘                 │ → timers (ageing, plan steps, reminders) ◄── clock│
 //!                                           └──────────────┬────────────────────────────────────┘
@@ -17,6 +18,7 @@
 //!                                                          ▼
 //!            cm.actions / cm.escalations / cm.conditions / cm.risk-scores / cm.dead-letter
 //!            cm.command-results / cm.notifications / cm.correspondence / cm.requests
+//!            cm.promise-status / cm.dunning-decisions
 //!            condmon.child-figures (a child's figures, keyed by its parent: read back above)
 //! ```
 //!
@@ -29,7 +31,9 @@
 //!   calendars and the owner directory; parsed and validated once.
 //! - [`engine`]: the pure decisions: conditions, violations, action plans, exchange rates,
 //!   statistics, relationships, risk scores; working actions (commands, performing, letters,
-//!   notifications) and the lists and reports over states (no I/O, no clock).
+//!   notifications); conversations (promises judged, call actions, partial disputes,
+//!   exclusions from dunning); the lists, searches and reports over states (no I/O, no
+//!   clock).
 //! - [`state`]: RocksDB stores per input partition, written through one transaction per batch.
 //! - [`timer`]: the injected clock and durable timers (by due date and by key).
 //! - [`pipeline`]: the operator (decode → validate → apply → reconcile → timers, reference data)

@@ -77,6 +77,7 @@ fn master() -> InputEvent {
         country: Some("US".into()),
         state: Some("CA".into()),
         exclude_from_dunning: false,
+        sites: vec![],
     })
 }
 

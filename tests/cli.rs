@@ -20,7 +20,7 @@ fn rules_check_accepts_the_shipped_rules() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "valid (version 1, 4 collection rule(s), 9 assessment rule(s), 2 scoring rule(s), 4 template(s), 2 calendar(s), 7 owner(s))"
+            "valid (version 1, 4 collection rule(s), 9 assessment rule(s), 2 scoring rule(s), 5 template(s), 2 calendar(s), 7 owner(s))"
         )
     );
 }

@@ -58,6 +58,7 @@ fn customer(id: &str, collector: &str) -> InputEvent {
         country: None,
         state: None,
         exclude_from_dunning: false,
+        sites: vec![],
     })
 }
 

@@ -208,8 +208,7 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
     let last_status = |action: &str| -> String {
         of("actions")
             .iter()
-            .filter(|a| a["action_id"] == action)
-            .last()
+            .rfind(|a| a["action_id"] == action)
             .map(|a| a["status"].as_str().unwrap().to_string())
             .unwrap()
     };
@@ -217,4 +216,80 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
     assert_eq!(last_status("COLL-30-1-2"), "COMPLETE");
     assert_eq!(last_status("COLL-30-1-3"), "SYSTEM_COMPLETE");
     assert_eq!(last_status("ITEM-1"), "COMPLETE");
+}
+
+/// Conversations with LUTHOR: a promise on an item kept by its payment, a follow-up done; a
+/// promise on the account partly paid and broken by timer (its plan ends once reviewed); a
+/// partial dispute placed and ended; an alert for the supervisor; a site without a profile
+/// excluded from dunning only once the call says to update the customer profile, after which
+/// the dunning letter is suppressed; a credit memo requested; a promise of a negative amount
+/// refused.
+#[test]
+fn conversations_and_promises_replay_to_the_golden_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, summary) = replay_file(
+        "topology/sample/conversations.ndjson",
+        &Store::open(dir.path()).unwrap(),
+        None,
+        ("2026-07-01", "2026-07-31"),
+    );
+    matches_golden(&out, "conversations.out.ndjson");
+    assert_eq!(summary.dead_letters, 1, "the negative promise");
+    let values = |stream: &str| -> Vec<serde_json::Value> {
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["stream"] == stream)
+            .map(|l| l["value"].clone())
+            .collect()
+    };
+    let promises: Vec<(String, String, String)> = values("promise-status")
+        .iter()
+        .map(|p| {
+            (
+                p["conversation_id"].as_str().unwrap().to_string(),
+                p["status"].as_str().unwrap().to_string(),
+                p["business_date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("CV-1", "OPEN", "2026-07-01"),
+        ("CV-1", "KEPT", "2026-07-03"),
+        ("CV-2", "OPEN", "2026-07-07"),
+        ("CV-2", "PARTIALLY_KEPT", "2026-07-08"),
+        // 9 July + 2 business days = Monday 13: broken on the 14th, by timer.
+        ("CV-2", "BROKEN", "2026-07-14"),
+    ];
+    assert_eq!(
+        promises,
+        expected
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect::<Vec<_>>()
+    );
+    let decisions: Vec<String> = values("dunning-decisions")
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(decisions, ["DECISION_NEEDED", "CUSTOMER_PROFILE_UPDATED"]);
+    let suppressed = values("actions").iter().any(|a| {
+        a["action_id"] == "COLL-30-1-2"
+            && a["result"] == "suppressed: customer excluded from dunning"
+    });
+    assert!(suppressed, "the dunning letter after the exclusion");
+    let brkp: Vec<String> = values("conditions")
+        .iter()
+        .filter(|c| c["condition"] == "BRKP")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["kind"].as_str().unwrap(),
+                c["business_date"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        brkp,
+        ["VIOLATION_OPENED 2026-07-14", "VIOLATION_ENDED 2026-07-15"]
+    );
 }

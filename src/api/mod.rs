@@ -12,7 +12,7 @@ use axum::routing::get;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::engine::{CustomerState, reports};
+use crate::engine::{CustomerState, inquiry, reports};
 use crate::metrics::Metrics;
 use crate::model::CustomerKey;
 use crate::pipeline::{Health, Operator, customer_state, customer_states};
@@ -63,6 +63,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/owners/{owner}/actions", get(owner_actions))
         .route("/reports/owner-action-status", get(owner_action_status))
         .route("/reports/condition-status", get(condition_status))
+        .route("/reports/disputed-items", get(disputed_items))
+        .route("/conversations/search/{search}", get(conversations_search))
+        .route(
+            "/conversations/keyword/{keyword}",
+            get(conversations_by_keyword),
+        )
+        .route("/promises", get(promises))
+        .route(
+            "/customers/{set_id}/{customer_id}/conversations",
+            get(customer_conversations),
+        )
         .with_state(state)
 }
 
@@ -191,16 +202,19 @@ async fn action(
 }
 
 /// Every customer this instance holds (queries across customers scan them: no index yet).
-fn all_customers(state: &ApiState) -> Result<Vec<(CustomerKey, CustomerState)>, Response> {
+fn all_customers(
+    state: &ApiState,
+) -> Result<Vec<(CustomerKey, CustomerState)>, crate::state::StateError> {
     let txn = state.store.txn();
     let mut out = Vec::new();
     for partition in state.store.partitions() {
-        out.extend(
-            customer_states(&txn, partition)
-                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?,
-        );
+        out.extend(customer_states(&txn, partition)?);
     }
     Ok(out)
+}
+
+fn internal(e: crate::state::StateError) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
 
 /// The owner action list: `?status=NEW|PENDING|FUTURE&customer=&supervisor=&specialist=
@@ -212,7 +226,7 @@ async fn owner_actions(
 ) -> Response {
     let customers = match all_customers(&state) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(e) => return internal(e),
     };
     let rules = state.operator.rules();
     let today = state.clock.today();
@@ -245,7 +259,7 @@ async fn owner_action_status(
             range.owner.as_deref(),
         ))
         .into_response(),
-        Err(response) => response,
+        Err(e) => internal(e),
     }
 }
 
@@ -267,7 +281,96 @@ async fn condition_status(
             filter.customer.as_deref(),
         ))
         .into_response(),
-        Err(response) => response,
+        Err(e) => internal(e),
+    }
+}
+
+/// A customer's conversations, the state of each promise, its call disputes and exclusions.
+async fn customer_conversations(
+    State(state): State<ApiState>,
+    Path((set_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    with_customer(&state, CustomerKey::new(set_id, customer_id), |found| {
+        Json(serde_json::json!({
+            "conversations": found.conversations,
+            "promises": found.promises,
+            "disputes": found.disputes,
+            "dunning": found.dunning,
+        }))
+        .into_response()
+    })
+}
+
+/// The conversation searches: `follow-ups`, `review-needed`, `promise-review-needed`,
+/// `broken-promise-review-needed`, `supervisor-review-needed`.
+async fn conversations_search(
+    State(state): State<ApiState>,
+    Path(search): Path<String>,
+) -> Response {
+    let Ok(search) = serde_json::from_value::<inquiry::Search>(serde_json::json!(search)) else {
+        return (
+            StatusCode::NOT_FOUND,
+            format!("no search `{search}`: follow-ups, review-needed, promise-review-needed, broken-promise-review-needed, supervisor-review-needed\n"),
+        )
+            .into_response();
+    };
+    let customers = match all_customers(&state) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let rules = state.operator.rules();
+    Json(inquiry::search(
+        &customers,
+        &rules,
+        search,
+        state.clock.today(),
+    ))
+    .into_response()
+}
+
+async fn conversations_by_keyword(
+    State(state): State<ApiState>,
+    Path(keyword): Path<String>,
+) -> Response {
+    let customers = match all_customers(&state) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let rules = state.operator.rules();
+    Json(inquiry::by_keyword(
+        &customers,
+        &rules,
+        &keyword,
+        state.clock.today(),
+    ))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PromiseQuery {
+    group_by: Option<inquiry::GroupBy>,
+}
+
+/// The promise inquiry: every promise, or `?group_by=customer|business-unit|collector|supervisor`
+/// with counts and amounts of broken, kept and open promises.
+async fn promises(State(state): State<ApiState>, Query(query): Query<PromiseQuery>) -> Response {
+    let customers = match all_customers(&state) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let rules = state.operator.rules();
+    let rows = inquiry::promises(&customers, &rules, state.clock.today());
+    match query.group_by {
+        Some(by) => Json(inquiry::grouped(&rows, by)).into_response(),
+        None => Json(rows).into_response(),
+    }
+}
+
+/// The disputed-invoice report: open items with an amount in dispute, by a call or the ERP.
+async fn disputed_items(State(state): State<ApiState>) -> Response {
+    match all_customers(&state) {
+        Ok(customers) => Json(inquiry::disputed_items(&customers)).into_response(),
+        Err(e) => internal(e),
     }
 }
 

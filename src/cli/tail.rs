@@ -17,7 +17,8 @@ pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
     /// Which stream to read: actions, escalations, conditions, risk-scores, command-results,
-    /// notifications, correspondence, requests, child-figures or dead-letter.
+    /// notifications, correspondence, requests, promise-status, dunning-decisions,
+    /// child-figures or dead-letter.
     #[arg(long, default_value = "actions")]
     stream: String,
     /// Stop after this many records.
@@ -180,6 +181,30 @@ fn table_line(event: &OutputEvent) -> String {
                 .as_deref()
                 .map(|m| format!(", {m}"))
                 .unwrap_or_default()
+        ),
+        OutputEvent::PromiseStatus(p) => format!(
+            "{}  {:<9} promise {} {:<14} {} {} due {} (deadline {}), paid {}{}",
+            p.business_date,
+            p.customer_id,
+            p.conversation_id,
+            p.status.as_str(),
+            p.amount,
+            p.currency,
+            p.promise_date,
+            p.deadline,
+            p.paid,
+            p.previous_status
+                .map(|s| format!("  [was {}]", s.as_str()))
+                .unwrap_or_default()
+        ),
+        OutputEvent::DunningDecision(d) => format!(
+            "{}  {:<9} {:?} ({} / {}): {}",
+            d.business_date,
+            d.customer_id,
+            d.decision,
+            d.conversation_id,
+            d.call_action_id,
+            d.message
         ),
         OutputEvent::Request(r) => format!(
             "{}  {:<9} {:?} {} for action {} by {}{}",

@@ -66,7 +66,7 @@ impl Registry {
         json_field(&url, &text, "id")?
             .as_u64()
             .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| RegistryError::Refused {
+            .ok_or(RegistryError::Refused {
                 url,
                 status,
                 body: text,

@@ -101,6 +101,7 @@ fn master(limit: Option<&str>, pct_over: Option<&str>) -> CustomerChange {
         country: None,
         state: None,
         exclude_from_dunning: false,
+        sites: vec![],
     }
 }
 

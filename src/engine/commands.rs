@@ -23,10 +23,10 @@ pub fn execute(
     let problems = check(state, rules, command, today);
     let mut changes = Vec::new();
     let mut touched = command.action_ids.clone();
-    if problems.is_empty() {
-        if let Some(created) = apply(state, key, rules, command, today, &mut changes) {
-            touched = vec![created];
-        }
+    if problems.is_empty()
+        && let Some(created) = apply(state, key, rules, command, today, &mut changes)
+    {
+        touched = vec![created];
     }
     let mut out = vec![OutputEvent::CommandResult(CommandResultEvent {
         event_id: event_id(&[
@@ -295,47 +295,26 @@ fn add_item_action(
     let item = &state.items[&item_key];
     state.item_action_seq += 1;
     let due_days = command.due_days.unwrap_or(0);
-    let action = Action {
-        id: format!("ITEM-{}", state.item_action_seq),
-        violation_id: String::new(),
-        rule_id: String::new(),
-        condition: String::new(),
-        template_id: String::new(),
-        step: 1,
-        action_code: command.action_code.clone().expect("checked"),
-        action_parameter: command.action_parameter.clone(),
-        owner_type: command.owner_type.unwrap_or(OwnerType::ArSpecialist),
-        owner: command.owner.clone(),
-        automated: false,
-        status: ActionStatus::New,
-        business_unit: item.business_unit.clone(),
-        action_date: today,
-        due_date: rules
-            .calendar(&item.business_unit)
-            .add_business_days(today, due_days),
-        cancel_reason: None,
-        evidence: crate::model::Evidence {
-            currency: item.currency.clone(),
-            ..Default::default()
-        },
-        closed_on: None,
-        item_key: Some(item_key),
-        priority: 0,
-        monitor_role: Default::default(),
-        due_days,
-        added_on: Some(today),
-        created_by: Some(command.issued_by.clone()),
-        notify_owner_days: command.notify_owner_days,
-        notify_supervisor_days: command.notify_supervisor_days,
-        notify_specialist_days: command.notify_specialist_days,
-        announced_to: None,
-        reminded: Default::default(),
-        revision: 0,
-        result: None,
-        delivery_method: None,
-        write_off: None,
-        performed_by: None,
-    };
+    let mut action = Action::by_hand(
+        format!("ITEM-{}", state.item_action_seq),
+        command.action_code.as_deref().expect("checked"),
+        &item.business_unit,
+        today,
+        today,
+    );
+    action.action_parameter = command.action_parameter.clone();
+    action.owner_type = command.owner_type.unwrap_or(OwnerType::ArSpecialist);
+    action.owner = command.owner.clone();
+    action.due_date = rules
+        .calendar(&item.business_unit)
+        .add_business_days(today, due_days);
+    action.due_days = due_days;
+    action.evidence.currency = item.currency.clone();
+    action.item_key = Some(item_key);
+    action.created_by = Some(command.issued_by.clone());
+    action.notify_owner_days = command.notify_owner_days;
+    action.notify_supervisor_days = command.notify_supervisor_days;
+    action.notify_specialist_days = command.notify_specialist_days;
     out.push(action_event(
         key,
         &action,

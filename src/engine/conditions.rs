@@ -190,7 +190,7 @@ fn past_due_from(
 }
 
 /// The oldest past-due debit item; ties go to the smallest item key, so the choice is stable.
-pub fn oldest_past_due<'s>(state: &'s CustomerState, today: NaiveDate) -> Option<&'s ItemChange> {
+pub fn oldest_past_due(state: &CustomerState, today: NaiveDate) -> Option<&ItemChange> {
     let mut oldest: Option<&ItemChange> = None;
     for item in state.items.values() {
         if !item.item_type.is_credit()

@@ -8,7 +8,9 @@
 mod children;
 mod commands;
 pub mod conditions;
+pub mod conversations;
 pub mod fx;
+pub mod inquiry;
 mod plans;
 pub mod reports;
 pub mod risk;
@@ -27,6 +29,7 @@ pub use children::monitored_roles;
 
 pub use commands::execute;
 pub use conditions::{Context, Verdict, evaluate_collection, evaluate_customer, evaluate_items};
+pub use conversations::take_conversation;
 pub use fx::{FxTable, MissingRate};
 pub use plans::resolve_owner;
 pub use state::{
@@ -70,6 +73,8 @@ pub fn reconcile(
     // cancelling it.
     work::complete_write_offs(state, key, today, &mut out);
     work::close_item_actions(state, key, today, &mut out);
+    // Promises before decisions: a broken one may open a plan.
+    conversations::review(state, key, rules, today, &mut out);
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
     let (decisions, blocked) = decide(state, &views, rules, fx, today, &applicable);
@@ -276,7 +281,54 @@ fn decide<'r>(
             decisions.insert(slot, decision);
         }
     }
+    broken_promises(state, rules, today, &mut decisions);
     (decisions, blocked)
+}
+
+/// A broken promise whose review is not done holds a plan from the rules' broken-promise
+/// template (when they name one); reviewed or kept after all, the plan ends.
+fn broken_promises<'r>(
+    state: &CustomerState,
+    rules: &'r RuleSet,
+    today: NaiveDate,
+    decisions: &mut BTreeMap<String, Decision<'r>>,
+) {
+    let Some(template) = rules
+        .options
+        .broken_promise_template
+        .as_deref()
+        .and_then(|t| rules.template(t))
+    else {
+        return;
+    };
+    for (conversation, amount, paid, currency, business_unit) in
+        conversations::broken_unreviewed(state, rules, today)
+    {
+        let slot = conversations::promise_slot(conversation);
+        let evidence = crate::model::Evidence {
+            currency: currency.to_string(),
+            past_due_amount: amount - paid,
+            threshold_amount: amount,
+            measured_amount: Some(paid),
+            ..Default::default()
+        };
+        decisions.insert(
+            slot.clone(),
+            Decision::Violated(Opening {
+                slot,
+                business_unit: business_unit.to_string(),
+                rule_id: conversations::BROKEN_PROMISE_RULE,
+                condition: conversations::BROKEN_PROMISE,
+                template,
+                owner_type: OwnerType::Collector,
+                priority: template.priority,
+                role: MonitorRole::BillTo,
+                item_key: None,
+                collection: false,
+                evidence,
+            }),
+        );
+    }
 }
 
 /// Where a violation's actions belong: its item's business unit, or that of the item that
@@ -455,6 +507,7 @@ pub fn wanted_timers(
     }
     dates.extend(risk::next_change(state, key, rules, fx, today));
     dates.extend(work::next_change(state, rules, today));
+    dates.extend(conversations::next_change(state, rules, today));
     if let Some(date) = dates.into_iter().min() {
         timers.push((AGEING_TIMER.to_string(), date));
     }
@@ -463,6 +516,8 @@ pub fn wanted_timers(
 
 #[cfg(test)]
 mod catalog_tests;
+#[cfg(test)]
+mod conversation_tests;
 #[cfg(test)]
 mod risk_tests;
 #[cfg(test)]

@@ -212,10 +212,11 @@ impl Plans<'_> {
                 .values()
                 .find(|v| v.id == action.violation_id);
             // A postponed action coming back is not an escalation: it was on the list before.
-            if action.step > 1 && action.added_on.is_none() {
-                if let Some(v) = violation {
-                    self.out.push(escalation_event(self.key, v, action, today));
-                }
+            if action.step > 1
+                && action.added_on.is_none()
+                && let Some(v) = violation
+            {
+                self.out.push(escalation_event(self.key, v, action, today));
             }
             if action.automated {
                 super::work::perform_automated(self.state, self.key, &id, today, self.out);

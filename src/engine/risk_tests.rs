@@ -295,6 +295,7 @@ fn master(limit: Option<&str>, hold: bool) -> InputEvent {
         country: None,
         state: None,
         exclude_from_dunning: false,
+        sites: vec![],
     })
 }
 
@@ -350,14 +351,16 @@ fn every_element_reads_its_input() {
             item("I3", "200", "2026-05-01"),
         ]
     };
-    let cases: Vec<(
-        &str,
+    // (element, items, as-of date, expected input, expected flag, expected status)
+    type Case<'a> = (
+        &'a str,
         Vec<InputEvent>,
-        &str,
-        Option<&str>,
-        Option<&str>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
         ElementStatus,
-    )> = vec![
+    );
+    let cases: Vec<Case> = vec![
         // Due on the run date counts as past due for the largest item (the manual: <=).
         (
             r#"{ kind = "LARGEST_PAST_DUE_ITEM" }"#,

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::stats::Statistics;
 use crate::model::CreditAgencyRecord;
 use crate::model::{
-    ActionStatus, AgingSnapshot, CancelReason, ChildFigures, CorrespondenceKind, CustomerChange,
-    Delivery, Evidence, HistoryChange, InputEvent, ItemChange, MonitorRole, NotificationKind,
-    OwnerType, PaymentChange, PaymentStatus,
+    ActionStatus, AgingSnapshot, CancelReason, ChildFigures, ConversationChange,
+    CorrespondenceKind, CustomerChange, Delivery, Evidence, HistoryChange, InputEvent, ItemChange,
+    MonitorRole, NotificationKind, OwnerType, PaymentChange, PaymentStatus, PromiseStatus,
 };
 
 /// One customer's state. Stored as one value: every decision about a customer reads all of it.
@@ -69,6 +69,62 @@ pub struct CustomerState {
     /// Letters waiting for their run, by kind.
     #[serde(default)]
     pub letters: Vec<QueuedLetter>,
+    /// Conversations by id, as last saved.
+    #[serde(default)]
+    pub conversations: BTreeMap<String, ConversationChange>,
+    /// Each promise's status as last reported, by conversation id.
+    #[serde(default)]
+    pub promises: BTreeMap<String, PromiseState>,
+    /// Posted payments of the last year, by payment id, for judging promises.
+    #[serde(default)]
+    pub payment_notes: BTreeMap<String, PaymentNote>,
+    /// Item line amounts in dispute by customer calls, by `item_id#line`.
+    #[serde(default)]
+    pub disputes: BTreeMap<String, Dispute>,
+    /// Exclusions from dunning made by customer calls.
+    #[serde(default)]
+    pub dunning: DunningState,
+    /// Call actions already turned into what they name (`conversation/call action`).
+    #[serde(default)]
+    pub calls_done: BTreeSet<String>,
+}
+
+/// A promise's status as last reported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromiseState {
+    pub status: Option<PromiseStatus>,
+    /// Numbers the status changes, so each has its own event id.
+    pub changes: u32,
+}
+
+/// A payment as promises see it (posted, not cancelled or returned): kept for a year so a
+/// promise is judged from the payments whatever order conversations and payments arrive in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentNote {
+    pub date: NaiveDate,
+    pub currency: String,
+    pub amount: Decimal,
+    /// Applications: (`item_id#line`, amount).
+    pub applications: Vec<(String, Decimal)>,
+}
+
+/// An item line amount placed in dispute by a customer call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispute {
+    pub amount: Decimal,
+    pub conversation_id: String,
+    pub call_action_id: String,
+    pub since: NaiveDate,
+    /// What the ERP says is in dispute, restored when the call's dispute ends.
+    pub erp_amount: Decimal,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DunningState {
+    /// The customer was excluded by a call (and not re-included since).
+    pub customer_excluded: bool,
+    /// Sites excluded by calls.
+    pub sites_excluded: BTreeSet<String>,
 }
 
 /// The running components of a customer's balance in one currency.
@@ -201,6 +257,59 @@ pub struct Action {
 }
 
 impl Action {
+    /// An action added by hand (a command, a customer call, a promise follow-up): no
+    /// violation, on the list if `date` has come, else Future until then; due on its date.
+    /// Callers set the owner, item, creator and what else they know.
+    pub fn by_hand(
+        id: String,
+        action_code: &str,
+        business_unit: &str,
+        date: NaiveDate,
+        today: NaiveDate,
+    ) -> Action {
+        let on_list = date <= today;
+        Action {
+            id,
+            violation_id: String::new(),
+            rule_id: String::new(),
+            condition: String::new(),
+            template_id: String::new(),
+            step: 1,
+            action_code: action_code.to_string(),
+            action_parameter: None,
+            owner_type: OwnerType::Collector,
+            owner: None,
+            automated: false,
+            status: if on_list {
+                ActionStatus::New
+            } else {
+                ActionStatus::Future
+            },
+            business_unit: business_unit.to_string(),
+            action_date: date,
+            due_date: date,
+            cancel_reason: None,
+            evidence: Evidence::default(),
+            closed_on: None,
+            item_key: None,
+            priority: 0,
+            monitor_role: MonitorRole::default(),
+            due_days: 0,
+            added_on: on_list.then_some(today),
+            created_by: None,
+            notify_owner_days: None,
+            notify_supervisor_days: None,
+            notify_specialist_days: None,
+            announced_to: None,
+            reminded: BTreeSet::new(),
+            revision: 0,
+            result: None,
+            delivery_method: None,
+            write_off: None,
+            performed_by: None,
+        }
+    }
+
     /// On the owner's action list (New or Pending), as opposed to waiting or closed.
     pub fn on_list(&self) -> bool {
         matches!(self.status, ActionStatus::New | ActionStatus::Pending)
@@ -261,9 +370,16 @@ impl CustomerState {
     /// afterwards, by `reconcile`.
     pub fn apply(&mut self, event: InputEvent, today: NaiveDate) {
         match event {
-            InputEvent::Item(item) => {
+            InputEvent::Item(mut item) => {
                 let key = item_key(&item.item_id, item.item_line);
                 self.stats.record_item(&key, &item, today);
+                // A call's dispute stands over the ERP's figure until it ends.
+                if item.open_amount.is_zero() {
+                    self.disputes.remove(&key);
+                } else if let Some(dispute) = self.disputes.get_mut(&key) {
+                    dispute.erp_amount = item.disputed_amount;
+                    item.disputed_amount = dispute.amount.min(item.open_amount.abs());
+                }
                 if let Some(old) = self.items.remove(&key) {
                     self.add_totals(&old.currency, &item_totals(&old), -1);
                 }
@@ -286,6 +402,7 @@ impl CustomerState {
                     .map(|a| due_dates(&a.item_id, a.item_line))
                     .collect();
                 self.stats.record_payment(&payment, &lateness);
+                super::conversations::note_payment(self, &payment, today);
                 if let Some(old) = self.payments.remove(&payment.payment_id) {
                     self.add_totals(&old.currency, &payment_totals(&old), -1);
                 }
@@ -330,9 +447,10 @@ impl CustomerState {
                     self.children.insert(key, figures);
                 }
             }
-            // Reference data is not a customer's: the operator keeps it. Commands are
-            // decisions, not ledger: `engine::execute` takes them.
-            InputEvent::FxRate(_) | InputEvent::Command(_) => {}
+            // Reference data is not a customer's: the operator keeps it. Commands and
+            // conversations are decisions, not ledger: `engine::execute` and
+            // `engine::take_conversation` take them.
+            InputEvent::FxRate(_) | InputEvent::Command(_) | InputEvent::Conversation(_) => {}
         }
     }
 
@@ -367,6 +485,28 @@ impl CustomerState {
 
     pub fn on_credit_hold(&self) -> bool {
         self.customer.as_ref().is_some_and(|c| c.credit_hold)
+    }
+
+    /// No dunning letters: the master's profile says so, or a customer call excluded it.
+    pub fn excluded_from_dunning(&self) -> bool {
+        self.dunning.customer_excluded
+            || self
+                .customer
+                .as_ref()
+                .is_some_and(|c| c.exclude_from_dunning)
+    }
+
+    /// Sets what is in dispute on an open item, keeping the running totals in step.
+    pub fn set_item_disputed(&mut self, key: &str, amount: Decimal) {
+        let Some(item) = self.items.get(key) else {
+            return;
+        };
+        let (currency, old) = (item.currency.clone(), item_totals(item));
+        let item = self.items.get_mut(key).expect("looked up above");
+        item.disputed_amount = amount.min(item.open_amount.abs());
+        let new = item_totals(item);
+        self.add_totals(&currency, &old, -1);
+        self.add_totals(&currency, &new, 1);
     }
 
     /// Every currency the customer's figures are in (items, payments, credit limit, history).

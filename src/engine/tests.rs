@@ -240,6 +240,7 @@ fn master(collector: &str) -> InputEvent {
         country: None,
         state: None,
         exclude_from_dunning: false,
+        sites: vec![],
     })
 }
 

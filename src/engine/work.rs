@@ -94,11 +94,7 @@ pub fn perform(
     let mut result = None;
     let mut delivery_method = None;
     let finish = if let Some(kind) = CorrespondenceKind::of(code) {
-        let excluded = state
-            .customer
-            .as_ref()
-            .is_some_and(|c| c.exclude_from_dunning);
-        if kind == CorrespondenceKind::DunningLetter && excluded {
+        if kind == CorrespondenceKind::DunningLetter && state.excluded_from_dunning() {
             result = Some(SUPPRESSED_EXCLUDED.to_string());
         } else {
             let delivery = command.and_then(|c| c.delivery).unwrap_or_default();
@@ -172,6 +168,13 @@ pub fn perform(
                 let target = state.actions.get_mut(action_id).expect("action exists");
                 target.write_off = Some(super::state::item_key(&item_id, line));
                 Finish::Pending
+            }
+            // Asked by customer calls, not by action codes (see `RequestKind::of`).
+            RequestKind::CreditMemo
+            | RequestKind::ExcludeFromDunning
+            | RequestKind::IncludeInDunning => {
+                result = Some(format!("{kind:?} requested"));
+                Finish::Done
             }
         };
         out.push(OutputEvent::Request(request));
@@ -254,10 +257,7 @@ pub fn release_letters(
         .into_iter()
         .partition(|l| l.release_on <= today);
     state.letters = waiting;
-    let excluded = state
-        .customer
-        .as_ref()
-        .is_some_and(|c| c.exclude_from_dunning);
+    let excluded = state.excluded_from_dunning();
     for letter in due {
         if letter.kind == CorrespondenceKind::DunningLetter && excluded {
             if let Some(a) = state.actions.get_mut(&letter.action_id) {

@@ -114,6 +114,7 @@ fn customer(excluded: bool) -> CustomerChange {
         country: Some("US".into()),
         state: Some("NY".into()),
         exclude_from_dunning: excluded,
+        sites: vec![],
     }
 }
 

@@ -149,14 +149,14 @@ impl SourceContext {
                 }
             };
             let stored = offsets.get(&topic).copied();
-            if let (Some(stored), Some(end)) = (stored, high_watermark(&topic, partition)) {
-                if stored > end {
-                    self.problem(format!(
-                        "{topic}/{partition}: the state has read up to offset {stored} but the \
+            if let (Some(stored), Some(end)) = (stored, high_watermark(&topic, partition))
+                && stored > end
+            {
+                self.problem(format!(
+                    "{topic}/{partition}: the state has read up to offset {stored} but the \
                          partition ends at {end}: the topic was recreated or lost data. Restore \
                          it, or clear the state directory to rebuild from what the topic holds."
-                    ));
-                }
+                ));
             }
             let offset = stored.map_or(Offset::Beginning, Offset::Offset);
             self.floors
@@ -338,10 +338,10 @@ impl Source {
         for (partition, topic, next) in offsets {
             let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                warn!(error = %e, "Could not commit progress to the group.");
-            }
+        if tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            warn!(error = %e, "Could not commit progress to the group.");
         }
     }
 

@@ -377,6 +377,8 @@ pub struct EscalationEvent {
 }
 
 /// Everything condmon emits, one variant per output stream.
+// Events are encoded and dropped within their batch: boxing the large ones buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputEvent {
     Action(ActionEvent),
@@ -392,4 +394,6 @@ pub enum OutputEvent {
     Notification(super::NotificationEvent),
     Correspondence(super::CorrespondenceEvent),
     Request(super::RequestEvent),
+    PromiseStatus(super::PromiseStatusEvent),
+    DunningDecision(super::DunningDecisionEvent),
 }

@@ -150,6 +150,16 @@ pub struct CustomerChange {
     /// The customer gets no dunning letters: DLTR actions complete without one, and say so.
     #[serde(default)]
     pub exclude_from_dunning: bool,
+    /// The customer's sites and the dunning profile each has of its own (if any).
+    #[serde(default)]
+    pub sites: Vec<CustomerSite>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSite {
+    pub site_id: String,
+    #[serde(default)]
+    pub profile_id: Option<String>,
 }
 
 /// One ERP history figure (CUST_HISTORY): a statistic of a customer for a business unit,
@@ -264,6 +274,8 @@ pub enum InputEvent {
     FxRate(FxRate),
     /// A collector's command on the customer's actions.
     Command(super::ActionCommand),
+    /// A conversation with the customer, as last saved.
+    Conversation(super::ConversationChange),
 }
 
 impl InputEvent {
@@ -278,6 +290,7 @@ impl InputEvent {
             InputEvent::CreditAgency(e) => (&e.set_id, &e.customer_id),
             InputEvent::ChildFigures(e) => (&e.set_id, &e.customer_id),
             InputEvent::Command(e) => (&e.set_id, &e.customer_id),
+            InputEvent::Conversation(e) => (&e.set_id, &e.customer_id),
             InputEvent::FxRate(_) => return None,
         };
         Some(CustomerKey::new(set_id, customer_id))

@@ -1,11 +1,13 @@
 //! Domain types: the events condmon consumes and emits. Pure data, no I/O.
 
 mod actions;
+mod conversations;
 mod ledger;
 pub mod validate;
 mod work;
 
 pub use actions::*;
+pub use conversations::*;
 pub use ledger::*;
 pub use work::*;
 
@@ -63,6 +65,8 @@ pub enum Stream {
     ChildFigures,
     /// Collectors' commands on actions, keyed by customer like the ledger.
     ActionCommands,
+    /// Conversations with customers: promises to pay, customer calls and their call actions.
+    Conversations,
     FxRates,
     Actions,
     Escalations,
@@ -72,11 +76,13 @@ pub enum Stream {
     Notifications,
     Correspondence,
     Requests,
+    PromiseStatus,
+    DunningDecisions,
 }
 
 impl Stream {
     /// The customer streams: keyed by customer and co-partitioned, read per partition.
-    pub const INPUTS: [Stream; 8] = [
+    pub const INPUTS: [Stream; 9] = [
         Stream::Items,
         Stream::Payments,
         Stream::Aging,
@@ -85,10 +91,11 @@ impl Stream {
         Stream::CreditAgency,
         Stream::ChildFigures,
         Stream::ActionCommands,
+        Stream::Conversations,
     ];
     /// Reference data every instance reads whole (compacted topics), whatever it holds.
     pub const GLOBAL_INPUTS: [Stream; 1] = [Stream::FxRates];
-    pub const OUTPUTS: [Stream; 8] = [
+    pub const OUTPUTS: [Stream; 10] = [
         Stream::Actions,
         Stream::Escalations,
         Stream::Conditions,
@@ -97,6 +104,8 @@ impl Stream {
         Stream::Notifications,
         Stream::Correspondence,
         Stream::Requests,
+        Stream::PromiseStatus,
+        Stream::DunningDecisions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +118,7 @@ impl Stream {
             Stream::CreditAgency => "credit-agency",
             Stream::ChildFigures => "child-figures",
             Stream::ActionCommands => "action-commands",
+            Stream::Conversations => "conversations",
             Stream::FxRates => "fx-rates",
             Stream::Actions => "actions",
             Stream::Escalations => "escalations",
@@ -118,6 +128,8 @@ impl Stream {
             Stream::Notifications => "notifications",
             Stream::Correspondence => "correspondence",
             Stream::Requests => "requests",
+            Stream::PromiseStatus => "promise-status",
+            Stream::DunningDecisions => "dunning-decisions",
         }
     }
 
@@ -142,6 +154,7 @@ impl InputEvent {
             InputEvent::ChildFigures(_) => Stream::ChildFigures,
             InputEvent::FxRate(_) => Stream::FxRates,
             InputEvent::Command(_) => Stream::ActionCommands,
+            InputEvent::Conversation(_) => Stream::Conversations,
         }
     }
 }
@@ -158,6 +171,8 @@ impl OutputEvent {
             OutputEvent::Notification(_) => Stream::Notifications,
             OutputEvent::Correspondence(_) => Stream::Correspondence,
             OutputEvent::Request(_) => Stream::Requests,
+            OutputEvent::PromiseStatus(_) => Stream::PromiseStatus,
+            OutputEvent::DunningDecision(_) => Stream::DunningDecisions,
         }
     }
 
@@ -174,6 +189,8 @@ impl OutputEvent {
             OutputEvent::Notification(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::Correspondence(e) => CustomerKey::new(&e.set_id, &e.customer_id),
             OutputEvent::Request(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::PromiseStatus(e) => CustomerKey::new(&e.set_id, &e.customer_id),
+            OutputEvent::DunningDecision(e) => CustomerKey::new(&e.set_id, &e.customer_id),
         }
     }
 
@@ -188,6 +205,8 @@ impl OutputEvent {
             OutputEvent::Notification(e) => &e.event_id,
             OutputEvent::Correspondence(e) => &e.event_id,
             OutputEvent::Request(e) => &e.event_id,
+            OutputEvent::PromiseStatus(e) => &e.event_id,
+            OutputEvent::DunningDecision(e) => &e.event_id,
         }
     }
 }

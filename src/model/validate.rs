@@ -60,6 +60,7 @@ pub fn validate(event: &InputEvent) -> Result<(), ValidationError> {
         InputEvent::ChildFigures(e) => child_figures(e),
         InputEvent::FxRate(e) => fx_rate(e),
         InputEvent::Command(e) => command(e),
+        InputEvent::Conversation(e) => conversation(e),
     }
 }
 
@@ -234,6 +235,86 @@ fn command(e: &super::ActionCommand) -> Result<(), ValidationError> {
                 "{field} {} is more than ten years",
                 days.unwrap_or_default()
             )));
+        }
+    }
+    Ok(())
+}
+
+/// A conversation's shape. Whether its call actions can be carried out (an item open, a site
+/// with a profile) is the engine's answer.
+fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
+    use super::CallActionKind;
+    customer_ids(&e.set_id, &e.customer_id)?;
+    id("conversation_id", &e.conversation_id)?;
+    id("business_unit", &e.business_unit)?;
+    id("user", &e.user)?;
+    date("conversation_date", e.conversation_date)?;
+    for d in [e.review_date, e.follow_up.as_ref().map(|f| f.date)]
+        .into_iter()
+        .flatten()
+    {
+        date("review_date/follow_up.date", d)?;
+    }
+    if let Some(f) = &e.follow_up {
+        id("follow_up.owner", &f.owner)?;
+    }
+    for r in &e.references {
+        id("references.item_id", &r.item_id)?;
+    }
+    if let Some(p) = &e.promise {
+        date("promise.date", p.date)?;
+        currency(&p.currency)?;
+        amount("promise.amount", p.amount)?;
+        if p.amount <= Decimal::ZERO {
+            return Err(ValidationError::Amount(format!(
+                "promise amount {} must be positive",
+                p.amount
+            )));
+        }
+        for i in &p.items {
+            id("promise.items.item_id", &i.item_id)?;
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in &e.call_actions {
+        id("call_actions.id", &c.id)?;
+        if !seen.insert(c.id.as_str()) {
+            return Err(ValidationError::Invalid(format!(
+                "call action id `{}` is used twice",
+                c.id
+            )));
+        }
+        if let Some(a) = c.amount {
+            amount("call_actions.amount", a)?;
+            if a < Decimal::ZERO {
+                return Err(ValidationError::Amount(format!(
+                    "call action {}: amount {a} is negative",
+                    c.id
+                )));
+            }
+        }
+        if let Some(d) = c.date {
+            date("call_actions.date", d)?;
+        }
+        let needs_item = matches!(
+            c.kind,
+            CallActionKind::PartialDispute | CallActionKind::CreditMemo
+        );
+        if needs_item && c.item.is_none() {
+            return Err(ValidationError::Invalid(format!(
+                "call action {}: a {} names its item",
+                c.id,
+                serde_json::to_string(&c.kind).unwrap_or_default()
+            )));
+        }
+        if c.kind == CallActionKind::PartialDispute && c.amount.is_none() {
+            return Err(ValidationError::Invalid(format!(
+                "call action {}: a partial dispute gives the amount in dispute (0 ends it)",
+                c.id
+            )));
+        }
+        if let Some(site) = &c.site {
+            id("call_actions.site", site)?;
         }
     }
     Ok(())

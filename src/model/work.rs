@@ -28,6 +28,17 @@ impl OutputEvent {
             OutputEvent::Action(a) if a.result.as_deref() == Some(SUPPRESSED_EXCLUDED) => {
                 Some("letter_suppressed")
             }
+            OutputEvent::PromiseStatus(p) => Some(match p.status {
+                super::PromiseStatus::Open => "promise_open",
+                super::PromiseStatus::Kept => "promise_kept",
+                super::PromiseStatus::PartiallyKept => "promise_partially_kept",
+                super::PromiseStatus::Broken => "promise_broken",
+            }),
+            OutputEvent::DunningDecision(d)
+                if d.decision == super::DunningDecision::DecisionNeeded =>
+            {
+                Some("dunning_decision_needed")
+            }
             _ => None,
         }
     }
@@ -304,6 +315,12 @@ pub enum RequestKind {
     CreditReview,
     /// WOFF: write off an item's balance.
     WriteOff,
+    /// A customer call's credit memo for an item line.
+    CreditMemo,
+    /// Take the customer (or a site) off dunning in its profile.
+    ExcludeFromDunning,
+    /// Put the customer back on dunning.
+    IncludeInDunning,
 }
 
 impl RequestKind {

@@ -109,6 +109,8 @@ pub enum RulesChange {
 }
 
 /// A record that passed decoding and validation.
+// Lives for one record.
+#[allow(clippy::large_enum_variant)]
 enum Checked {
     Event(InputEvent),
     /// A tombstone on the exchange-rate topic: (rate type, from, to, effective date).
@@ -417,6 +419,14 @@ impl Operator {
             Some(InputEvent::Command(command)) => {
                 out.extend(engine::execute(
                     &mut state, customer, &rules, &command, today,
+                ));
+            }
+            Some(InputEvent::Conversation(conversation)) => {
+                out.extend(engine::take_conversation(
+                    &mut state,
+                    customer,
+                    conversation,
+                    today,
                 ));
             }
             Some(event) => state.apply(event, today),

@@ -66,6 +66,11 @@ pub struct Options {
     pub fiscal_year_start_month: u32,
     /// Score every customer of its setID with this scoring rule alone, whatever the levels say.
     pub override_scoring_rule: Option<String>,
+    /// Business days after a promise date on which a payment still keeps the promise.
+    pub promise_grace_days: u32,
+    /// A broken promise opens a plan from this template (condition `BRKP`) until its review
+    /// is done.
+    pub broken_promise_template: Option<String>,
 }
 
 impl Default for Options {
@@ -79,6 +84,8 @@ impl Default for Options {
             statistics_window_days: 90,
             fiscal_year_start_month: 1,
             override_scoring_rule: None,
+            promise_grace_days: 0,
+            broken_promise_template: None,
         }
     }
 }
@@ -1102,13 +1109,13 @@ impl RuleSet {
                 );
             }
         }
-        if let Some(id) = &self.options.override_scoring_rule {
-            if self.scoring_rule(id).is_none() {
-                push(
-                    "options".into(),
-                    format!("override_scoring_rule `{id}` is not defined"),
-                );
-            }
+        if let Some(id) = &self.options.override_scoring_rule
+            && self.scoring_rule(id).is_none()
+        {
+            push(
+                "options".into(),
+                format!("override_scoring_rule `{id}` is not defined"),
+            );
         }
         if !(1..=12).contains(&self.options.fiscal_year_start_month) {
             push(
@@ -1169,14 +1176,28 @@ impl RuleSet {
                         );
                     }
                 }
-                if let ScoringInput::History { history_id } = &e.input {
-                    if history_id.trim().is_empty() {
-                        push(at.clone(), "history_id is empty".into());
-                    }
+                if let ScoringInput::History { history_id } = &e.input
+                    && history_id.trim().is_empty()
+                {
+                    push(at.clone(), "history_id is empty".into());
                 }
             }
         }
         directory::problems(&self.calendars, &self.owners, &mut push);
+        if let Some(t) = &self.options.broken_promise_template
+            && self.template(t).is_none()
+        {
+            push(
+                "options".into(),
+                format!("broken_promise_template `{t}` is not defined"),
+            );
+        }
+        if self.options.promise_grace_days > 366 {
+            push(
+                "options".into(),
+                "promise_grace_days is more than a year".into(),
+            );
+        }
         errors
     }
 }
@@ -1236,10 +1257,7 @@ fn distinct<T: PartialEq>(kinds: impl Iterator<Item = T>) -> Vec<T> {
 }
 
 /// The rules of the lowest level present, in file order.
-fn lowest_level<'a, R: Scoped>(rules: impl Iterator<Item = &'a R>) -> Vec<&'a R>
-where
-    R: 'a,
-{
+fn lowest_level<'a, R: Scoped + 'a>(rules: impl Iterator<Item = &'a R>) -> Vec<&'a R> {
     let rules: Vec<&R> = rules.collect();
     let Some(lowest) = rules.iter().map(|r| r.level()).min() else {
         return Vec::new();

@@ -57,6 +57,9 @@ impl StoreName {
 
 const META_CF: &str = "meta";
 
+/// Keys and values read by a scan, in key order.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// State failures are internal: the process cannot go on without its state, so it stops loudly.
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -134,7 +137,7 @@ impl Store {
         store: StoreName,
         from: &[u8],
         mut keep: impl FnMut(&[u8]) -> bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<KeyValues, StateError> {
         let cf = self.cf(partition, store)?;
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(

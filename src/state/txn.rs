@@ -50,7 +50,7 @@ impl<'s> Txn<'s> {
         store: StoreName,
         from: &[u8],
         keep: impl Fn(&[u8]) -> bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<super::KeyValues, StateError> {
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .store
             .scan(partition, store, from, &keep)?

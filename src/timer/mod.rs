@@ -104,10 +104,10 @@ pub fn parse_moment(s: &str) -> Option<DateTime<Utc>> {
 impl Clock for FileClock {
     fn now(&self) -> DateTime<Utc> {
         let mut last = self.last.lock().expect("clock lock");
-        if let Ok(read) = read_moment(&self.path) {
-            if read > *last {
-                *last = read;
-            }
+        if let Ok(read) = read_moment(&self.path)
+            && read > *last
+        {
+            *last = read;
         }
         *last
     }
