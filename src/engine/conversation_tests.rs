@@ -840,3 +840,15 @@ fn the_searches_and_the_promise_inquiry_find_what_needs_attention() {
     let by_supervisor = grouped(&rows, GroupBy::Supervisor);
     assert_eq!(by_supervisor[0].group, "SUP1");
 }
+
+#[test]
+fn a_dispute_saved_before_its_item_arrives_is_placed_when_it_does() {
+    let rules = rules();
+    let mut state = CustomerState::default();
+    state.apply(master(vec![]), d("2026-11-23"));
+    step(&mut state, &rules, InputEvent::Conversation(dispute(Some("900"))), "2026-11-23");
+    assert!(state.disputes.is_empty(), "no item to dispute yet");
+    step(&mut state, &rules, invoice("INV1", "1500"), "2026-11-23");
+    assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::from(900));
+    assert_eq!(state.totals, state.recomputed_totals());
+}

@@ -292,8 +292,9 @@ fn new_action(
 }
 
 /// The call disputes as the conversations say now: placed, changed, or ended (amount zero, or
-/// the call action deleted), each reflected in the item's disputed amount and the totals.
-fn align_disputes(state: &mut CustomerState, today: NaiveDate) {
+/// the call action deleted), each reflected in the item's disputed amount and the totals. Run
+/// on every reconcile too: a dispute saved before its item arrived is placed when it does.
+pub fn align_disputes(state: &mut CustomerState, today: NaiveDate) {
     let mut wanted = std::collections::BTreeMap::new();
     for conversation in state.conversations.values() {
         for call in &conversation.call_actions {

@@ -73,7 +73,9 @@ pub fn reconcile(
     // cancelling it.
     work::complete_write_offs(state, key, today, &mut out);
     work::close_item_actions(state, key, today, &mut out);
-    // Promises before decisions: a broken one may open a plan.
+    // Disputes and promises before decisions: they change balances, and a broken promise may
+    // open a plan.
+    conversations::align_disputes(state, today);
     conversations::review(state, key, rules, today, &mut out);
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
