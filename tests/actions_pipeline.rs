@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use condmon::model::{
-    ActionCommand, CommandKind, CustomerChange, CustomerKey, InputEvent, ItemChange, ItemType,
-    OutputEvent, Stream,
+    ActionCommand, CommandKind, CustomerChange, CustomerKey, InputEvent, ItemChange, OutputEvent,
+    Stream,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -57,53 +57,33 @@ id = "CMGR"
 email = "chris.manager@example.com"
 "#;
 
+fn key() -> CustomerKey {
+    CustomerKey::new("SHARE", "ACME")
+}
+
 fn master() -> InputEvent {
     InputEvent::Customer(CustomerChange {
-        set_id: "SHARE".into(),
-        customer_id: "ACME".into(),
-        name: "Acme".into(),
-        customer_group: None,
-        currency: "USD".into(),
-        credit_limit: None,
-        credit_limit_pct_over: None,
-        profile_id: None,
         collector: Some("JDOE".into()),
-        credit_analyst: None,
-        sales_person: None,
-        corporate_parent: None,
-        remit_from_parent: None,
-        correspondence_parent: None,
-        credit_hold: false,
         country: Some("US".into()),
         state: Some("CA".into()),
-        exclude_from_dunning: false,
-        sites: vec![],
+        ..CustomerChange::new(&key(), "Acme", "USD")
     })
 }
 
 fn invoice() -> InputEvent {
-    InputEvent::Item(ItemChange {
-        set_id: "SHARE".into(),
-        business_unit: "US001".into(),
-        customer_id: "ACME".into(),
-        item_id: "INV-1".into(),
-        item_line: 0,
-        item_type: ItemType::Invoice,
-        original_amount: "2500.00".parse().unwrap(),
-        open_amount: "2500.00".parse().unwrap(),
-        currency: "USD".into(),
-        accounting_date: "2025-12-15".parse().unwrap(),
-        due_date: "2026-01-15".parse().unwrap(),
-        entry_type: "IN".into(),
-        entry_reason: None,
-        disputed_amount: "0".parse().unwrap(),
-        ar_specialist: None,
-        collector: None,
-    })
+    let due = "2026-01-15".parse().unwrap();
+    InputEvent::Item(ItemChange::invoice(
+        &key(),
+        "US001",
+        "INV-1",
+        "2500.00".parse().unwrap(),
+        "USD",
+        due,
+    ))
 }
 
 fn command(id: &str, by: &str, kind: CommandKind, actions: &[&str]) -> InputEvent {
-    let mut command = ActionCommand::new(id, &CustomerKey::new("SHARE", "ACME"), by, kind, actions);
+    let mut command = ActionCommand::new(id, &key(), by, kind, actions);
     command.letter_code = Some("DUN9".into());
     command.delivery_method = Some("PRINT".into());
     InputEvent::Command(command)

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use condmon::model::{
-    CallAction, CallActionKind, ConversationChange, CustomerChange, CustomerSite, DunningDecision,
-    InputEvent, ItemChange, ItemType, OutputEvent, PaymentApplication, PaymentChange,
+    CallAction, CallActionKind, ConversationChange, CustomerChange, CustomerKey, CustomerSite,
+    DunningDecision, InputEvent, ItemChange, OutputEvent, PaymentApplication, PaymentChange,
     PaymentStatus, Promise, PromiseStatus, Stream,
 };
 
@@ -31,58 +31,33 @@ id = "CMGR"
 email = "chris.manager@example.com"
 "#;
 
+fn key() -> CustomerKey {
+    CustomerKey::new("SHARE", "ACME")
+}
+
 fn master() -> InputEvent {
+    let site = |id: &str, profile: Option<&str>| CustomerSite {
+        site_id: id.into(),
+        profile_id: profile.map(Into::into),
+    };
     InputEvent::Customer(CustomerChange {
-        set_id: "SHARE".into(),
-        customer_id: "ACME".into(),
-        name: "Acme".into(),
-        customer_group: None,
-        currency: "USD".into(),
-        credit_limit: None,
-        credit_limit_pct_over: None,
         profile_id: Some("STD".into()),
         collector: Some("JDOE".into()),
-        credit_analyst: None,
-        sales_person: None,
-        corporate_parent: None,
-        remit_from_parent: None,
-        correspondence_parent: None,
-        credit_hold: false,
-        country: None,
-        state: None,
-        exclude_from_dunning: false,
-        sites: vec![
-            CustomerSite {
-                site_id: "S1".into(),
-                profile_id: Some("P1".into()),
-            },
-            CustomerSite {
-                site_id: "S2".into(),
-                profile_id: None,
-            },
-        ],
+        sites: vec![site("S1", Some("P1")), site("S2", None)],
+        ..CustomerChange::new(&key(), "Acme", "USD")
     })
 }
 
 fn invoice() -> InputEvent {
-    InputEvent::Item(ItemChange {
-        set_id: "SHARE".into(),
-        business_unit: "US001".into(),
-        customer_id: "ACME".into(),
-        item_id: "INV-1".into(),
-        item_line: 0,
-        item_type: ItemType::Invoice,
-        original_amount: "900.00".parse().unwrap(),
-        open_amount: "900.00".parse().unwrap(),
-        currency: "USD".into(),
-        accounting_date: "2026-02-01".parse().unwrap(),
-        due_date: "2026-02-28".parse().unwrap(),
-        entry_type: "IN".into(),
-        entry_reason: None,
-        disputed_amount: "0".parse().unwrap(),
-        ar_specialist: None,
-        collector: None,
-    })
+    let due = "2026-02-28".parse().unwrap();
+    InputEvent::Item(ItemChange::invoice(
+        &key(),
+        "US001",
+        "INV-1",
+        "900.00".parse().unwrap(),
+        "USD",
+        due,
+    ))
 }
 
 fn conversation(id: &str, promised: Option<(&str, &str)>) -> ConversationChange {

@@ -190,7 +190,8 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
     let letters = of("correspondence");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0]["letter_code"], "DUN2");
-    assert_eq!(letters[0]["business_date"], "2026-06-13", "the next run");
+    // Performed on Friday the 12th: the next run is on the next business day.
+    assert_eq!(letters[0]["business_date"], "2026-06-15", "the next run");
     let requests: Vec<(&str, &str)> = of("requests")
         .iter()
         .map(|r| {

@@ -201,7 +201,7 @@ fn apply(
     for id in &command.action_ids {
         if command.kind == CommandKind::Perform {
             // Checked above: performing cannot fail now.
-            let _ = work::perform(state, key, id, Some(command), today, out);
+            let _ = work::perform(state, key, rules, id, Some(command), today, out);
             continue;
         }
         let action = state.actions.get_mut(id).expect("checked above");
@@ -236,7 +236,11 @@ fn apply(
                 let from = action.owner.clone();
                 let to = command.owner.clone().expect("checked above");
                 action.owner = Some(to.clone());
-                action.owner_type = command.owner_type.unwrap_or(action.owner_type);
+                // A plan step's owner type is its rule's (a rule owner change re-creates it);
+                // only actions added by hand take the one the command gives.
+                if action.violation_id.is_empty() {
+                    action.owner_type = command.owner_type.unwrap_or(action.owner_type);
+                }
                 if action.on_list() {
                     action.announced_to = Some(to.clone());
                 }

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use super::*;
 use crate::model::{
     ActionStatus, CallAction, CallActionKind, ConversationChange, CustomerChange, CustomerSite,
-    DunningDecision, FollowUp, InputEvent, ItemChange, ItemRef, ItemType, PaymentApplication,
-    PaymentChange, PaymentStatus, Promise, PromiseStatus, RequestKind,
+    DunningDecision, FollowUp, InputEvent, ItemChange, ItemRef, PaymentApplication, PaymentChange,
+    PaymentStatus, Promise, PromiseStatus, RequestKind,
 };
 
 const RULES: &str = r#"
@@ -69,48 +69,25 @@ fn key() -> CustomerKey {
 }
 
 fn invoice(id: &str, open: &str) -> InputEvent {
-    let open: Decimal = open.parse().unwrap();
     InputEvent::Item(ItemChange {
-        set_id: "SHARE".into(),
-        business_unit: "US001".into(),
-        customer_id: "C1".into(),
-        item_id: id.into(),
-        item_line: 0,
-        item_type: ItemType::Invoice,
-        original_amount: open,
-        open_amount: open,
-        currency: "USD".into(),
         accounting_date: d("2026-10-01"),
-        due_date: d("2026-11-01"),
-        entry_type: "IN".into(),
-        entry_reason: None,
-        disputed_amount: Decimal::ZERO,
-        ar_specialist: None,
-        collector: None,
+        ..ItemChange::invoice(
+            &key(),
+            "US001",
+            id,
+            open.parse().unwrap(),
+            "USD",
+            d("2026-11-01"),
+        )
     })
 }
 
 fn master(sites: Vec<CustomerSite>) -> InputEvent {
     InputEvent::Customer(CustomerChange {
-        set_id: "SHARE".into(),
-        customer_id: "C1".into(),
-        name: "Acme".into(),
-        customer_group: None,
-        currency: "USD".into(),
-        credit_limit: None,
-        credit_limit_pct_over: None,
         profile_id: Some("STD".into()),
         collector: Some("COLL1".into()),
-        credit_analyst: None,
-        sales_person: None,
-        corporate_parent: None,
-        remit_from_parent: None,
-        correspondence_parent: None,
-        credit_hold: false,
-        country: None,
-        state: None,
-        exclude_from_dunning: false,
         sites,
+        ..CustomerChange::new(&key(), "Acme", "USD")
     })
 }
 
@@ -846,9 +823,124 @@ fn a_dispute_saved_before_its_item_arrives_is_placed_when_it_does() {
     let rules = rules();
     let mut state = CustomerState::default();
     state.apply(master(vec![]), d("2026-11-23"));
-    step(&mut state, &rules, InputEvent::Conversation(dispute(Some("900"))), "2026-11-23");
+    step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(dispute(Some("900"))),
+        "2026-11-23",
+    );
     assert!(state.disputes.is_empty(), "no item to dispute yet");
     step(&mut state, &rules, invoice("INV1", "1500"), "2026-11-23");
     assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::from(900));
     assert_eq!(state.totals, state.recomputed_totals());
+}
+
+#[test]
+fn a_promise_taken_back_ends_its_follow_up_and_a_new_one_gets_new_event_ids() {
+    let rules = rules();
+    let mut state = customer("2026-11-23");
+    let mut c = conversation("P1", "2026-11-23");
+    c.promise = Some(promise("2026-11-30", "300", &[]));
+    c.follow_up = Some(FollowUp {
+        action_code: None,
+        owner: "COLL1".into(),
+        date: d("2026-11-23"),
+        done: false,
+    });
+    let first = step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(c.clone()),
+        "2026-11-23",
+    );
+    assert_eq!(state.actions["PROMISE-P1"].status, ActionStatus::New);
+    let mut taken_back = c.clone();
+    taken_back.promise = None;
+    step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(taken_back),
+        "2026-11-24",
+    );
+    assert_eq!(
+        state.actions["PROMISE-P1"].status,
+        ActionStatus::SystemComplete,
+        "no promise, no promise follow-up"
+    );
+    let again = step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(c),
+        "2026-11-25",
+    );
+    let ids = |out: &[OutputEvent]| -> Vec<String> {
+        out.iter()
+            .filter_map(|e| match e {
+                OutputEvent::PromiseStatus(p) => Some(p.event_id.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(ids(&again).len(), 1);
+    assert_ne!(ids(&first), ids(&again), "a new promise is not a duplicate");
+}
+
+#[test]
+fn a_site_exclusion_waits_for_the_customer_master_to_know_the_sites() {
+    let rules = rules();
+    let mut state = CustomerState::default();
+    let out = step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(exclude("1", Some("S2"), None)),
+        "2026-11-23",
+    );
+    assert!(
+        decisions(&out).is_empty(),
+        "nothing decided without the master"
+    );
+    assert!(!state.excluded_from_dunning());
+    let site = |id: &str, profile: Option<&str>| CustomerSite {
+        site_id: id.into(),
+        profile_id: profile.map(Into::into),
+    };
+    let out = step(
+        &mut state,
+        &rules,
+        master(vec![site("S1", Some("P1")), site("S2", None)]),
+        "2026-11-24",
+    );
+    assert_eq!(decisions(&out), [DunningDecision::DecisionNeeded]);
+    // Asked once: the next evaluations do not ask again.
+    assert!(decisions(&rec(&mut state, &rules, "2026-11-25")).is_empty());
+}
+
+#[test]
+fn a_call_action_about_an_item_not_yet_received_waits_for_it() {
+    let rules = rules();
+    let mut state = CustomerState::default();
+    state.apply(master(vec![]), d("2026-11-23"));
+    let mut c = conversation("C1", "2026-11-23");
+    c.call_actions = vec![CallAction {
+        item: Some(ItemRef {
+            item_id: "INV7".into(),
+            item_line: 0,
+        }),
+        ..call("1", CallActionKind::Call)
+    }];
+    step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(c),
+        "2026-11-23",
+    );
+    assert_eq!(state.actions["CALL-C1-1"].status, ActionStatus::New);
+    step(&mut state, &rules, invoice("INV7", "100"), "2026-11-24");
+    assert_eq!(state.actions["CALL-C1-1"].status, ActionStatus::New);
+    // Paid off: now the item closed, and its action with it.
+    step(&mut state, &rules, invoice("INV7", "0"), "2026-11-25");
+    assert_eq!(
+        state.actions["CALL-C1-1"].status,
+        ActionStatus::SystemCancelled
+    );
 }

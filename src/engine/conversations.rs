@@ -7,13 +7,17 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::plans::action_event;
-use super::state::{Action, CustomerState, Dispute, PaymentNote, item_key};
+use super::state::{Action, CustomerState, Dispute, PaymentNote, PromiseState, item_key};
 use crate::model::{
     ActionEventKind, ActionStatus, CallAction, CallActionKind, ConversationChange, CustomerKey,
     DunningDecision, DunningDecisionEvent, OutputEvent, PaymentChange, PaymentStatus,
     PromiseStatus, PromiseStatusEvent, RequestEvent, RequestKind, event_id,
 };
 use crate::rules::RuleSet;
+
+/// Days after its deadline from which a promise is no longer judged again (a late, back-dated
+/// payment can still keep it until then). Payment notes are kept longer than this.
+const FINAL_AFTER_DAYS: i64 = 90;
 
 /// The condition code and rule id of a broken promise's plan.
 pub const BROKEN_PROMISE: &str = "BRKP";
@@ -34,30 +38,72 @@ pub fn take_conversation(
 ) -> Vec<OutputEvent> {
     let mut out = Vec::new();
     let id = conversation.conversation_id.clone();
+    // A promise taken back keeps its count of changes: a new one's events get new ids.
+    if (conversation.deleted || conversation.promise.is_none())
+        && let Some(p) = state.promises.get_mut(&id)
+    {
+        p.status = None;
+    }
     if conversation.deleted {
         state.conversations.remove(&id);
-        state.promises.remove(&id);
         end_follow_up(state, key, &id, today, &mut out);
     } else {
-        if conversation.promise.is_none() {
-            state.promises.remove(&id);
-        }
-        for call in &conversation.call_actions {
-            let done = format!("{id}/{}", call.id);
-            if !state.calls_done.contains(&done)
-                && carry_out(state, key, &conversation, call, today, &mut out)
-            {
-                state.calls_done.insert(done);
-            }
-        }
+        // Saved again: a question asked about its call actions may have its answer now.
+        let prefix = format!("{id}/");
+        state.calls_asked.retain(|c| !c.starts_with(&prefix));
         state.conversations.insert(id, conversation);
     }
+    carry_out_pending(state, key, today, &mut out);
     align_disputes(state, today);
     out
 }
 
-/// Carries out one call action. False when it waits for a decision (and must be looked at
-/// again when the conversation is saved again).
+/// What became of a call action.
+enum Carried {
+    Done,
+    /// A question was asked (a decision event): looked at again when the call is saved again.
+    Asked,
+    /// Something it needs has not arrived (the customer master): looked at again on every
+    /// evaluation of the customer.
+    Waiting,
+}
+
+/// Carries out the call actions of every conversation not carried out yet, once each.
+fn carry_out_pending(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    let pending: Vec<(String, CallAction)> = state
+        .conversations
+        .values()
+        .flat_map(|c| {
+            c.call_actions
+                .iter()
+                .map(move |call| (c.conversation_id.clone(), call.clone()))
+        })
+        .filter(|(id, call)| {
+            let mark = format!("{id}/{}", call.id);
+            !state.calls_done.contains(&mark) && !state.calls_asked.contains(&mark)
+        })
+        .collect();
+    for (id, call) in pending {
+        let conversation = state.conversations[&id].clone();
+        let mark = format!("{id}/{}", call.id);
+        match carry_out(state, key, &conversation, &call, today, out) {
+            Carried::Done => {
+                state.calls_done.insert(mark);
+            }
+            Carried::Asked => {
+                state.calls_asked.insert(mark);
+            }
+            Carried::Waiting => {}
+        }
+    }
+}
+
+/// Carries out one call action.
 fn carry_out(
     state: &mut CustomerState,
     key: &CustomerKey,
@@ -65,7 +111,7 @@ fn carry_out(
     call: &CallAction,
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
-) -> bool {
+) -> Carried {
     let request = |kind: RequestKind, amount: Option<Decimal>| RequestEvent {
         event_id: event_id(&[
             "call-request",
@@ -106,16 +152,16 @@ fn carry_out(
                 today,
             ));
             state.actions.insert(action.id.clone(), action);
-            true
+            Carried::Done
         }
         CallActionKind::CreditMemo => {
             out.push(OutputEvent::Request(request(
                 RequestKind::CreditMemo,
                 call.amount,
             )));
-            true
+            Carried::Done
         }
-        CallActionKind::PartialDispute => true,
+        CallActionKind::PartialDispute => Carried::Done,
         CallActionKind::IncludeInDunning => {
             state.dunning.customer_excluded = false;
             out.push(decision(
@@ -130,7 +176,11 @@ fn carry_out(
                 RequestKind::IncludeInDunning,
                 None,
             )));
-            true
+            Carried::Done
+        }
+        // Which sites have profiles is the master's: without it a site cannot be judged.
+        CallActionKind::ExcludeFromDunning if call.site.is_some() && state.customer.is_none() => {
+            Carried::Waiting
         }
         CallActionKind::ExcludeFromDunning => {
             let (verdict, message) = exclusion(state, call);
@@ -157,7 +207,11 @@ fn carry_out(
                     None,
                 )));
             }
-            verdict != DunningDecision::DecisionNeeded
+            if verdict == DunningDecision::DecisionNeeded {
+                Carried::Asked
+            } else {
+                Carried::Done
+            }
         }
     }
 }
@@ -430,6 +484,17 @@ pub fn judge(
 ) -> Option<(PromiseStatus, Decimal)> {
     let promise = conversation.promise.as_ref()?;
     let deadline = deadline(rules, conversation)?;
+    // Long after its deadline a promise's judgment is final: the payments it was judged on
+    // are no longer all kept.
+    if today > deadline + chrono::Duration::days(FINAL_AFTER_DAYS)
+        && let Some(PromiseState {
+            status: Some(status),
+            paid,
+            ..
+        }) = state.promises.get(&conversation.conversation_id)
+    {
+        return Some((*status, *paid));
+    }
     let paid = paid_towards(state, conversation, promise, deadline);
     // Not covered by the deadline is broken, partly paid or not: what was paid is reported.
     let status = if paid >= promise.amount {
@@ -453,14 +518,17 @@ pub fn review(
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) {
+    carry_out_pending(state, key, today, out);
     let ids: Vec<String> = state.conversations.keys().cloned().collect();
     for id in ids {
         let conversation = state.conversations[&id].clone();
+        follow_up(state, key, &conversation, today, out);
         let Some((status, paid)) = judge(rules, state, &conversation, today) else {
             continue;
         };
         let collector = state.customer.as_ref().and_then(|c| c.collector.clone());
         let entry = state.promises.entry(id.clone()).or_default();
+        entry.paid = paid;
         if entry.status != Some(status) {
             let previous = entry.status;
             entry.status = Some(status);
@@ -497,7 +565,6 @@ pub fn review(
                 business_date: today,
             }));
         }
-        follow_up(state, key, &conversation, today, out);
     }
 }
 

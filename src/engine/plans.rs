@@ -219,7 +219,9 @@ impl Plans<'_> {
                 self.out.push(escalation_event(self.key, v, action, today));
             }
             if action.automated {
-                super::work::perform_automated(self.state, self.key, &id, today, self.out);
+                super::work::perform_automated(
+                    self.state, self.key, self.rules, &id, today, self.out,
+                );
             } else {
                 let action = self.state.actions.get_mut(&id).expect("listed above");
                 action.status = ActionStatus::New;

@@ -87,12 +87,18 @@ pub struct CustomerState {
     /// Call actions already turned into what they name (`conversation/call action`).
     #[serde(default)]
     pub calls_done: BTreeSet<String>,
+    /// Call actions that asked a question (a decision event) not answered yet.
+    #[serde(default)]
+    pub calls_asked: BTreeSet<String>,
 }
 
 /// A promise's status as last reported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PromiseState {
     pub status: Option<PromiseStatus>,
+    /// Paid towards it by its deadline, as last judged.
+    #[serde(default)]
+    pub paid: Decimal,
     /// Numbers the status changes, so each has its own event id.
     pub changes: u32,
 }

@@ -28,11 +28,12 @@ enum Finish {
 pub fn perform_automated(
     state: &mut CustomerState,
     key: &CustomerKey,
+    rules: &RuleSet,
     action_id: &str,
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) {
-    let result = perform(state, key, action_id, None, today, out);
+    let result = perform(state, key, rules, action_id, None, today, out);
     // Validation of a command cannot apply to condmon itself: whatever an automated step
     // cannot do is recorded as its result.
     if let Err(reason) = result {
@@ -80,6 +81,7 @@ pub fn perform_problem(
 pub fn perform(
     state: &mut CustomerState,
     key: &CustomerKey,
+    rules: &RuleSet,
     action_id: &str,
     command: Option<&ActionCommand>,
     today: NaiveDate,
@@ -109,9 +111,12 @@ pub fn perform(
                 contact_id: command.and_then(|c| c.contact_id.clone()),
                 delivery,
                 delivery_method: delivery_method.clone(),
+                // The next run: the business unit's next business day.
                 release_on: match delivery {
                     Delivery::Now => today,
-                    Delivery::NextRun => today.succ_opt().expect("date in range"),
+                    Delivery::NextRun => rules
+                        .calendar(&action.business_unit)
+                        .add_business_days(today, 1),
                 },
             };
             result = Some(queue_letter(state, letter));
@@ -323,21 +328,21 @@ pub fn complete_write_offs(
     }
 }
 
-/// Item actions added by hand belong to no violation: they end when their item closes.
+/// Item actions added by hand belong to no violation: they end when their item closes. An
+/// item not seen yet (a call about it came first) is not closed: its action waits.
 pub fn close_item_actions(
     state: &mut CustomerState,
     key: &CustomerKey,
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) {
-    let items = &state.items;
+    let (items, stats) = (&state.items, &state.stats);
     for action in state.actions.values_mut() {
         let orphan = action.violation_id.is_empty()
             && action.status.is_open()
-            && action
-                .item_key
-                .as_ref()
-                .is_some_and(|item| !items.contains_key(item));
+            && action.item_key.as_ref().is_some_and(|item| {
+                !items.contains_key(item) && stats.closed_due_date(item).is_some()
+            });
         if orphan {
             system_cancel(action, CancelReason::ItemClosed, key, today, out);
         }
@@ -404,15 +409,12 @@ pub fn notify(
         }
         for (kind, recipient) in sends {
             if let Some(recipient) = &recipient {
+                // Commands can bring an action back to the same owner: the revision tells the
+                // announcements apart.
+                let action = &state.actions[&id];
+                let cause = action.revision.to_string();
                 out.push(notification(
-                    state,
-                    key,
-                    rules,
-                    &state.actions[&id],
-                    kind,
-                    recipient,
-                    "",
-                    today,
+                    state, key, rules, action, kind, recipient, &cause, today,
                 ));
             }
             let action = state.actions.get_mut(&id).expect("listed above");

@@ -8,7 +8,7 @@ use super::*;
 use crate::model::{
     ActionCommand, ActionEvent, ActionEventKind, ActionStatus, CommandKind, CommandResultEvent,
     CorrespondenceEvent, CorrespondenceKind, CustomerChange, Delivery, InputEvent, ItemChange,
-    ItemType, NotificationKind, RequestKind, SUPPRESSED_EXCLUDED,
+    NotificationKind, RequestKind, SUPPRESSED_EXCLUDED,
 };
 
 /// A plan of one proposed call due in 2 business days, reminding the owner the day before it
@@ -73,48 +73,27 @@ fn key() -> CustomerKey {
 }
 
 fn invoice(id: &str, open: &str) -> ItemChange {
-    let open: Decimal = open.parse().unwrap();
     ItemChange {
-        set_id: "SHARE".into(),
-        business_unit: "US001".into(),
-        customer_id: "C1".into(),
-        item_id: id.into(),
-        item_line: 0,
-        item_type: ItemType::Invoice,
-        original_amount: open,
-        open_amount: open,
-        currency: "USD".into(),
         accounting_date: d("2026-10-01"),
-        due_date: d("2026-11-01"),
-        entry_type: "IN".into(),
-        entry_reason: None,
-        disputed_amount: Decimal::ZERO,
         ar_specialist: Some("SPEC1".into()),
-        collector: None,
+        ..ItemChange::invoice(
+            &key(),
+            "US001",
+            id,
+            open.parse().unwrap(),
+            "USD",
+            d("2026-11-01"),
+        )
     }
 }
 
 fn customer(excluded: bool) -> CustomerChange {
     CustomerChange {
-        set_id: "SHARE".into(),
-        customer_id: "C1".into(),
-        name: "Acme".into(),
-        customer_group: None,
-        currency: "USD".into(),
-        credit_limit: None,
-        credit_limit_pct_over: None,
-        profile_id: None,
         collector: Some("COLL1".into()),
-        credit_analyst: None,
-        sales_person: None,
-        corporate_parent: None,
-        remit_from_parent: None,
-        correspondence_parent: None,
-        credit_hold: false,
         country: Some("US".into()),
         state: Some("NY".into()),
         exclude_from_dunning: excluded,
-        sites: vec![],
+        ..CustomerChange::new(&key(), "Acme", "USD")
     }
 }
 
@@ -832,4 +811,25 @@ fn the_owner_list_and_the_reports_read_the_states() {
         .collect();
     assert_eq!(open, [DLTR]);
     assert!(condition_status(&customers, Some("COLL2"), None).is_empty());
+}
+
+#[test]
+fn a_reassigned_plan_step_keeps_its_rules_owner_type() {
+    let rules = rules();
+    let (mut state, _) = violated(&rules, "2026-11-23");
+    let mut reassign = command(CommandKind::Reassign, "SUP1", &[CALL]);
+    reassign.owner = Some("COLL2".into());
+    reassign.owner_type = Some(OwnerType::CreditAnalyst);
+    let out = run(&mut state, &rules, &reassign, "2026-11-23");
+    assert!(result(&out).accepted);
+    // Not undone by the rule's owner type in the same evaluation.
+    let call = &state.actions[CALL];
+    assert_eq!(call.owner.as_deref(), Some("COLL2"));
+    assert_eq!(call.owner_type, OwnerType::Collector);
+    assert_eq!(call.status, ActionStatus::New);
+    assert!(
+        !action_events(&out)
+            .iter()
+            .any(|a| a.cancel_reason == Some(CancelReason::RuleOwnerChange))
+    );
 }

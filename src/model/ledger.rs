@@ -61,6 +61,38 @@ pub struct ItemChange {
     pub collector: Option<String>,
 }
 
+impl ItemChange {
+    /// An invoice line 0 open for its whole amount, accounted 30 days before it is due, nothing
+    /// in dispute, no owners named (set what differs).
+    pub fn invoice(
+        key: &CustomerKey,
+        business_unit: &str,
+        item_id: &str,
+        amount: Decimal,
+        currency: &str,
+        due_date: NaiveDate,
+    ) -> Self {
+        ItemChange {
+            set_id: key.set_id.clone(),
+            business_unit: business_unit.into(),
+            customer_id: key.customer_id.clone(),
+            item_id: item_id.into(),
+            item_line: 0,
+            item_type: ItemType::Invoice,
+            original_amount: amount,
+            open_amount: amount,
+            currency: currency.into(),
+            accounting_date: due_date - chrono::Duration::days(30),
+            due_date,
+            entry_type: "IN".into(),
+            entry_reason: None,
+            disputed_amount: Decimal::ZERO,
+            ar_specialist: None,
+            collector: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
@@ -153,6 +185,34 @@ pub struct CustomerChange {
     /// The customer's sites and the dunning profile each has of its own (if any).
     #[serde(default)]
     pub sites: Vec<CustomerSite>,
+}
+
+impl CustomerChange {
+    /// A customer master with only its name and currency: no limit, owners, parents, sites
+    /// (set what differs).
+    pub fn new(key: &CustomerKey, name: &str, currency: &str) -> Self {
+        CustomerChange {
+            set_id: key.set_id.clone(),
+            customer_id: key.customer_id.clone(),
+            name: name.into(),
+            customer_group: None,
+            currency: currency.into(),
+            credit_limit: None,
+            credit_limit_pct_over: None,
+            profile_id: None,
+            collector: None,
+            credit_analyst: None,
+            sales_person: None,
+            corporate_parent: None,
+            remit_from_parent: None,
+            correspondence_parent: None,
+            credit_hold: false,
+            country: None,
+            state: None,
+            exclude_from_dunning: false,
+            sites: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

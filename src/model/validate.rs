@@ -212,8 +212,14 @@ fn command(e: &super::ActionCommand) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
     id("command_id", &e.command_id)?;
     id("issued_by", &e.issued_by)?;
+    let mut seen = std::collections::HashSet::new();
     for action_id in &e.action_ids {
         id("action_ids", action_id)?;
+        if !seen.insert(action_id.as_str()) {
+            return Err(ValidationError::Invalid(format!(
+                "action {action_id} is named twice"
+            )));
+        }
     }
     if e.action_ids.len() > 1000 {
         return Err(ValidationError::Invalid(format!(
@@ -278,6 +284,17 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
     let mut seen = std::collections::HashSet::new();
     for c in &e.call_actions {
         id("call_actions.id", &c.id)?;
+        // The id ends the ids condmon derives from it (`CALL-<conversation>-<id>`).
+        if !c
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(ValidationError::Invalid(format!(
+                "call action id `{}`: letters, digits and `_` only",
+                c.id
+            )));
+        }
         if !seen.insert(c.id.as_str()) {
             return Err(ValidationError::Invalid(format!(
                 "call action id `{}` is used twice",
@@ -301,10 +318,13 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
             CallActionKind::PartialDispute | CallActionKind::CreditMemo
         );
         if needs_item && c.item.is_none() {
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             return Err(ValidationError::Invalid(format!(
-                "call action {}: a {} names its item",
-                c.id,
-                serde_json::to_string(&c.kind).unwrap_or_default()
+                "call action {}: a {kind} names its item",
+                c.id
             )));
         }
         if c.kind == CallActionKind::PartialDispute && c.amount.is_none() {
@@ -592,6 +612,53 @@ mod tests {
         assert_eq!(rate("1.1"), Ok(()));
         assert!(rate("0").unwrap_err().contains("must be positive"));
         assert!(rate("1000000000").unwrap_err().contains("outside"));
+    }
+
+    #[test]
+    fn commands_and_conversations_are_checked_for_their_shape() {
+        let key = crate::model::CustomerKey::new("SHARE", "C1");
+        let command = |issued_by: &str, ids: &[&str]| {
+            validate(&InputEvent::Command(crate::model::ActionCommand::new(
+                "C1",
+                &key,
+                issued_by,
+                crate::model::CommandKind::Cancel,
+                ids,
+            )))
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(command("JDOE", &["A-1", "A-2"]), Ok(()));
+        assert_eq!(
+            command("JDOE", &["A-1", "A-1"]),
+            Err("action A-1 is named twice".into())
+        );
+        assert_eq!(
+            command(" ", &["A-1"]),
+            Err("field `issued_by` is empty".into())
+        );
+        let conversation: crate::model::ConversationChange = serde_json::from_value(
+            serde_json::json!({"set_id": "SHARE", "customer_id": "C1", "conversation_id": "CV-1",
+                "business_unit": "US001", "user": "JDOE", "conversation_date": "2026-07-01",
+                "call_actions": [{"id": "1-2", "kind": "ALERT"}]}),
+        )
+        .unwrap();
+        let check = |c: &crate::model::ConversationChange| {
+            validate(&InputEvent::Conversation(c.clone())).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            check(&conversation),
+            Err("call action id `1-2`: letters, digits and `_` only".into())
+        );
+        let mut dispute = conversation.clone();
+        dispute.call_actions[0].id = "1".into();
+        dispute.call_actions[0].kind = crate::model::CallActionKind::PartialDispute;
+        assert_eq!(
+            check(&dispute),
+            Err("call action 1: a PARTIAL_DISPUTE names its item".into())
+        );
+        let mut fine = conversation;
+        fine.call_actions[0].id = "1".into();
+        assert_eq!(check(&fine), Ok(()));
     }
 
     #[test]
