@@ -944,3 +944,50 @@ fn a_call_action_about_an_item_not_yet_received_waits_for_it() {
         ActionStatus::SystemCancelled
     );
 }
+
+#[test]
+fn a_payment_keeps_one_promise_not_two() {
+    let rules = rules();
+    let mut state = customer("2026-11-23");
+    let mut first = conversation("P1", "2026-11-23");
+    first.promise = Some(promise("2026-11-25", "300", &[]));
+    let mut second = conversation("P2", "2026-11-23");
+    second.promise = Some(promise("2026-11-26", "300", &[]));
+    step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(first),
+        "2026-11-23",
+    );
+    step(
+        &mut state,
+        &rules,
+        InputEvent::Conversation(second),
+        "2026-11-23",
+    );
+    // 400 paid: the promise due first is kept, the next gets the 100 left.
+    let out = step(
+        &mut state,
+        &rules,
+        payment("PAY1", "400", "2026-11-24", &[("INV1", "400")]),
+        "2026-11-24",
+    );
+    let got: Vec<(String, PromiseStatus, Decimal)> = out
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::PromiseStatus(p) => Some((p.conversation_id.clone(), p.status, p.paid)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("P1".to_string(), PromiseStatus::Kept, Decimal::from(300)),
+            (
+                "P2".to_string(),
+                PromiseStatus::PartiallyKept,
+                Decimal::from(100)
+            ),
+        ]
+    );
+}

@@ -3,6 +3,8 @@
 //! disputes of its calls in the ledger, and judges its promise continuously: kept the moment
 //! payments after it cover it, broken by timer when its date plus the grace period passes.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -429,40 +431,68 @@ pub fn note_payment(state: &mut CustomerState, payment: &PaymentChange, today: N
     state.payment_notes.retain(|_, note| note.date >= horizon);
 }
 
-/// What the customer paid towards a promise by `until`: payments in its currency dated from
-/// the conversation on, in full for a promise on the account, by their applications to the
-/// promised items otherwise.
-fn paid_towards(
-    state: &CustomerState,
-    conversation: &ConversationChange,
-    promise: &crate::model::Promise,
-    until: NaiveDate,
-) -> Decimal {
-    let promised: Vec<String> = promise
-        .items
-        .iter()
-        .map(|i| item_key(&i.item_id, i.item_line))
-        .collect();
-    state
-        .payment_notes
+/// What the customer paid towards each promise by its deadline. A payment is money once: it
+/// goes to the customer's promises in the order they fall due (promise date, then
+/// conversation), each taking what it still needs. A payment counts for a promise when it is
+/// in the promise's currency and dated from the conversation to the deadline — all of it for
+/// a promise on the account, its applications to the promised items otherwise.
+fn allocate(state: &CustomerState, rules: &RuleSet) -> BTreeMap<String, Decimal> {
+    let mut promises: Vec<(&ConversationChange, &crate::model::Promise, NaiveDate)> = state
+        .conversations
         .values()
-        .filter(|n| {
-            n.currency == promise.currency
-                && n.date >= conversation.conversation_date
-                && n.date <= until
-        })
-        .map(|n| {
-            if promised.is_empty() {
-                n.amount
-            } else {
-                n.applications
-                    .iter()
-                    .filter(|(item, _)| promised.contains(item))
-                    .map(|(_, amount)| *amount)
-                    .sum()
+        .filter_map(|c| Some((c, c.promise.as_ref()?, deadline(rules, c)?)))
+        .collect();
+    promises
+        .sort_by(|a, b| (a.1.date, &a.0.conversation_id).cmp(&(b.1.date, &b.0.conversation_id)));
+    // What is left of each payment, and of each of its applications.
+    type Left = (Decimal, Vec<(String, Decimal)>);
+    let mut left: BTreeMap<&str, Left> = state
+        .payment_notes
+        .iter()
+        .map(|(id, n)| (id.as_str(), (n.amount, n.applications.clone())))
+        .collect();
+    let mut notes: Vec<(&String, &PaymentNote)> = state.payment_notes.iter().collect();
+    notes.sort_by_key(|(id, n)| (n.date, *id));
+    let mut paid = BTreeMap::new();
+    for (conversation, promise, deadline) in promises {
+        let promised: Vec<String> = promise
+            .items
+            .iter()
+            .map(|i| item_key(&i.item_id, i.item_line))
+            .collect();
+        let mut needed = promise.amount;
+        for (id, note) in &notes {
+            if needed <= Decimal::ZERO {
+                break;
             }
-        })
-        .sum()
+            let counts = note.currency == promise.currency
+                && note.date >= conversation.conversation_date
+                && note.date <= deadline;
+            if !counts {
+                continue;
+            }
+            let (total, applications) = left.get_mut(id.as_str()).expect("every note");
+            if promised.is_empty() {
+                let take = needed.min(*total);
+                *total -= take;
+                needed -= take;
+                continue;
+            }
+            for (item, amount) in applications.iter_mut() {
+                if promised.contains(item) {
+                    let take = needed.min(*amount).min(*total);
+                    *amount -= take;
+                    *total -= take;
+                    needed -= take;
+                }
+            }
+        }
+        paid.insert(
+            conversation.conversation_id.clone(),
+            promise.amount - needed,
+        );
+    }
+    paid
 }
 
 /// The last day a payment keeps the promise: its date plus the grace business days.
@@ -495,7 +525,10 @@ pub fn judge(
     {
         return Some((*status, *paid));
     }
-    let paid = paid_towards(state, conversation, promise, deadline);
+    let paid = allocate(state, rules)
+        .get(&conversation.conversation_id)
+        .copied()
+        .unwrap_or_default();
     // Not covered by the deadline is broken, partly paid or not: what was paid is reported.
     let status = if paid >= promise.amount {
         PromiseStatus::Kept
