@@ -119,7 +119,7 @@ pub fn perform(
                         .add_business_days(today, 1),
                 },
             };
-            result = Some(queue_letter(state, letter));
+            result = Some(queue_letter(state, key, letter, today, out));
         }
         Finish::Done
     } else if let Some(kind) = RequestKind::of(code) {
@@ -231,16 +231,21 @@ fn write_off_item<'s>(
 
 /// Puts a letter in the queue. A letter of the same kind already waiting is replaced: only the
 /// most recent action produces a letter, standing for the ones it supersedes.
-fn queue_letter(state: &mut CustomerState, mut letter: QueuedLetter) -> String {
+fn queue_letter(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    mut letter: QueuedLetter,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) -> String {
     if let Some(pos) = state.letters.iter().position(|l| l.kind == letter.kind) {
         let older = state.letters.remove(pos);
         letter.superseded.extend(older.superseded);
         letter.superseded.push(older.action_id.clone());
         // The earlier of the two runs: a "now" letter does not wait for a later one's run.
         letter.release_on = letter.release_on.min(older.release_on);
-        if let Some(a) = state.actions.get_mut(&older.action_id) {
-            a.result = Some(format!("letter superseded by action {}", letter.action_id));
-        }
+        let result = format!("letter superseded by action {}", letter.action_id);
+        change_result(state, key, &older.action_id, result, today, out);
     }
     let result = match letter.delivery {
         Delivery::Now => "letter requested",
@@ -248,6 +253,29 @@ fn queue_letter(state: &mut CustomerState, mut letter: QueuedLetter) -> String {
     };
     state.letters.push(letter);
     result.to_string()
+}
+
+/// A performed action's result changed after the fact (its letter superseded or suppressed):
+/// its history says so, with an event.
+fn change_result(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    action_id: &str,
+    result: String,
+    today: NaiveDate,
+    out: &mut Vec<OutputEvent>,
+) {
+    if let Some(action) = state.actions.get_mut(action_id) {
+        action.result = Some(result);
+        action.revision += 1;
+        out.push(action_event(
+            key,
+            action,
+            ActionEventKind::ResultChanged,
+            Some(action.status),
+            today,
+        ));
+    }
 }
 
 /// Produces the letters whose run has come. A dunning letter for a customer excluded from
@@ -265,9 +293,8 @@ pub fn release_letters(
     let excluded = state.excluded_from_dunning();
     for letter in due {
         if letter.kind == CorrespondenceKind::DunningLetter && excluded {
-            if let Some(a) = state.actions.get_mut(&letter.action_id) {
-                a.result = Some(SUPPRESSED_EXCLUDED.into());
-            }
+            let result = SUPPRESSED_EXCLUDED.to_string();
+            change_result(state, key, &letter.action_id, result, today, out);
             continue;
         }
         let action = state.actions.get(&letter.action_id);

@@ -656,6 +656,10 @@ fn only_the_most_recent_letter_of_a_kind_is_produced() {
         state.actions[CALL].result.as_deref(),
         Some("letter superseded by action ITEM-1")
     );
+    // The superseded action's history says so, as an event.
+    assert!(action_events(&out).iter().any(|a| a.action_id == CALL
+        && a.kind == ActionEventKind::ResultChanged
+        && a.result.as_deref() == Some("letter superseded by action ITEM-1")));
     // The next run has nothing left to send.
     assert!(letters(&rec(&mut state, &rules, "2026-11-24")).is_empty());
 }

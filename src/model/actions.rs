@@ -143,6 +143,9 @@ pub enum ActionEventKind {
     Reassigned,
     /// A command moved a future action to another date.
     Redated,
+    /// What performing it did changed afterwards (its letter was superseded by a newer one, or
+    /// suppressed because the customer was excluded from dunning meanwhile).
+    ResultChanged,
 }
 
 /// What made a violation true when it was detected: the figures and the thresholds, all in
