@@ -356,15 +356,25 @@ fn expected_outputs(
 
 /// Every record of every customer-facing output topic.
 fn all_outputs(config: &Config) -> Vec<ReadRecord> {
-    [
-        &config.topics.actions,
-        &config.topics.escalations,
-        &config.topics.conditions,
-        &config.topics.risk_scores,
-    ]
-    .into_iter()
-    .flat_map(|topic| kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(1)).unwrap())
-    .collect()
+    Stream::OUTPUTS
+        .into_iter()
+        .map(|s| config.topics.topic(s))
+        .flat_map(|topic| {
+            kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(1)).unwrap()
+        })
+        .collect()
+}
+
+/// A promise to pay later than the test's business date (judged OPEN whatever the order).
+fn promise(customer: &str) -> InputEvent {
+    let conversation: condmon::model::ConversationChange =
+        serde_json::from_value(serde_json::json!({
+            "set_id": "SHARE", "customer_id": customer, "conversation_id": format!("P-{customer}"),
+            "business_unit": "US001", "user": "JDOE", "conversation_date": "2026-02-27",
+            "promise": {"date": "2026-03-20", "amount": "500.00", "currency": "USD"}
+        }))
+        .unwrap();
+    InputEvent::Conversation(conversation)
 }
 
 #[test]
@@ -379,7 +389,7 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
     create_topics(&config);
 
     let customers = 150;
-    let events: Vec<InputEvent> = (0..customers)
+    let mut events: Vec<InputEvent> = (0..customers)
         .map(|i| {
             invoice(
                 &format!("C{i:04}"),
@@ -389,6 +399,12 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
             )
         })
         .collect();
+    // Conversations too: their promise events must survive the crashes like the rest.
+    events.extend(
+        (0..customers)
+            .step_by(10)
+            .map(|i| promise(&format!("C{i:04}"))),
+    );
     let expected = expected_outputs(&config, &events, "2026-03-01");
     let expected_actions = expected
         .values()
@@ -434,7 +450,7 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
             .map(|r| r.header("condmon.event-id").unwrap().to_string())
             .collect::<std::collections::HashSet<_>>()
     };
-    // Every output topic: actions, escalations, condition events and risk scores.
+    // Every output topic: actions, escalations, condition events, risk scores, promises...
     let deadline = std::time::Instant::now() + WAIT;
     let outputs = loop {
         let outputs = all_outputs(&config);
