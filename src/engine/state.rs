@@ -493,6 +493,15 @@ impl CustomerState {
         self.customer.as_ref().is_some_and(|c| c.credit_hold)
     }
 
+    /// Everyone with an open action of this customer (the owner index).
+    pub fn open_action_owners(&self) -> BTreeSet<String> {
+        self.actions
+            .values()
+            .filter(|a| a.status.is_open())
+            .filter_map(|a| a.owner.clone())
+            .collect()
+    }
+
     /// No dunning letters: the master's profile says so, or a customer call excluded it.
     pub fn excluded_from_dunning(&self) -> bool {
         self.dunning.customer_excluded

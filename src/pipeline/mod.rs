@@ -15,7 +15,7 @@ mod run;
 pub use operator::{
     CUSTOMERS_FLAGGED, Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind,
     RulesChange, VIOLATIONS_PREFIX, action_counter, customer_state, customer_states,
-    violation_counter,
+    customers_of_owner, violation_counter,
 };
 pub use run::{Health, PipelineError, Runtime, run};
 

@@ -412,6 +412,7 @@ impl Operator {
     ) -> Result<Vec<OutputEvent>, StateError> {
         let mut state = customer_state(txn, partition, customer)?.unwrap_or_default();
         let held_before = state.currencies();
+        let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
         let rules = self.rules();
         let mut out = Vec::new();
@@ -438,6 +439,13 @@ impl Operator {
         drop(fx);
         Timers { txn, partition }.replace_all(customer, &wanted)?;
         index_currencies(txn, partition, customer, &held_before, &state.currencies());
+        index_owners(
+            txn,
+            partition,
+            customer,
+            &owners_before,
+            &state.open_action_owners(),
+        );
         for event in &out {
             match event {
                 OutputEvent::Action(a) => {
@@ -476,9 +484,10 @@ impl Operator {
     }
 }
 
-/// `currency NUL customer-key`: the customers holding a currency are one prefix.
-fn currency_index_key(currency: &str, customer: &CustomerKey) -> Vec<u8> {
-    let mut key = currency.as_bytes().to_vec();
+/// `value NUL customer-key`: the customers with a value (a currency held, an owner) are one
+/// prefix.
+fn index_key(value: &str, customer: &CustomerKey) -> Vec<u8> {
+    let mut key = value.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(customer.encode().as_bytes());
     key
@@ -496,17 +505,55 @@ fn index_currencies(
         txn.delete(
             partition,
             StoreName::CurrencyIndex,
-            &currency_index_key(gone, customer),
+            &index_key(gone, customer),
         );
     }
     for new in after.difference(before) {
         txn.put(
             partition,
             StoreName::CurrencyIndex,
-            &currency_index_key(new, customer),
+            &index_key(new, customer),
             Vec::new(),
         );
     }
+}
+
+/// Keeps the index of owners to customers in step with the customer's open actions. Every
+/// owner is written again (idempotent), so state from before the index gets it on its first
+/// update.
+fn index_owners(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+    before: &BTreeSet<String>,
+    after: &BTreeSet<String>,
+) {
+    for gone in before.difference(after) {
+        txn.delete(partition, StoreName::OwnerIndex, &index_key(gone, customer));
+    }
+    for owner in after {
+        txn.put(
+            partition,
+            StoreName::OwnerIndex,
+            &index_key(owner, customer),
+            Vec::new(),
+        );
+    }
+}
+
+/// The customers of `partition` with an open action of `owner` (by the owner index).
+pub fn customers_of_owner(
+    txn: &Txn<'_>,
+    partition: i32,
+    owner: &str,
+) -> Result<Vec<(CustomerKey, CustomerState)>, StateError> {
+    let mut out = Vec::new();
+    for key in indexed_customers(txn, partition, StoreName::OwnerIndex, owner)? {
+        if let Some(state) = customer_state(txn, partition, &key)? {
+            out.push((key, state));
+        }
+    }
+    Ok(out)
 }
 
 /// The customers of `partition` with figures in `currency`.
@@ -515,22 +562,30 @@ fn customers_holding(
     partition: i32,
     currency: &str,
 ) -> Result<Vec<CustomerKey>, StateError> {
-    let mut prefix = currency.as_bytes().to_vec();
+    indexed_customers(txn, partition, StoreName::CurrencyIndex, currency)
+}
+
+/// The customers an index (`value NUL customer-key → nothing`) lists under `value`.
+fn indexed_customers(
+    txn: &Txn<'_>,
+    partition: i32,
+    index: StoreName,
+    value: &str,
+) -> Result<Vec<CustomerKey>, StateError> {
+    let mut prefix = value.as_bytes().to_vec();
     prefix.push(0);
-    txn.scan(partition, StoreName::CurrencyIndex, &prefix, |k| {
-        k.starts_with(&prefix)
-    })?
-    .into_iter()
-    .map(|(k, _)| {
-        std::str::from_utf8(&k[prefix.len()..])
-            .ok()
-            .and_then(CustomerKey::decode)
-            .ok_or_else(|| StateError::Corrupt {
-                store: StoreName::CurrencyIndex.as_str().into(),
-                message: "undecodable customer key".into(),
-            })
-    })
-    .collect()
+    txn.scan(partition, index, &prefix, |k| k.starts_with(&prefix))?
+        .into_iter()
+        .map(|(k, _)| {
+            std::str::from_utf8(&k[prefix.len()..])
+                .ok()
+                .and_then(CustomerKey::decode)
+                .ok_or_else(|| StateError::Corrupt {
+                    store: index.as_str().into(),
+                    message: "undecodable customer key".into(),
+                })
+        })
+        .collect()
 }
 
 /// The customers of `partition` (of the given setIDs only, when given), in key order.
@@ -750,5 +805,57 @@ ranges = [ { low = "-999999999", high = "1000", value = "1" }, { low = "1000.000
             matches!(&out[0], OutputEvent::RiskScore(r) if r.complete && r.total == Decimal::from(1)),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn the_owner_index_lists_the_customers_with_an_owners_open_actions() {
+        const RULES: &str = r#"
+version = 1
+[[collection_rule]]
+id = "COLL"
+set_id = "SHARE"
+currency = "USD"
+min_past_due_amount = "100"
+days_past_due = 0
+template = "T"
+owner_type = "COLLECTOR"
+[[template]]
+id = "T"
+[[template.step]]
+days_after = 0
+action_code = "CALL"
+due_days = 1
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let operator = Operator::new(
+            Arc::new(RuleSet::parse(RULES, "owners").unwrap()),
+            Arc::new(SchemaCatalog::bundled().unwrap()),
+        );
+        let today: NaiveDate = "2026-03-31".parse().unwrap();
+        let mut txn = store.txn();
+        let item = |customer: &str, open: &str| serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":customer,"item_id":"I1","item_line":0,"item_type":"INVOICE","original_amount":"500","open_amount":open,"currency":"USD","accounting_date":"2026-02-01","due_date":"2026-03-01","entry_type":"IN","disputed_amount":"0","collector":"JDOE"});
+        for (customer, open) in [("C1", "500"), ("C2", "500"), ("C2", "0")] {
+            let key = format!("SHARE|{customer}");
+            operator
+                .process(
+                    &mut txn,
+                    &[0],
+                    Stream::Items,
+                    Some(&key),
+                    Payload::Json(item(customer, open)),
+                    today,
+                )
+                .unwrap();
+        }
+        let listed: Vec<String> = customers_of_owner(&txn, 0, "JDOE")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k.customer_id)
+            .collect();
+        // C2 paid: its action was cancelled and it left JDOE's list.
+        assert_eq!(listed, ["C1"]);
+        assert!(customers_of_owner(&txn, 0, "NOBODY").unwrap().is_empty());
     }
 }

@@ -31,14 +31,17 @@ pub enum StoreName {
     TimersByKey,
     /// Currency + customer key → nothing: who to re-evaluate when an exchange rate changes.
     CurrencyIndex,
+    /// Owner + customer key → nothing: whose open actions an owner's list reads.
+    OwnerIndex,
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 4] = [
+    pub const ALL: [StoreName; 5] = [
         StoreName::Customers,
         StoreName::TimersByDue,
         StoreName::TimersByKey,
         StoreName::CurrencyIndex,
+        StoreName::OwnerIndex,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl StoreName {
             StoreName::TimersByDue => "timers-by-due",
             StoreName::TimersByKey => "timers-by-key",
             StoreName::CurrencyIndex => "customers-by-currency",
+            StoreName::OwnerIndex => "customers-by-owner",
         }
     }
 
