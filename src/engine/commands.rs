@@ -21,6 +21,8 @@ pub fn execute(
     today: NaiveDate,
 ) -> Vec<OutputEvent> {
     let problems = check(state, rules, command, today);
+    state.command_seq += 1;
+    let seq = state.command_seq.to_string();
     let mut changes = Vec::new();
     let mut touched = command.action_ids.clone();
     if problems.is_empty()
@@ -34,6 +36,7 @@ pub fn execute(
             &key.set_id,
             &key.customer_id,
             &command.command_id,
+            &seq,
         ]),
         command_id: command.command_id.clone(),
         set_id: key.set_id.clone(),

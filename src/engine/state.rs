@@ -66,6 +66,10 @@ pub struct CustomerState {
     /// Numbers the actions added by hand.
     #[serde(default)]
     pub item_action_seq: u64,
+    /// Numbers the commands taken, so each answer has its own event id even if a tool reuses
+    /// a command id.
+    #[serde(default)]
+    pub command_seq: u64,
     /// Letters waiting for their run, by kind.
     #[serde(default)]
     pub letters: Vec<QueuedLetter>,

@@ -837,3 +837,27 @@ fn a_reassigned_plan_step_keeps_its_rules_owner_type() {
             .any(|a| a.cancel_reason == Some(CancelReason::RuleOwnerChange))
     );
 }
+
+#[test]
+fn a_reused_command_id_still_gets_its_own_answer() {
+    let rules = rules();
+    let (mut state, _) = violated(&rules, "2026-11-23");
+    let first = run(
+        &mut state,
+        &rules,
+        &command(CommandKind::SetPending, "COLL1", &[CALL]),
+        "2026-11-23",
+    );
+    let second = run(
+        &mut state,
+        &rules,
+        &command(CommandKind::SetPending, "COLL1", &[CALL]),
+        "2026-11-23",
+    );
+    assert!(result(&first).accepted && !result(&second).accepted);
+    assert_ne!(
+        result(&first).event_id,
+        result(&second).event_id,
+        "downstream would drop the second answer as a duplicate"
+    );
+}
