@@ -80,6 +80,18 @@ fn topology_prints_every_topic_with_its_cleanup_policy() {
     }
     assert!(text.contains("timers-by-due.N"));
     assert!(text.contains("customers-by-currency.N"));
+    assert!(text.contains("customers-by-owner.N"));
+    for topic in [
+        "cm.action-commands",
+        "ar.conversations",
+        "cm.promise-status",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(topic) && l.contains("cleanup.policy=delete")),
+            "{topic}:\n{text}"
+        );
+    }
 }
 
 #[test]

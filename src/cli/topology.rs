@@ -36,23 +36,41 @@ pub fn describe(config: &crate::config::Config) -> String {
     }
     out.push_str("  meta (input offsets and counters, written in the same batch as the state)\n");
     out.push_str(&format!(
-        "\nOperators (per partition N of {items}, {payments}, {aging}, {customers}, {history}):\n\
-         \x20 decode (Avro, Confluent wire format) -> validate -> customers.N (apply)\n\
-         \x20 -> reconcile (rules: {rules}) -> timers-by-due.N / timers-by-key.N\n\
-         \x20 -> {actions}, {escalations}, {conditions}; refused records -> {dlq}\n\
-         \x20 timer tick every {tick} ms -> reconcile the customers whose timers are due\n\
-         Global table (every instance reads all of {fx}):\n\
-         \x20 exchange rates -> reconcile the customers of customers-by-currency.N they convert\n",
+        "\nOperators (per partition N of {items}, {payments}, {aging}, {customers}, {history}, \
+         {agency}, {children}, {commands}, {conversations}):\n\
+         \x20 decode (Avro, Confluent wire format) -> validate -> customers.N (apply a ledger event;\n\
+         \x20 execute a command, all or nothing; take a conversation: promises, call actions, disputes)\n\
+         \x20 -> reconcile (rules: {rules}) -> timers-by-due.N / timers-by-key.N,\n\
+         \x20    customers-by-currency.N, customers-by-owner.N\n\
+         \x20 -> {actions}, {escalations}, {conditions}, {scores}, {results}, {notifications},\n\
+         \x20    {correspondence}, {requests}, {promises}, {decisions}; refused records -> {dlq}\n\
+         \x20 timer tick every {tick} ms -> reconcile the customers whose timers are due (ageing,\n\
+         \x20    plan steps, reminders, letters' runs, promise deadlines)\n\
+         Global tables (every instance reads all of {fx} and {rules_topic}):\n\
+         \x20 exchange rates -> reconcile the customers of customers-by-currency.N they convert\n\
+         \x20 rule documents (rules, calendars, owners) -> reconcile the customers they concern\n",
         items = t.items,
         payments = t.payments,
         aging = t.aging,
         customers = t.customers,
         history = t.history,
+        agency = t.credit_agency,
+        children = t.child_figures,
+        commands = t.action_commands,
+        conversations = t.conversations,
         rules = config.rules_file.display(),
         actions = t.actions,
         escalations = t.escalations,
         conditions = t.conditions,
+        scores = t.risk_scores,
+        results = t.command_results,
+        notifications = t.notifications,
+        correspondence = t.correspondence,
+        requests = t.requests,
+        promises = t.promise_status,
+        decisions = t.dunning_decisions,
         fx = t.fx_rates,
+        rules_topic = t.rules,
         dlq = t.dead_letter,
         tick = config.pipeline.tick_ms,
     ));
