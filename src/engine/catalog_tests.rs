@@ -271,12 +271,8 @@ fn each_balance_option_changes_the_balance_the_batch_would_compute() {
             "[options]\n{options}\n[[assessment_rule]]\nid = \"R\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = {{ kind = \"BALANCE_EXCEEDS\", amount = \"{balance}\" }}\n"
         ));
         let state = state_with(events());
-        let ctx = Context {
-            state: &state,
-            rules: &rules,
-            fx: &FxTable::default(),
-            today: d("2026-01-02"),
-        };
+        let fx = FxTable::default();
+        let ctx = Context::new(&state, &rules, &fx, d("2026-01-02"));
         let Verdict::Clear(evidence) = evaluate_customer(&rules.assessment_rules[0], &ctx) else {
             panic!("exactly the amount does not exceed it");
         };
@@ -507,12 +503,8 @@ fn weighted_days_late_dso_and_nsf_payments() {
         let rules = rules(&format!(
             "[options]\nstatistics_window_days = 90\n[[assessment_rule]]\nid = \"K\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = {{ kind = \"KEY_STATISTIC\", history_id = \"{history_id}\", comparison = \"ABOVE\", threshold = \"-1000\" }}\n"
         ));
-        let ctx = Context {
-            state,
-            rules: &rules,
-            fx: &FxTable::default(),
-            today: d(today),
-        };
+        let fx = FxTable::default();
+        let ctx = Context::new(state, &rules, &fx, d(today));
         match evaluate_customer(&rules.assessment_rules[0], &ctx) {
             Verdict::Violated(e) => e.statistic.map(|s| s.value),
             _ => None,

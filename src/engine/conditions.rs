@@ -1,6 +1,7 @@
 //! The condition catalog: each condition as a pure evaluation of a customer's state (or of
 //! one of its items) in a rule's anchor currency, giving a [`Verdict`] with its evidence.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate};
@@ -35,6 +36,28 @@ pub struct Context<'a> {
     pub rules: &'a RuleSet,
     pub fx: &'a FxTable,
     pub today: NaiveDate,
+    /// The customer's figures per anchor, computed once for all the rules that share it.
+    figures: RefCell<Vec<(AnchorKey, Evidence, BTreeSet<MissingRate>)>>,
+}
+
+/// An anchor by value: (currency, rate type, date).
+type AnchorKey = (String, String, NaiveDate);
+
+impl<'a> Context<'a> {
+    pub fn new(
+        state: &'a CustomerState,
+        rules: &'a RuleSet,
+        fx: &'a FxTable,
+        today: NaiveDate,
+    ) -> Self {
+        Context {
+            state,
+            rules,
+            fx,
+            today,
+            figures: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl Context<'_> {
@@ -203,7 +226,32 @@ pub fn oldest_past_due(state: &CustomerState, today: NaiveDate) -> Option<&ItemC
     oldest
 }
 
+/// The evidence every customer-level rule starts from, in the converter's anchor: computed
+/// once per anchor and context (most rules share an anchor), with the rates it missed.
 fn base_evidence(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Evidence {
+    let key: AnchorKey = (
+        conv.anchor.currency.to_string(),
+        conv.anchor.rate_type.to_string(),
+        conv.anchor.on,
+    );
+    if let Some((_, evidence, missing)) = ctx.figures.borrow().iter().find(|(k, ..)| *k == key) {
+        conv.missing.extend(missing.iter().cloned());
+        return evidence.clone();
+    }
+    let mut fresh = Converter {
+        fx: conv.fx,
+        anchor: conv.anchor,
+        missing: BTreeSet::new(),
+    };
+    let evidence = compute_base_evidence(ctx, &mut fresh);
+    conv.missing.extend(fresh.missing.iter().cloned());
+    ctx.figures
+        .borrow_mut()
+        .push((key, evidence.clone(), fresh.missing));
+    evidence
+}
+
+fn compute_base_evidence(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Evidence {
     let f = figures(ctx, conv);
     let past_due = past_due_from(ctx, conv, 1, None) + f.credits_and_cash;
     let oldest = oldest_past_due(ctx.state, ctx.today);

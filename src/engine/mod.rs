@@ -175,16 +175,19 @@ fn decide<'r>(
     BTreeMap<String, Decision<'r>>,
     BTreeMap<String, Vec<String>>,
 ) {
-    let context = |role: MonitorRole| Context {
-        state: views.get(&role).unwrap_or(state),
-        rules,
-        fx,
-        today,
-    };
+    // One context per monitored role, so the rules of a role share its figures.
+    let contexts: BTreeMap<MonitorRole, Context> = std::iter::once(MonitorRole::BillTo)
+        .chain(views.keys().copied())
+        .map(|role| {
+            let ledger = views.get(&role).unwrap_or(state);
+            (role, Context::new(ledger, rules, fx, today))
+        })
+        .collect();
+    let context = |role: MonitorRole| &contexts[&role];
     let mut decisions = BTreeMap::new();
     let mut blocked = BTreeMap::new();
     for ((condition, role), candidates) in &applicable.collection {
-        let ctx = &context(*role);
+        let ctx = context(*role);
         let slot = collection_slot(condition, *role);
         if state.on_credit_hold() {
             // Moot while the hold lasts: not evaluated, so what blocked them still does.
@@ -245,7 +248,7 @@ fn decide<'r>(
         decisions.insert(slot, decision);
     }
     for rule in applicable.assessment.iter().copied() {
-        let ctx = &context(rule.monitor);
+        let ctx = context(rule.monitor);
         let template = rules.template(&rule.template).expect("validated template");
         let opening = |slot: String, item_key: Option<String>, evidence| Opening {
             slot,
@@ -471,12 +474,15 @@ pub fn wanted_timers(
         .collect();
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
-    let context = |role: MonitorRole| Context {
-        state: views.get(&role).unwrap_or(state),
-        rules,
-        fx,
-        today,
-    };
+    // One context per monitored role, so the rules of a role share its figures.
+    let contexts: BTreeMap<MonitorRole, Context> = std::iter::once(MonitorRole::BillTo)
+        .chain(views.keys().copied())
+        .map(|role| {
+            let ledger = views.get(&role).unwrap_or(state);
+            (role, Context::new(ledger, rules, fx, today))
+        })
+        .collect();
+    let context = |role: MonitorRole| &contexts[&role];
     let currencies = state.currencies();
     // (anchor currency, rate type) of the rules that convert with the business date's rates.
     let mut anchors = Vec::new();
@@ -484,7 +490,7 @@ pub fn wanted_timers(
     for rule in applicable.collection.values().flatten() {
         dates.extend(conditions::next_change_collection(
             rule,
-            &context(rule.monitor),
+            context(rule.monitor),
         ));
         if rule.anchor_date.is_none() {
             anchors.push((rule.currency.as_str(), rule.rate_type.as_str()));
@@ -493,7 +499,7 @@ pub fn wanted_timers(
     for rule in &applicable.assessment {
         dates.extend(conditions::next_change_assessment(
             rule,
-            &context(rule.monitor),
+            context(rule.monitor),
         ));
         if rule.anchor_date.is_none() {
             anchors.push((rule.currency.as_str(), rule.rate_type.as_str()));

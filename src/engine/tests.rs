@@ -98,12 +98,7 @@ fn timers(state: &CustomerState, rules: &RuleSet, today: &str) -> Vec<(String, N
 }
 
 fn verdict(rules: &RuleSet, state: &CustomerState, fx: &FxTable, today: &str) -> Verdict {
-    let ctx = Context {
-        state,
-        rules,
-        fx,
-        today: d(today),
-    };
+    let ctx = Context::new(state, rules, fx, d(today));
     evaluate_collection(&rules.collection_rules[0], &ctx)
 }
 
