@@ -162,6 +162,24 @@ fn role_views(
         .collect()
 }
 
+/// One context per monitored role (the customer's own ledger, or it with its children's), so
+/// the rules of a role share its figures.
+fn role_contexts<'a>(
+    state: &'a CustomerState,
+    views: &'a BTreeMap<MonitorRole, CustomerState>,
+    rules: &'a RuleSet,
+    fx: &'a FxTable,
+    today: NaiveDate,
+) -> BTreeMap<MonitorRole, Context<'a>> {
+    std::iter::once(MonitorRole::BillTo)
+        .chain(views.keys().copied())
+        .map(|role| {
+            let ledger = views.get(&role).unwrap_or(state);
+            (role, Context::new(ledger, rules, fx, today))
+        })
+        .collect()
+}
+
 /// Evaluates every applicable rule: a decision per violation slot, and the rules that could
 /// not be evaluated (rule id → what blocks it).
 fn decide<'r>(
@@ -175,14 +193,7 @@ fn decide<'r>(
     BTreeMap<String, Decision<'r>>,
     BTreeMap<String, Vec<String>>,
 ) {
-    // One context per monitored role, so the rules of a role share its figures.
-    let contexts: BTreeMap<MonitorRole, Context> = std::iter::once(MonitorRole::BillTo)
-        .chain(views.keys().copied())
-        .map(|role| {
-            let ledger = views.get(&role).unwrap_or(state);
-            (role, Context::new(ledger, rules, fx, today))
-        })
-        .collect();
+    let contexts = role_contexts(state, views, rules, fx, today);
     let context = |role: MonitorRole| &contexts[&role];
     let mut decisions = BTreeMap::new();
     let mut blocked = BTreeMap::new();
@@ -474,14 +485,7 @@ pub fn wanted_timers(
         .collect();
     let applicable = applicable(state, key, rules);
     let views = role_views(state, &applicable);
-    // One context per monitored role, so the rules of a role share its figures.
-    let contexts: BTreeMap<MonitorRole, Context> = std::iter::once(MonitorRole::BillTo)
-        .chain(views.keys().copied())
-        .map(|role| {
-            let ledger = views.get(&role).unwrap_or(state);
-            (role, Context::new(ledger, rules, fx, today))
-        })
-        .collect();
+    let contexts = role_contexts(state, &views, rules, fx, today);
     let context = |role: MonitorRole| &contexts[&role];
     let currencies = state.currencies();
     // (anchor currency, rate type) of the rules that convert with the business date's rates.

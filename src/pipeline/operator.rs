@@ -438,13 +438,22 @@ impl Operator {
         let wanted = engine::wanted_timers(&state, customer, &rules, &fx, today);
         drop(fx);
         Timers { txn, partition }.replace_all(customer, &wanted)?;
-        index_currencies(txn, partition, customer, &held_before, &state.currencies());
-        index_owners(
+        let (held, owners) = (state.currencies(), state.open_action_owners());
+        reindex(
             txn,
             partition,
+            StoreName::CurrencyIndex,
             customer,
-            &owners_before,
-            &state.open_action_owners(),
+            (&held_before, &held),
+            false,
+        );
+        reindex(
+            txn,
+            partition,
+            StoreName::OwnerIndex,
+            customer,
+            (&owners_before, &owners),
+            true,
         );
         for event in &out {
             match event {
@@ -493,51 +502,24 @@ fn index_key(value: &str, customer: &CustomerKey) -> Vec<u8> {
     key
 }
 
-/// Keeps the index of currencies to customers in step with the customer's figures.
-fn index_currencies(
+/// Keeps an index (`value NUL customer-key`) in step with the customer: values gone are
+/// deleted, values new are written. With `rewrite`, every value is written again (idempotent),
+/// so state from before the index existed gets its entries on its first update.
+fn reindex(
     txn: &mut Txn<'_>,
     partition: i32,
+    index: StoreName,
     customer: &CustomerKey,
-    before: &BTreeSet<String>,
-    after: &BTreeSet<String>,
+    (before, after): (&BTreeSet<String>, &BTreeSet<String>),
+    rewrite: bool,
 ) {
     for gone in before.difference(after) {
-        txn.delete(
-            partition,
-            StoreName::CurrencyIndex,
-            &index_key(gone, customer),
-        );
+        txn.delete(partition, index, &index_key(gone, customer));
     }
-    for new in after.difference(before) {
-        txn.put(
-            partition,
-            StoreName::CurrencyIndex,
-            &index_key(new, customer),
-            Vec::new(),
-        );
-    }
-}
-
-/// Keeps the index of owners to customers in step with the customer's open actions. Every
-/// owner is written again (idempotent), so state from before the index gets it on its first
-/// update.
-fn index_owners(
-    txn: &mut Txn<'_>,
-    partition: i32,
-    customer: &CustomerKey,
-    before: &BTreeSet<String>,
-    after: &BTreeSet<String>,
-) {
-    for gone in before.difference(after) {
-        txn.delete(partition, StoreName::OwnerIndex, &index_key(gone, customer));
-    }
-    for owner in after {
-        txn.put(
-            partition,
-            StoreName::OwnerIndex,
-            &index_key(owner, customer),
-            Vec::new(),
-        );
+    for value in after {
+        if rewrite || !before.contains(value) {
+            txn.put(partition, index, &index_key(value, customer), Vec::new());
+        }
     }
 }
 
