@@ -216,6 +216,20 @@ fn notifications_commands_letters_and_requests_flow_through_the_real_pipeline() 
     );
     let (_, open) = condmon.get("/owners/JDOE/actions");
     assert_eq!(open.trim(), "[]", "nothing left on JDOE's list");
+    for path in [
+        "/customers/SHARE/ACME/actions",
+        "/customers/SHARE/ACME/future-actions",
+    ] {
+        let (status, body) = condmon.get(path);
+        assert_eq!((status, body.trim()), (200, "[]"), "{path}: all done");
+    }
+    // The violation is still there (the invoice is unpaid), with no open action left on it.
+    let (_, conditions) = condmon.get("/reports/condition-status?owner=JDOE");
+    assert_eq!(conditions.trim(), "[]");
+    let (status, _) = condmon.get("/customers/SHARE/ACME/actions/NOPE");
+    assert_eq!(status, 404);
+    let (status, _) = condmon.get("/reports/owner-action-status?from=2026-03-31&to=2026-03-01");
+    assert_eq!(status, 400, "a range that ends before it starts");
     condmon.wait_metric(
         "condmon_outcomes_total{outcome=\"command_rejected\"}",
         1.0,

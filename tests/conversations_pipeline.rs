@@ -230,4 +230,18 @@ fn promises_are_judged_and_calls_answered_through_the_real_pipeline() {
     );
     let (_, found) = condmon.get("/conversations/search/broken-promise-review-needed");
     assert!(found.contains("\"conversation_id\":\"P-2\""), "{found}");
+    let (status, _) = condmon.get("/conversations/search/everything");
+    assert_eq!(status, 404, "no such search");
+    let (_, all) = condmon.get("/promises");
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let (_, mine) = condmon.get("/customers/SHARE/ACME/conversations");
+    let mine: serde_json::Value = serde_json::from_str(&mine).unwrap();
+    assert_eq!(mine["promises"]["P-1"]["status"], "KEPT");
+    assert!(
+        mine["dunning"]["sites_excluded"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -193,6 +193,16 @@ fn step(
     out
 }
 
+/// Saves a conversation (as the collector's tool does) and reconciles.
+fn save(
+    state: &mut CustomerState,
+    rules: &RuleSet,
+    conversation: ConversationChange,
+    day: &str,
+) -> Vec<OutputEvent> {
+    step(state, rules, InputEvent::Conversation(conversation), day)
+}
+
 fn rec(state: &mut CustomerState, rules: &RuleSet, day: &str) -> Vec<OutputEvent> {
     reconcile(state, &key(), rules, &FxTable::default(), d(day))
 }
@@ -214,7 +224,7 @@ fn with_promise(
 ) -> Vec<OutputEvent> {
     let mut c = conversation("P1", day);
     c.promise = Some(p);
-    step(state, rules, InputEvent::Conversation(c), day)
+    save(state, rules, c, day)
 }
 
 #[test]
@@ -323,12 +333,7 @@ fn a_promise_breaks_by_timer_alone_and_opens_the_broken_promise_plan_until_revie
     let mut state = customer("2026-11-23");
     let mut c = conversation("P1", "2026-11-23");
     c.promise = Some(promise("2026-11-24", "500", &[]));
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c.clone()),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, c.clone(), "2026-11-23");
     let timers = wanted_timers(&state, &key(), &rules, &FxTable::default(), d("2026-11-23"));
     // Tuesday 24 + 2 business days = Thursday 26: broken on Friday 27.
     assert!(
@@ -348,12 +353,7 @@ fn a_promise_breaks_by_timer_alone_and_opens_the_broken_promise_plan_until_revie
     assert!(state.violations.contains_key("BRKP@P1"));
     // The broken-promise review is done: the plan ends.
     c.promise.as_mut().unwrap().broken_reviewed = true;
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c),
-        "2026-11-30",
-    );
+    save(&mut state, &rules, c, "2026-11-30");
     assert!(!state.violations.contains_key("BRKP@P1"));
 }
 
@@ -426,12 +426,7 @@ fn a_promise_date_that_needs_follow_up_puts_an_action_on_the_owners_list() {
         date: d("2026-11-26"),
         done: false,
     });
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c.clone()),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, c.clone(), "2026-11-23");
     let action = &state.actions["PROMISE-P1"];
     assert_eq!(
         (
@@ -444,12 +439,7 @@ fn a_promise_date_that_needs_follow_up_puts_an_action_on_the_owners_list() {
     rec(&mut state, &rules, "2026-11-26");
     assert_eq!(state.actions["PROMISE-P1"].status, ActionStatus::New);
     c.follow_up.as_mut().unwrap().done = true;
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c),
-        "2026-11-27",
-    );
+    save(&mut state, &rules, c, "2026-11-27");
     assert_eq!(
         state.actions["PROMISE-P1"].status,
         ActionStatus::SystemComplete
@@ -485,12 +475,7 @@ fn each_call_action_turns_into_what_it_names() {
             ..call("5", CallActionKind::CreditMemo)
         },
     ];
-    let out = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c.clone()),
-        "2026-11-23",
-    );
+    let out = save(&mut state, &rules, c.clone(), "2026-11-23");
     let made = |id: &str| {
         let a = &state.actions[id];
         (a.action_code.clone(), a.owner.clone(), a.status)
@@ -527,12 +512,7 @@ fn each_call_action_turns_into_what_it_names() {
         [(RequestKind::CreditMemo, Some(Decimal::from(50)))]
     );
     // Saving the call again does not do it all again.
-    let again = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c),
-        "2026-11-24",
-    );
+    let again = save(&mut state, &rules, c, "2026-11-24");
     assert!(!again.iter().any(|e| matches!(e, OutputEvent::Request(_))));
     assert_eq!(
         state
@@ -573,65 +553,30 @@ fn a_partial_dispute_placed_changed_zeroed_and_deleted_moves_the_collection_cond
     rec(&mut state, &rules, "2026-11-23");
     assert_eq!(past_due(&state), Some(Decimal::from(1800)));
     // 900 of INV1 in dispute, left out of the past due (exclude_disputed): 900 < 1,000.
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("900"))),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, dispute(Some("900")), "2026-11-23");
     assert_eq!(past_due(&state), None, "no longer in violation");
     assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::from(900));
     assert_eq!(state.totals["USD"].disputed, Decimal::from(900));
     // Changed to 100: 1,700 past due, in violation again.
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("100"))),
-        "2026-11-24",
-    );
+    save(&mut state, &rules, dispute(Some("100")), "2026-11-24");
     assert_eq!(past_due(&state), Some(Decimal::from(1700)));
     // Zero ends the dispute.
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("900"))),
-        "2026-11-25",
-    );
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("0"))),
-        "2026-11-26",
-    );
+    save(&mut state, &rules, dispute(Some("900")), "2026-11-25");
+    save(&mut state, &rules, dispute(Some("0")), "2026-11-26");
     assert!(state.disputes.is_empty());
     assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::ZERO);
     assert_eq!(past_due(&state), Some(Decimal::from(1800)));
     // Deleting the call action ends it too, and the totals always match a recomputation.
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("500"))),
-        "2026-11-27",
-    );
+    save(&mut state, &rules, dispute(Some("500")), "2026-11-27");
     assert_eq!(state.totals["USD"].disputed, Decimal::from(500));
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(None)),
-        "2026-11-30",
-    );
+    save(&mut state, &rules, dispute(None), "2026-11-30");
     assert_eq!(
         state.totals.get("USD").map(|t| t.disputed),
         Some(Decimal::ZERO)
     );
     assert_eq!(state.totals, state.recomputed_totals());
     // An ERP update of the item keeps a call's dispute over the ERP's figure.
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("700"))),
-        "2026-11-30",
-    );
+    save(&mut state, &rules, dispute(Some("700")), "2026-11-30");
     step(&mut state, &rules, invoice("INV1", "1400"), "2026-12-01");
     assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::from(700));
     assert_eq!(state.totals, state.recomputed_totals());
@@ -676,10 +621,10 @@ fn excluding_a_site_follows_the_customer_calls_rule() {
         "2026-11-23",
     );
     // A site with its own profile: that site.
-    let out = step(
+    let out = save(
         &mut state,
         &rules,
-        InputEvent::Conversation(exclude("1", Some("S1"), None)),
+        exclude("1", Some("S1"), None),
         "2026-11-23",
     );
     assert_eq!(decisions(&out), [DunningDecision::SiteExcluded]);
@@ -687,29 +632,24 @@ fn excluding_a_site_follows_the_customer_calls_rule() {
     assert!(!state.excluded_from_dunning());
     // No profile for S2 while S1 has one: condmon asks, and changes nothing.
     let asked = exclude("2", Some("S2"), None);
-    let out = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(asked),
-        "2026-11-23",
-    );
+    let out = save(&mut state, &rules, asked, "2026-11-23");
     assert_eq!(decisions(&out), [DunningDecision::DecisionNeeded]);
     assert!(!state.excluded_from_dunning());
     // The answer "no": rejected, nothing changed.
-    let out = step(
+    let out = save(
         &mut state,
         &rules,
-        InputEvent::Conversation(exclude("2", Some("S2"), Some(false))),
+        exclude("2", Some("S2"), Some(false)),
         "2026-11-24",
     );
     assert_eq!(decisions(&out), [DunningDecision::Rejected]);
     assert!(!state.excluded_from_dunning());
     // A new call answering "yes": the customer-level profile, the customer is excluded, and
     // its automated dunning letters are suppressed.
-    let out = step(
+    let out = save(
         &mut state,
         &rules,
-        InputEvent::Conversation(exclude("3", Some("S2"), Some(true))),
+        exclude("3", Some("S2"), Some(true)),
         "2026-11-25",
     );
     assert_eq!(decisions(&out), [DunningDecision::CustomerProfileUpdated]);
@@ -720,12 +660,7 @@ fn excluding_a_site_follows_the_customer_calls_rule() {
     // Re-including the customer ends the exclusion.
     let mut include = conversation("INC", "2026-11-26");
     include.call_actions = vec![call("1", CallActionKind::IncludeInDunning)];
-    let out = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(include),
-        "2026-11-26",
-    );
+    let out = save(&mut state, &rules, include, "2026-11-26");
     assert_eq!(decisions(&out), [DunningDecision::CustomerIncluded]);
     assert!(!state.excluded_from_dunning());
 }
@@ -735,12 +670,7 @@ fn an_excluded_customer_gets_no_dunning_letter_from_its_plan() {
     let rules = rules();
     let mut state = CustomerState::default();
     state.apply(master(vec![]), d("2026-11-23"));
-    let out = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(exclude("1", None, None)),
-        "2026-11-23",
-    );
+    let out = save(&mut state, &rules, exclude("1", None, None), "2026-11-23");
     assert_eq!(decisions(&out), [DunningDecision::CustomerExcluded]);
     let out = step(&mut state, &rules, invoice("INV1", "1500"), "2026-11-23");
     assert!(
@@ -770,12 +700,7 @@ fn the_searches_and_the_promise_inquiry_find_what_needs_attention() {
     let mut broken = conversation("P2", "2026-11-20");
     broken.promise = Some(promise("2026-11-18", "200", &[]));
     for c in [regular, kept, broken] {
-        step(
-            &mut state,
-            &rules,
-            InputEvent::Conversation(c),
-            "2026-11-23",
-        );
+        save(&mut state, &rules, c, "2026-11-23");
     }
     step(
         &mut state,
@@ -823,12 +748,7 @@ fn a_dispute_saved_before_its_item_arrives_is_placed_when_it_does() {
     let rules = rules();
     let mut state = CustomerState::default();
     state.apply(master(vec![]), d("2026-11-23"));
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(dispute(Some("900"))),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, dispute(Some("900")), "2026-11-23");
     assert!(state.disputes.is_empty(), "no item to dispute yet");
     step(&mut state, &rules, invoice("INV1", "1500"), "2026-11-23");
     assert_eq!(state.items["INV1#0"].disputed_amount, Decimal::from(900));
@@ -847,32 +767,17 @@ fn a_promise_taken_back_ends_its_follow_up_and_a_new_one_gets_new_event_ids() {
         date: d("2026-11-23"),
         done: false,
     });
-    let first = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c.clone()),
-        "2026-11-23",
-    );
+    let first = save(&mut state, &rules, c.clone(), "2026-11-23");
     assert_eq!(state.actions["PROMISE-P1"].status, ActionStatus::New);
     let mut taken_back = c.clone();
     taken_back.promise = None;
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(taken_back),
-        "2026-11-24",
-    );
+    save(&mut state, &rules, taken_back, "2026-11-24");
     assert_eq!(
         state.actions["PROMISE-P1"].status,
         ActionStatus::SystemComplete,
         "no promise, no promise follow-up"
     );
-    let again = step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c),
-        "2026-11-25",
-    );
+    let again = save(&mut state, &rules, c, "2026-11-25");
     let ids = |out: &[OutputEvent]| -> Vec<String> {
         out.iter()
             .filter_map(|e| match e {
@@ -889,10 +794,10 @@ fn a_promise_taken_back_ends_its_follow_up_and_a_new_one_gets_new_event_ids() {
 fn a_site_exclusion_waits_for_the_customer_master_to_know_the_sites() {
     let rules = rules();
     let mut state = CustomerState::default();
-    let out = step(
+    let out = save(
         &mut state,
         &rules,
-        InputEvent::Conversation(exclude("1", Some("S2"), None)),
+        exclude("1", Some("S2"), None),
         "2026-11-23",
     );
     assert!(
@@ -928,12 +833,7 @@ fn a_call_action_about_an_item_not_yet_received_waits_for_it() {
         }),
         ..call("1", CallActionKind::Call)
     }];
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(c),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, c, "2026-11-23");
     assert_eq!(state.actions["CALL-C1-1"].status, ActionStatus::New);
     step(&mut state, &rules, invoice("INV7", "100"), "2026-11-24");
     assert_eq!(state.actions["CALL-C1-1"].status, ActionStatus::New);
@@ -953,18 +853,8 @@ fn a_payment_keeps_one_promise_not_two() {
     first.promise = Some(promise("2026-11-25", "300", &[]));
     let mut second = conversation("P2", "2026-11-23");
     second.promise = Some(promise("2026-11-26", "300", &[]));
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(first),
-        "2026-11-23",
-    );
-    step(
-        &mut state,
-        &rules,
-        InputEvent::Conversation(second),
-        "2026-11-23",
-    );
+    save(&mut state, &rules, first, "2026-11-23");
+    save(&mut state, &rules, second, "2026-11-23");
     // 400 paid: the promise due first is kept, the next gets the 100 left.
     let out = step(
         &mut state,

@@ -80,15 +80,12 @@ fn carry_out_pending(
     let pending: Vec<(String, CallAction)> = state
         .conversations
         .values()
-        .flat_map(|c| {
-            c.call_actions
-                .iter()
-                .map(move |call| (c.conversation_id.clone(), call.clone()))
-        })
-        .filter(|(id, call)| {
-            let mark = format!("{id}/{}", call.id);
+        .flat_map(|c| c.call_actions.iter().map(move |call| (c, call)))
+        .filter(|(c, call)| {
+            let mark = format!("{}/{}", c.conversation_id, call.id);
             !state.calls_done.contains(&mark) && !state.calls_asked.contains(&mark)
         })
+        .map(|(c, call)| (c.conversation_id.clone(), call.clone()))
         .collect();
     for (id, call) in pending {
         let conversation = state.conversations[&id].clone();
@@ -384,6 +381,15 @@ pub fn align_disputes(state: &mut CustomerState, today: NaiveDate) {
         state.set_item_disputed(&key, dispute.erp_amount);
     }
     for (key, (amount, conversation_id, call_action_id)) in wanted {
+        // Unchanged: the item already carries it (an ERP update re-applies it, see `apply`).
+        let unchanged = state.disputes.get(&key).is_some_and(|d| {
+            d.amount == amount
+                && d.conversation_id == conversation_id
+                && d.call_action_id == call_action_id
+        });
+        if unchanged {
+            continue;
+        }
         let erp_amount = match state.disputes.get(&key) {
             Some(d) => d.erp_amount,
             None => state.items[&key].disputed_amount,
@@ -505,41 +511,48 @@ pub fn deadline(rules: &RuleSet, conversation: &ConversationChange) -> Option<Na
     )
 }
 
-/// What a promise is on `today`, and what has been paid towards it by its deadline.
-pub fn judge(
+/// What each promise (by conversation id) is on `today`, and what has been paid towards it
+/// by its deadline. The payments are allocated once for all of them.
+pub fn judgments(
     rules: &RuleSet,
     state: &CustomerState,
-    conversation: &ConversationChange,
     today: NaiveDate,
-) -> Option<(PromiseStatus, Decimal)> {
-    let promise = conversation.promise.as_ref()?;
-    let deadline = deadline(rules, conversation)?;
-    // Long after its deadline a promise's judgment is final: the payments it was judged on
-    // are no longer all kept.
-    if today > deadline + chrono::Duration::days(FINAL_AFTER_DAYS)
-        && let Some(PromiseState {
-            status: Some(status),
-            paid,
-            ..
-        }) = state.promises.get(&conversation.conversation_id)
-    {
-        return Some((*status, *paid));
+) -> BTreeMap<String, (PromiseStatus, Decimal)> {
+    let paid = allocate(state, rules);
+    let mut out = BTreeMap::new();
+    for conversation in state.conversations.values() {
+        let (Some(promise), Some(deadline)) =
+            (conversation.promise.as_ref(), deadline(rules, conversation))
+        else {
+            continue;
+        };
+        let id = &conversation.conversation_id;
+        // Long after its deadline a promise's judgment is final: the payments it was judged
+        // on are no longer all kept.
+        if today > deadline + chrono::Duration::days(FINAL_AFTER_DAYS)
+            && let Some(PromiseState {
+                status: Some(status),
+                paid,
+                ..
+            }) = state.promises.get(id)
+        {
+            out.insert(id.clone(), (*status, *paid));
+            continue;
+        }
+        let paid = paid.get(id).copied().unwrap_or_default();
+        // Not covered by the deadline is broken, partly paid or not: what was paid is reported.
+        let status = if paid >= promise.amount {
+            PromiseStatus::Kept
+        } else if today > deadline {
+            PromiseStatus::Broken
+        } else if paid > Decimal::ZERO {
+            PromiseStatus::PartiallyKept
+        } else {
+            PromiseStatus::Open
+        };
+        out.insert(id.clone(), (status, paid));
     }
-    let paid = allocate(state, rules)
-        .get(&conversation.conversation_id)
-        .copied()
-        .unwrap_or_default();
-    // Not covered by the deadline is broken, partly paid or not: what was paid is reported.
-    let status = if paid >= promise.amount {
-        PromiseStatus::Kept
-    } else if today > deadline {
-        PromiseStatus::Broken
-    } else if paid > Decimal::ZERO {
-        PromiseStatus::PartiallyKept
-    } else {
-        PromiseStatus::Open
-    };
-    Some((status, paid))
+    out
 }
 
 /// Judges every promise and reports each change; keeps promise follow-up actions on their
@@ -552,11 +565,12 @@ pub fn review(
     out: &mut Vec<OutputEvent>,
 ) {
     carry_out_pending(state, key, today, out);
+    let judged = judgments(rules, state, today);
     let ids: Vec<String> = state.conversations.keys().cloned().collect();
     for id in ids {
         let conversation = state.conversations[&id].clone();
         follow_up(state, key, &conversation, today, out);
-        let Some((status, paid)) = judge(rules, state, &conversation, today) else {
+        let Some(&(status, paid)) = judged.get(&id) else {
             continue;
         };
         let collector = state.customer.as_ref().and_then(|c| c.collector.clone());
@@ -678,33 +692,33 @@ pub fn broken_unreviewed<'s>(
     rules: &RuleSet,
     today: NaiveDate,
 ) -> Vec<(&'s str, Decimal, Decimal, &'s str, &'s str)> {
+    let judged = judgments(rules, state, today);
     state
         .conversations
         .values()
         .filter_map(|c| {
             let promise = c.promise.as_ref()?;
-            let (status, paid) = judge(rules, state, c, today)?;
-            (status == PromiseStatus::Broken && !promise.broken_reviewed).then_some({
-                (
-                    c.conversation_id.as_str(),
-                    promise.amount,
-                    paid,
-                    promise.currency.as_str(),
-                    c.business_unit.as_str(),
-                )
-            })
+            let &(status, paid) = judged.get(&c.conversation_id)?;
+            (status == PromiseStatus::Broken && !promise.broken_reviewed).then_some((
+                c.conversation_id.as_str(),
+                promise.amount,
+                paid,
+                promise.currency.as_str(),
+                c.business_unit.as_str(),
+            ))
         })
         .collect()
 }
 
 /// The next day time alone changes a promise: the day after the deadline of one not kept.
 pub fn next_change(state: &CustomerState, rules: &RuleSet, today: NaiveDate) -> Option<NaiveDate> {
+    let judged = judgments(rules, state, today);
     state
         .conversations
         .values()
         .filter(|c| {
             matches!(
-                judge(rules, state, c, today),
+                judged.get(&c.conversation_id),
                 Some((PromiseStatus::Open | PromiseStatus::PartiallyKept, _))
             )
         })

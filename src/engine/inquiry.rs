@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::conversations::{deadline, judge};
+use super::conversations::{deadline, judgments};
 use super::state::CustomerState;
 use crate::model::{ConversationChange, CustomerKey, PromiseStatus};
 use crate::rules::RuleSet;
@@ -81,8 +81,9 @@ fn select<'a>(
 ) -> Vec<Found<'a>> {
     let mut out = Vec::new();
     for (key, state) in customers {
+        let judged = judgments(rules, state, today);
         for c in state.conversations.values() {
-            let status = judge(rules, state, c, today).map(|(s, _)| s);
+            let status = judged.get(&c.conversation_id).map(|(s, _)| *s);
             if wanted(c, status) {
                 out.push(Found {
                     set_id: &key.set_id,
@@ -122,10 +123,11 @@ pub fn promises<'a>(
     let mut out = Vec::new();
     for (key, state) in customers {
         let collector = state.customer.as_ref().and_then(|c| c.collector.as_deref());
+        let judged = judgments(rules, state, today);
         for c in state.conversations.values() {
-            let (Some(promise), Some((status, paid)), Some(deadline)) = (
+            let (Some(promise), Some(&(status, paid)), Some(deadline)) = (
                 &c.promise,
-                judge(rules, state, c, today),
+                judged.get(&c.conversation_id),
                 deadline(rules, c),
             ) else {
                 continue;

@@ -274,3 +274,26 @@ fn scopes_aging_categories_and_rule_ids_are_validated() {
         );
     }
 }
+
+#[test]
+fn promise_options_are_validated() {
+    let text = VALID.replace(
+        "version = 1\n",
+        "version = 1\n[options]\npromise_grace_days = 400\nbroken_promise_template = \"NOPE\"\n",
+    );
+    let shown = errors_of(&text);
+    for expected in [
+        "options: broken_promise_template `NOPE` is not defined",
+        "options: promise_grace_days is more than a year",
+    ] {
+        assert!(
+            shown.contains(&expected.to_string()),
+            "{expected}: {shown:?}"
+        );
+    }
+    let fine = VALID.replace(
+        "version = 1\n",
+        "version = 1\n[options]\npromise_grace_days = 2\nbroken_promise_template = \"STD\"\n",
+    );
+    assert_eq!(errors_of(&fine), Vec::<String>::new());
+}
