@@ -85,6 +85,9 @@ pub struct TopicsConfig {
     pub dunning_decisions: String,
     /// Rule documents (TOML), compacted: a newer valid version replaces the rule set live.
     pub rules: String,
+    /// condmon's internal topic: input records that arrived on another partition than the
+    /// Java clients' murmur2 partitioner gives their key, re-sent to the right one.
+    pub repartition: String,
     pub dead_letter: String,
     /// Every topic has this many partitions: the inputs must be co-partitioned.
     pub partitions: i32,
@@ -102,6 +105,13 @@ pub struct PipelineConfig {
     pub tick_ms: u64,
     /// First back-off after a failed produce; doubles up to 30 s.
     pub retry_backoff_ms: u64,
+    /// The largest record condmon produces (set as the producer's `message.max.bytes`, which
+    /// must not exceed the broker's limit). An output that would be larger dead-letters the
+    /// input that caused it; a dead letter is cut to fit.
+    pub max_message_bytes: usize,
+    /// A dead letter carries at most this much of the refused record's value (the headers then
+    /// give its original size and SHA-256).
+    pub dead_letter_max_value_bytes: usize,
 }
 
 impl Default for Config {
@@ -157,6 +167,7 @@ impl Default for TopicsConfig {
             promise_status: "cm.promise-status".into(),
             dunning_decisions: "cm.dunning-decisions".into(),
             rules: "cm.rules".into(),
+            repartition: "condmon.repartition".into(),
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
             replication_factor: 1,
@@ -171,6 +182,8 @@ impl Default for PipelineConfig {
             linger_ms: 20,
             tick_ms: 1000,
             retry_backoff_ms: 100,
+            max_message_bytes: 1_000_000,
+            dead_letter_max_value_bytes: 512 * 1024,
         }
     }
 }
@@ -230,6 +243,16 @@ impl TopicsConfig {
         Stream::all().find(|s| self.topic(*s) == topic)
     }
 
+    /// The topics read per partition: the customer streams and the repartition topic. They
+    /// must be co-partitioned (one partition number holds all of a customer's records).
+    pub fn partitioned_inputs(&self) -> Vec<&str> {
+        Stream::INPUTS
+            .iter()
+            .map(|s| self.topic(*s))
+            .chain([self.repartition.as_str()])
+            .collect()
+    }
+
     /// Every topic: inputs keyed by customer (so `delete`: compaction would keep one event per
     /// customer), reference data keyed by record (compacted), outputs and the dead letters.
     pub fn all(&self) -> Vec<TopicSpec> {
@@ -259,6 +282,12 @@ impl TopicsConfig {
             stream: None,
             role: "global",
             cleanup: Cleanup::Compact,
+        });
+        specs.push(TopicSpec {
+            name: self.repartition.clone(),
+            stream: None,
+            role: "internal",
+            cleanup: Cleanup::Delete,
         });
         specs.push(TopicSpec {
             name: self.dead_letter.clone(),
@@ -306,6 +335,16 @@ impl Config {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        if config.pipeline.max_message_bytes < 4096
+            || config.pipeline.dead_letter_max_value_bytes > config.pipeline.max_message_bytes
+        {
+            return Err(ConfigError::Invalid {
+                path: path.display().to_string(),
+                message: "pipeline.max_message_bytes must be at least 4096 and at least \
+                          pipeline.dead_letter_max_value_bytes"
+                    .into(),
+            });
+        }
         if config.topics.partitions < 1 {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
@@ -330,7 +369,7 @@ mod tests {
                 Some(stream)
             );
         }
-        assert_eq!(config.topics.all().len(), 22);
+        assert_eq!(config.topics.all().len(), 23);
     }
 
     #[test]

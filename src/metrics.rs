@@ -17,6 +17,7 @@ pub struct Metrics {
     pub batches_committed: IntCounter,
     pub produce_retries: IntCounter,
     pub external_retries: IntCounter,
+    pub records_rerouted: IntCounterVec,
     pub timers_fired: IntCounter,
     pub timers_pending: IntGauge,
     pub actions: IntGaugeVec,
@@ -102,6 +103,12 @@ impl Metrics {
             external_retries: counter(
                 "external_retries_total",
                 "Input batches redone because an external dependency (the schema registry) was unavailable.",
+            ),
+            records_rerouted: counter_vec(
+                "records_rerouted_total",
+                "Input records that arrived on another partition than murmur2 of their key gives, \
+                 sent on to the right one through the repartition topic, by the topic they arrived on.",
+                &["topic"],
             ),
             timers_fired: counter(
                 "timers_fired_total",

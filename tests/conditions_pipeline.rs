@@ -160,6 +160,7 @@ fn risk_scores(config: &Config, records: &[ReadRecord]) -> Vec<RiskScoreEvent> {
 fn rules_document(text: &str, config: &Config) -> OutRecord {
     OutRecord {
         topic: config.topics.rules.clone(),
+        partition: None,
         key: Some(b"rules".to_vec()),
         payload: text.as_bytes().to_vec(),
         headers: vec![],

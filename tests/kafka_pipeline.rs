@@ -97,12 +97,14 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
     let items = config.topics.items.clone();
     let garbage = OutRecord {
         topic: items.clone(),
+        partition: None,
         key: Some(b"SHARE|ACME".to_vec()),
         payload: b"not avro".to_vec(),
         headers: vec![],
     };
     let unknown_schema = OutRecord {
         topic: items.clone(),
+        partition: None,
         key: Some(b"SHARE|ACME".to_vec()),
         payload: vec![0, 0, 0, 0x30, 0x39, 2, 4],
         headers: vec![],
@@ -544,6 +546,7 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
         &config,
         vec![OutRecord {
             topic: config.topics.items.clone(),
+            partition: None,
             key: Some(b"SHARE|ACME".to_vec()),
             payload,
             headers: vec![],

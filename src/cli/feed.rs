@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ReplayLine::Rules { rules, .. } => {
                 records.push(OutRecord {
                     topic: config.topics.rules.clone(),
+                    partition: None,
                     key: Some(b"rules".to_vec()),
                     payload: rules.into_bytes(),
                     headers: Vec::new(),
@@ -52,6 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let event = codec::input_from_json(stream, value).with_context(at)?;
         records.push(OutRecord {
             topic: config.topics.topic(stream).to_string(),
+            partition: None,
             key: Some(key.unwrap_or_else(|| event.record_key()).into_bytes()),
             payload: catalog.encode_input(&event).with_context(at)?,
             headers: Vec::new(),

@@ -10,7 +10,6 @@ use super::ConfigArgs;
 use crate::api::{self, ApiState};
 use crate::kafka;
 use crate::metrics::Metrics;
-use crate::model::Stream;
 use crate::pipeline::{self, Health, Operator, Runtime};
 use crate::rules::RuleSet;
 use crate::state::Store;
@@ -65,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 tracing::info!(topic, outcome, "Topic checked.");
             }
         }
-        check_co_partitioning(&config)?;
+        let partitions = check_co_partitioning(&config)?;
         let api_state = ApiState {
             metrics: metrics.clone(),
             health: health.clone(),
@@ -93,18 +92,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             metrics,
             clock,
             health,
+            partitions,
+            faults: pipeline::Faults::from_env(),
         };
         pipeline::run(runtime, stopped).await?;
         Ok(())
     })
 }
 
-/// The per-partition state needs every input topic to have the same partition count.
-fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<()> {
-    let topics: Vec<&str> = Stream::INPUTS
-        .iter()
-        .map(|s| config.topics.topic(*s))
-        .collect();
+/// The per-partition state needs every input topic to have the same partition count: that
+/// count.
+fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<i32> {
+    let topics = config.topics.partitioned_inputs();
     let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
     let first = counts[0].1;
     if first == 0 || counts.iter().any(|(_, n)| *n != first) {
@@ -112,7 +111,7 @@ fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<()> {
             "the input topics must exist and be co-partitioned (same partition count): {counts:?}"
         );
     }
-    Ok(())
+    Ok(first as i32)
 }
 
 async fn shutdown_signal() {

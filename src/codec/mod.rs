@@ -6,6 +6,7 @@
 //! into the newest schema of the stream.
 
 mod avro_json;
+pub mod limits;
 mod registry;
 
 use std::collections::HashMap;
@@ -256,26 +257,13 @@ impl SchemaCatalog {
         let (current, reader) = &self.current[&stream];
         let reader = reader.as_ref();
         let datum = &bytes[5..];
+        // Bounds, truncation and trailing bytes, before the decoder reserves anything.
+        limits::check(writer, datum).map_err(CodecError::Avro)?;
         let mut rest = datum;
         let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
             .build()
             .and_then(|r| r.read_value(&mut rest))
             .map_err(|e| CodecError::Avro(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(CodecError::Avro(format!(
-                "{} trailing bytes after the datum",
-                rest.len()
-            )));
-        }
-        // apache-avro reads a string, boolean or union cut short by the end of the input as
-        // null. Re-encoding tells: a datum that was cut short re-encodes longer than it came.
-        let reencoded = apache_avro::writer::datum::GenericDatumWriter::builder(writer)
-            .build()
-            .and_then(|w| w.write_value_to_vec(value.clone()))
-            .map_err(|e| CodecError::Avro(e.to_string()))?;
-        if reencoded.len() != datum.len() {
-            return Err(CodecError::Avro("the datum is truncated".into()));
-        }
         let value = if id == *current {
             value
         } else {

@@ -23,8 +23,10 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::config::{Assignment, Config};
-use crate::model::Stream;
 use crate::state::Store;
+
+mod partitioner;
+pub use partitioner::{murmur2, partition_for};
 
 /// Broker trouble is external: the caller retries with back-off.
 #[derive(Debug, Error)]
@@ -101,6 +103,20 @@ pub struct InputMessage {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl InputMessage {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 pub struct SourceContext {
@@ -244,10 +260,7 @@ impl Source {
             // topic: the co-partitioning the per-partition state relies on.
             .set("partition.assignment.strategy", "range")
             .create_with_context(context)?;
-        let topics: Vec<&str> = Stream::INPUTS
-            .iter()
-            .map(|s| config.topics.topic(*s))
-            .collect();
+        let topics = config.topics.partitioned_inputs();
         match config.kafka.assignment {
             Assignment::Group => consumer.subscribe(&topics)?,
             Assignment::Manual => {
@@ -390,7 +403,23 @@ fn detach<M: Message>(m: &M) -> InputMessage {
         offset: m.offset(),
         key: m.key().map(<[u8]>::to_vec),
         payload: m.payload().map(<[u8]>::to_vec),
+        headers: headers_of(m),
     }
+}
+
+fn headers_of<M: Message>(m: &M) -> Vec<(String, String)> {
+    m.headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Reads whole topics, every partition from the beginning and without a group: reference
@@ -484,12 +513,35 @@ impl GlobalReader {
 }
 
 /// One record to produce.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct OutRecord {
     pub topic: String,
+    /// Where it goes; `None`: the Java clients' partitioner (murmur2 of the key).
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, String)>,
+}
+
+impl OutRecord {
+    /// The bytes the record counts for against `message.max.bytes`: key, value and headers,
+    /// with a margin for the record and batch framing.
+    pub fn size(&self) -> usize {
+        const FRAMING: usize = 128;
+        const PER_HEADER: usize = 10;
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.payload.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + PER_HEADER)
+                .sum::<usize>()
+            + FRAMING
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
 }
 
 /// The idempotent producer for outputs and dead letters.
@@ -505,6 +557,10 @@ impl Sink {
             client.set(k, v);
         }
         let producer = client
+            .set(
+                "message.max.bytes",
+                config.pipeline.max_message_bytes.to_string(),
+            )
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
@@ -533,6 +589,9 @@ impl Sink {
                 let mut future_record = FutureRecord::to(&record.topic)
                     .payload(&record.payload)
                     .headers(headers);
+                if let Some(partition) = record.partition {
+                    future_record = future_record.partition(partition);
+                }
                 if let Some(key) = &record.key {
                     future_record = future_record.key(key);
                 }
@@ -577,10 +636,7 @@ pub struct ReadRecord {
 
 impl ReadRecord {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -621,26 +677,12 @@ pub fn read_topic(
                 {
                     remaining.remove(&m.partition());
                 }
-                let headers = m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 out.push(ReadRecord {
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
-                    headers,
+                    headers: headers_of(&m),
                 });
             }
             Some(Err(e)) => return Err(e.into()),

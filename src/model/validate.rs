@@ -31,6 +31,18 @@ pub enum ValidationError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("field `{field}` is {len} bytes long: at most {max}")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("field `{field}` has {len} entries: at most {max}")]
+    TooMany {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("the key `{key}` does not match the event's key `{expected}`")]
     KeyMismatch { key: String, expected: String },
 }
@@ -106,6 +118,37 @@ fn id(field: &'static str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Names, codes and owners: as long as an id (ERP columns of these are far shorter).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Free text (a conversation's description, a call action's notes).
+pub const MAX_TEXT_BYTES: usize = 4000;
+
+/// Free text is bounded so that no record's text can fill an output record (events carry
+/// names, reasons and notes as evidence) or a customer's state.
+fn text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), ValidationError> {
+    match value {
+        Some(v) if v.len() > max => Err(ValidationError::TooLong {
+            field,
+            len: v.len(),
+            max,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn name(field: &'static str, value: &Option<String>) -> Result<(), ValidationError> {
+    text(field, value.as_deref(), MAX_NAME_BYTES)
+}
+
+/// Arrays are bounded for the same reason (the Avro decoder bounds them before it reserves
+/// memory, see `codec::limits`; these are the per-field business limits).
+fn count(field: &'static str, len: usize, max: usize) -> Result<(), ValidationError> {
+    if len > max {
+        return Err(ValidationError::TooMany { field, len, max });
+    }
+    Ok(())
+}
+
 fn currency(code: &str) -> Result<(), ValidationError> {
     match iso_currency::Currency::from_code(code) {
         Some(_) => Ok(()),
@@ -128,6 +171,10 @@ fn item(e: &ItemChange) -> Result<(), ValidationError> {
     currency(&e.currency)?;
     date("due_date", e.due_date)?;
     date("accounting_date", e.accounting_date)?;
+    text("entry_type", Some(&e.entry_type), MAX_NAME_BYTES)?;
+    name("entry_reason", &e.entry_reason)?;
+    name("ar_specialist", &e.ar_specialist)?;
+    name("collector", &e.collector)?;
     let wrong_side = |amount: Decimal| {
         if e.item_type.is_credit() {
             amount > Decimal::ZERO
@@ -156,8 +203,10 @@ fn item(e: &ItemChange) -> Result<(), ValidationError> {
 fn payment(e: &PaymentChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
     amount("amount", e.amount)?;
+    count("applications", e.applications.len(), 10_000)?;
     for a in &e.applications {
         amount("applications.amount", a.amount)?;
+        id("applications.item_id", &a.item_id)?;
     }
     id("business_unit", &e.business_unit)?;
     id("payment_id", &e.payment_id)?;
@@ -197,6 +246,10 @@ fn aging(e: &AgingSnapshot) -> Result<(), ValidationError> {
     id("aging_id", &e.aging_id)?;
     currency(&e.currency)?;
     date("as_of_date", e.as_of_date)?;
+    count("buckets", e.buckets.len(), 100)?;
+    for b in &e.buckets {
+        text("buckets.category", Some(&b.category), MAX_NAME_BYTES)?;
+    }
     if e.buckets.iter().any(|b| b.category.trim().is_empty()) {
         return Err(ValidationError::Empty("buckets.category"));
     }
@@ -212,6 +265,23 @@ fn command(e: &super::ActionCommand) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
     id("command_id", &e.command_id)?;
     id("issued_by", &e.issued_by)?;
+    for (field, value) in [
+        ("owner", &e.owner),
+        ("action_code", &e.action_code),
+        ("action_parameter", &e.action_parameter),
+        ("item_id", &e.item_id),
+        ("letter_code", &e.letter_code),
+        ("contact_id", &e.contact_id),
+        ("delivery_method", &e.delivery_method),
+    ] {
+        name(field, value)?;
+    }
+    if e.action_ids.len() > 1000 {
+        return Err(ValidationError::Invalid(format!(
+            "{} actions in one command: at most 1000",
+            e.action_ids.len()
+        )));
+    }
     let mut seen = std::collections::HashSet::new();
     for action_id in &e.action_ids {
         id("action_ids", action_id)?;
@@ -220,12 +290,6 @@ fn command(e: &super::ActionCommand) -> Result<(), ValidationError> {
                 "action {action_id} is named twice"
             )));
         }
-    }
-    if e.action_ids.len() > 1000 {
-        return Err(ValidationError::Invalid(format!(
-            "{} actions in one command: at most 1000",
-            e.action_ids.len()
-        )));
     }
     if let Some(d) = e.action_date {
         date("action_date", d)?;
@@ -255,6 +319,15 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
     id("business_unit", &e.business_unit)?;
     id("user", &e.user)?;
     date("conversation_date", e.conversation_date)?;
+    name("contact", &e.contact)?;
+    name("supervisor", &e.supervisor)?;
+    text("description", e.description.as_deref(), MAX_TEXT_BYTES)?;
+    count("keywords", e.keywords.len(), 50)?;
+    for k in &e.keywords {
+        text("keywords", Some(k), MAX_NAME_BYTES)?;
+    }
+    count("references", e.references.len(), 1000)?;
+    count("call_actions", e.call_actions.len(), 100)?;
     for d in [e.review_date, e.follow_up.as_ref().map(|f| f.date)]
         .into_iter()
         .flatten()
@@ -263,6 +336,7 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
     }
     if let Some(f) = &e.follow_up {
         id("follow_up.owner", &f.owner)?;
+        name("follow_up.action_code", &f.action_code)?;
     }
     for r in &e.references {
         id("references.item_id", &r.item_id)?;
@@ -277,6 +351,7 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
                 p.amount
             )));
         }
+        count("promise.items", p.items.len(), 1000)?;
         for i in &p.items {
             id("promise.items.item_id", &i.item_id)?;
         }
@@ -284,6 +359,8 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
     let mut seen = std::collections::HashSet::new();
     for c in &e.call_actions {
         id("call_actions.id", &c.id)?;
+        name("call_actions.owner", &c.owner)?;
+        text("call_actions.notes", c.notes.as_deref(), MAX_TEXT_BYTES)?;
         // The id ends the ids condmon derives from it (`CALL-<conversation>-<id>`).
         if !c
             .id
@@ -343,6 +420,26 @@ fn conversation(e: &super::ConversationChange) -> Result<(), ValidationError> {
 fn customer(e: &CustomerChange) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
     currency(&e.currency)?;
+    text("name", Some(&e.name), MAX_NAME_BYTES)?;
+    for (field, value) in [
+        ("customer_group", &e.customer_group),
+        ("profile_id", &e.profile_id),
+        ("collector", &e.collector),
+        ("credit_analyst", &e.credit_analyst),
+        ("sales_person", &e.sales_person),
+        ("corporate_parent", &e.corporate_parent),
+        ("remit_from_parent", &e.remit_from_parent),
+        ("correspondence_parent", &e.correspondence_parent),
+        ("country", &e.country),
+        ("state", &e.state),
+    ] {
+        name(field, value)?;
+    }
+    count("sites", e.sites.len(), 1000)?;
+    for site in &e.sites {
+        id("sites.site_id", &site.site_id)?;
+        name("sites.profile_id", &site.profile_id)?;
+    }
     if let Some(limit) = e.credit_limit {
         amount("credit_limit", limit)?;
     }
@@ -385,8 +482,12 @@ fn history(e: &HistoryChange) -> Result<(), ValidationError> {
 
 fn child_figures(e: &super::ChildFigures) -> Result<(), ValidationError> {
     customer_ids(&e.set_id, &e.customer_id)?;
+    count("lines", e.lines.len(), 100_000)?;
+    count("cash", e.cash.len(), 1000)?;
     for line in &e.lines {
         amount("lines.open_amount", line.open_amount)?;
+        id("lines.item_id", &line.item_id)?;
+        id("lines.business_unit", &line.business_unit)?;
     }
     id("child_id", &e.child_id)?;
     if e.child_id == e.customer_id {
@@ -659,6 +760,43 @@ mod tests {
         let mut fine = conversation;
         fine.call_actions[0].id = "1".into();
         assert_eq!(check(&fine), Ok(()));
+    }
+
+    #[test]
+    fn free_text_and_arrays_are_bounded() {
+        let mut e = item(ItemType::Invoice, "10");
+        e.entry_reason = Some("x".repeat(MAX_NAME_BYTES));
+        assert_eq!(check_item(e.clone()), Ok(()));
+        e.entry_reason = Some("x".repeat(1 << 20));
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "field `entry_reason` is 1048576 bytes long: at most 255"
+        );
+        let mut p = payment(PaymentStatus::Unapplied, "100000", &[]);
+        p.applications = vec![
+            PaymentApplication {
+                item_id: "I1".into(),
+                item_line: 0,
+                amount: "1".parse().unwrap(),
+            };
+            10_001
+        ];
+        assert_eq!(
+            check_payment(p).unwrap_err(),
+            "field `applications` has 10001 entries: at most 10000"
+        );
+        let mut conversation: crate::model::ConversationChange = serde_json::from_value(
+            serde_json::json!({"set_id": "SHARE", "customer_id": "C1", "conversation_id": "CV-1",
+                "business_unit": "US001", "user": "JDOE", "conversation_date": "2026-07-01"}),
+        )
+        .unwrap();
+        conversation.description = Some("d".repeat(MAX_TEXT_BYTES + 1));
+        assert_eq!(
+            validate(&InputEvent::Conversation(conversation))
+                .unwrap_err()
+                .to_string(),
+            "field `description` is 4001 bytes long: at most 4000"
+        );
     }
 
     #[test]

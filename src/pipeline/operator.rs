@@ -42,6 +42,12 @@ pub enum RejectionKind {
     Invalid,
     /// The record key does not name the event's customer.
     WrongKey,
+    /// An output the record caused could not be produced: larger than `max_message_bytes`.
+    OutputTooLarge,
+    /// The record is on another partition than its key's and too large to be sent on.
+    WrongPartition,
+    /// Processing the record panicked (a defect of condmon): the batch was redone without it.
+    Internal,
 }
 
 impl RejectionKind {
@@ -50,6 +56,9 @@ impl RejectionKind {
             RejectionKind::Undecodable => "undecodable",
             RejectionKind::Invalid => "invalid",
             RejectionKind::WrongKey => "wrong_key",
+            RejectionKind::OutputTooLarge => "output_too_large",
+            RejectionKind::WrongPartition => "wrong_partition",
+            RejectionKind::Internal => "internal",
         }
     }
 }

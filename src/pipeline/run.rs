@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{
-    Operator, Outcome, Payload, ProcessError, RulesChange, dead_letter_record, output_record,
+    HEADER_OFFSET, HEADER_PARTITION, HEADER_TOPIC, Operator, Outcome, Payload, ProcessError,
+    Rejection, RejectionKind, RulesChange, SourceRef, dead_letter_record, output_record,
 };
 use crate::codec::CodecError;
 use crate::config::Config;
@@ -71,6 +72,32 @@ pub struct Runtime {
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     pub health: Arc<Health>,
+    /// The partition count of the co-partitioned input topics (records are checked against
+    /// murmur2 of their key modulo this).
+    pub partitions: i32,
+    pub faults: Faults,
+}
+
+/// Fault injection for the crash and poison-record tests, from the environment of
+/// `condmon run`; all off in production.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// `CONDMON_CRASH_AFTER_BATCHES=N`: abort right after the N-th batch's outputs are
+    /// acknowledged and before its state is committed (the worst instant).
+    pub crash_after_batches: Option<u64>,
+    /// `CONDMON_FAULT_PANIC_ON_KEY=K`: processing a record with key K panics.
+    pub panic_on_key: Option<String>,
+}
+
+impl Faults {
+    pub fn from_env() -> Faults {
+        Faults {
+            crash_after_batches: std::env::var("CONDMON_CRASH_AFTER_BATCHES")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            panic_on_key: std::env::var("CONDMON_FAULT_PANIC_ON_KEY").ok(),
+        }
+    }
 }
 
 /// Runs until `shutdown` turns true. Returns only on shutdown or an internal error.
@@ -121,9 +148,6 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             },
         )?
     };
-    let crash_after: Option<u64> = std::env::var("CONDMON_CRASH_AFTER_BATCHES")
-        .ok()
-        .and_then(|v| v.parse().ok());
     let mut batches_delivered = 0u64;
     info!(
         brokers = rt.config.kafka.brokers,
@@ -161,13 +185,26 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         // it changed is put back first, so the redo changes it again.
         let mut backoff = Duration::from_millis(pipeline.retry_backoff_ms);
         let snapshot = reference_changed.then(|| rt.operator.reference_snapshot());
+        // Records whose outputs cannot be produced, or whose processing panicked: the batch is
+        // redone without them and they are dead-lettered, so a poison record never stalls or
+        // crash-loops a partition.
+        let mut poisoned = BTreeMap::new();
         let (mut txn, mut records, mut offsets) = loop {
-            match process_batch(&rt, &messages, &assigned, today) {
+            let batch = Batch {
+                messages: &messages,
+                assigned: &assigned,
+                today,
+                poisoned: &poisoned,
+            };
+            let failed = match process_batch(&rt, &batch) {
                 Ok(done) => break done,
-                Err(BatchError::External(e)) => {
-                    if let Some(snapshot) = &snapshot {
-                        rt.operator.restore_reference(snapshot.clone());
-                    }
+                Err(failed) => failed,
+            };
+            if let Some(snapshot) = &snapshot {
+                rt.operator.restore_reference(snapshot.clone());
+            }
+            match failed {
+                BatchError::External(e) => {
                     warn!(error = %e, retry_in = ?backoff, "External dependency unavailable; retrying the batch.");
                     rt.metrics.external_retries.inc();
                     tokio::select! {
@@ -176,7 +213,19 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
-                Err(BatchError::Fatal(e)) => return Err(e),
+                BatchError::Poison(index, rejection) => {
+                    let message = &messages[index];
+                    warn!(
+                        topic = message.topic,
+                        partition = message.partition,
+                        offset = message.offset,
+                        kind = rejection.kind.as_str(),
+                        reason = rejection.reason,
+                        "Record refused after processing; redoing the batch without it."
+                    );
+                    poisoned.insert(index, rejection);
+                }
+                BatchError::Fatal(e) => return Err(e),
             }
         };
         if reference_changed {
@@ -205,7 +254,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 let events = rt
                     .operator
                     .reconcile_partition(&mut txn, *partition, today)?;
-                records.extend(encode(&rt, &events)?);
+                records.extend(fit(&rt, encode(&rt, &events)?));
             }
             reconciled.insert(*partition, fingerprint);
         }
@@ -218,7 +267,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             for partition in source.assigned() {
                 let events = rt.operator.fire_timers(&mut txn, partition, today)?;
                 rt.metrics.timers_fired.inc_by(events.len() as u64);
-                records.extend(encode(&rt, &events)?);
+                records.extend(fit(&rt, encode(&rt, &events)?));
             }
         }
         if records.is_empty() && txn.is_empty() && messages.is_empty() {
@@ -245,7 +294,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             }
         }
         batches_delivered += 1;
-        if crash_after == Some(batches_delivered) {
+        if rt.faults.crash_after_batches == Some(batches_delivered) {
             // Fault injection for the crash tests: the worst instant, outputs acknowledged and
             // state not committed. Nothing after this line runs.
             warn!(
@@ -275,6 +324,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
 
 enum BatchError {
     External(String),
+    /// The record at this index cannot be taken in: redo the batch without it.
+    Poison(usize, Rejection),
     Fatal(PipelineError),
 }
 
@@ -340,35 +391,170 @@ fn load_reference(rt: &Runtime, reference: &GlobalReader) -> Result<(), Pipeline
     Ok(())
 }
 
+/// A batch's records and what they are processed against.
+struct Batch<'a> {
+    messages: &'a [InputMessage],
+    assigned: &'a [i32],
+    today: chrono::NaiveDate,
+    /// Records the batch is being redone without (by index), and why: dead-lettered instead.
+    poisoned: &'a BTreeMap<usize, Rejection>,
+}
+
 /// Runs every message of a batch through the operator in one transaction. Metrics are counted
 /// only for a batch that went through, so a retried batch is not counted twice.
 fn process_batch<'s>(
     rt: &'s Runtime,
-    messages: &[InputMessage],
-    assigned: &[i32],
-    today: chrono::NaiveDate,
+    batch: &Batch<'_>,
 ) -> Result<(Txn<'s>, Vec<OutRecord>, Offsets), BatchError> {
     let mut txn = rt.store.txn();
     let mut records = Vec::new();
     let mut offsets = Offsets::new();
     let mut rejected = Vec::new();
+    let mut rerouted = Vec::new();
     let started = Instant::now();
-    let failed = |e| match e {
-        ProcessError::External(e) => BatchError::External(e),
-        ProcessError::State(e) => BatchError::Fatal(e.into()),
-    };
-    for message in messages {
-        let key = message.key.as_deref().map(String::from_utf8_lossy);
-        let payload = match &message.payload {
-            Some(bytes) => Payload::Avro(bytes),
-            None => Payload::Tombstone,
+    let partitioned = rt.config.topics.partitioned_inputs();
+    for (index, message) in batch.messages.iter().enumerate() {
+        if partitioned.contains(&message.topic.as_str()) {
+            offsets.insert(
+                (message.partition, message.topic.clone()),
+                message.offset + 1,
+            );
+        }
+        let source = source_of(rt, message);
+        let outcome = if let Some(rejection) = batch.poisoned.get(&index) {
+            Outcome::Rejected(rejection.clone())
+        } else if let Some(route) = reroute(rt, message) {
+            match route {
+                Ok(record) => {
+                    rerouted.push(message.topic.as_str());
+                    records.push(record);
+                    continue;
+                }
+                Err(rejection) => Outcome::Rejected(rejection),
+            }
+        } else {
+            let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                process_one(rt, &mut txn, message, batch)
+            }));
+            match processed {
+                Ok(outcome) => outcome?,
+                Err(panic) => {
+                    let reason = format!("processing panicked: {}", panic_message(&panic));
+                    error!(
+                        topic = source.topic,
+                        partition = source.partition,
+                        offset = source.offset,
+                        reason,
+                        "A record made condmon panic: the batch is redone without it."
+                    );
+                    return Err(BatchError::Poison(
+                        index,
+                        Rejection {
+                            kind: RejectionKind::Internal,
+                            reason,
+                        },
+                    ));
+                }
+            }
         };
-        let outcome = if message.topic == rt.config.topics.rules {
-            let text = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default());
-            let origin = format!("{}@{}/{}", message.topic, message.partition, message.offset);
+        match outcome {
+            Outcome::Processed(events) => {
+                let encoded = encode(rt, &events)?;
+                let max = rt.config.pipeline.max_message_bytes;
+                let caused_by_customer = is_customer_record(rt, message);
+                if caused_by_customer && let Some(big) = encoded.iter().find(|r| r.size() > max) {
+                    return Err(BatchError::Poison(
+                        index,
+                        Rejection {
+                            kind: RejectionKind::OutputTooLarge,
+                            reason: format!(
+                                "its output to {} would be {} bytes: over \
+                                 pipeline.max_message_bytes ({max})",
+                                big.topic,
+                                big.size()
+                            ),
+                        },
+                    ));
+                }
+                records.extend(fit(rt, encoded));
+            }
+            Outcome::Rejected(rejection) => {
+                debug!(
+                    topic = source.topic,
+                    partition = source.partition,
+                    offset = source.offset,
+                    reason = rejection.reason,
+                    "Dead letter."
+                );
+                rejected.push((message.topic.as_str(), rejection.kind));
+                records.push(dead_letter_record(
+                    &rt.config,
+                    &source,
+                    message.key.as_deref(),
+                    message.payload.as_deref().unwrap_or_default(),
+                    &rejection,
+                ));
+            }
+        }
+    }
+    for message in batch.messages {
+        rt.metrics
+            .records_in
+            .with_label_values(&[&message.topic])
+            .inc();
+    }
+    for (topic, kind) in rejected {
+        rt.metrics
+            .dead_letters
+            .with_label_values(&[topic, kind.as_str()])
+            .inc();
+    }
+    for topic in rerouted {
+        let counter = rt.metrics.records_rerouted.with_label_values(&[topic]);
+        if counter.get() == 0 {
+            warn!(
+                topic,
+                repartition = rt.config.topics.repartition,
+                "A record arrived on another partition than murmur2 of its key gives: its \
+                 producer does not use the Java clients' partitioner (librdkafka clients: set \
+                 `partitioner=murmur2_random`). Such records are sent on to the right \
+                 partition through the repartition topic."
+            );
+        }
+        counter.inc();
+    }
+    if !batch.messages.is_empty() {
+        let per_record = started.elapsed().as_secs_f64() / batch.messages.len() as f64;
+        for _ in batch.messages {
+            rt.metrics.processing_seconds.observe(per_record);
+        }
+    }
+    Ok((txn, records, offsets))
+}
+
+/// One record through the operator (or, from the rules topic, the rule set).
+fn process_one(
+    rt: &Runtime,
+    txn: &mut Txn<'_>,
+    message: &InputMessage,
+    batch: &Batch<'_>,
+) -> Result<Outcome, BatchError> {
+    if let Some(key) = &rt.faults.panic_on_key
+        && message.key.as_deref() == Some(key.as_bytes())
+    {
+        panic!("CONDMON_FAULT_PANIC_ON_KEY: injected panic for key {key}");
+    }
+    let payload = match &message.payload {
+        Some(bytes) => Payload::Avro(bytes),
+        None => Payload::Tombstone,
+    };
+    if message.topic == rt.config.topics.rules {
+        let text = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default());
+        let origin = format!("{}@{}/{}", message.topic, message.partition, message.offset);
+        return Ok(
             match rt
                 .operator
-                .replace_rules(&mut txn, assigned, &text, &origin, today)
+                .replace_rules(txn, batch.assigned, &text, &origin, batch.today)
                 .map_err(|e| BatchError::Fatal(e.into()))?
             {
                 RulesChange::Applied { version, events } => {
@@ -390,69 +576,176 @@ fn process_batch<'s>(
                     );
                     Outcome::Rejected(rejection)
                 }
+            },
+        );
+    }
+    let Some(stream) = stream_of(rt, message) else {
+        return Ok(Outcome::Rejected(Rejection {
+            kind: RejectionKind::Undecodable,
+            reason: format!(
+                "a record of the repartition topic must name the input topic it came from in \
+                 `{HEADER_TOPIC}`"
+            ),
+        }));
+    };
+    let global = Stream::GLOBAL_INPUTS.contains(&stream);
+    let partitions = if global {
+        batch.assigned
+    } else {
+        std::slice::from_ref(&message.partition)
+    };
+    let key = message.key.as_deref().map(String::from_utf8_lossy);
+    rt.operator
+        .process(
+            txn,
+            partitions,
+            stream,
+            key.as_deref(),
+            payload,
+            batch.today,
+        )
+        .map_err(|e| match e {
+            ProcessError::External(e) => BatchError::External(e),
+            ProcessError::State(e) => BatchError::Fatal(e.into()),
+        })
+}
+
+/// The stream a record is an event of: its topic's, or for a record sent on through the
+/// repartition topic, the stream of the topic it first arrived on.
+fn stream_of(rt: &Runtime, message: &InputMessage) -> Option<Stream> {
+    let topics = &rt.config.topics;
+    if message.topic == topics.repartition {
+        let original = message.header(HEADER_TOPIC)?;
+        topics
+            .stream_of(original)
+            .filter(|s| Stream::INPUTS.contains(s))
+    } else {
+        topics.stream_of(&message.topic)
+    }
+}
+
+/// A record of a customer's (its outputs too large dead-letter it rather than being cut).
+fn is_customer_record(rt: &Runtime, message: &InputMessage) -> bool {
+    stream_of(rt, message).is_some_and(|s| Stream::INPUTS.contains(&s))
+}
+
+/// Where a record first arrived: a rerouted record names it in its headers.
+fn source_of<'m>(rt: &Runtime, message: &'m InputMessage) -> SourceRef<'m> {
+    let own = SourceRef {
+        topic: &message.topic,
+        partition: message.partition,
+        offset: message.offset,
+    };
+    if message.topic != rt.config.topics.repartition {
+        return own;
+    }
+    let parse = |name| message.header(name).and_then(|v| v.parse().ok());
+    match (
+        message.header(HEADER_TOPIC),
+        parse(HEADER_PARTITION),
+        parse(HEADER_OFFSET),
+    ) {
+        (Some(topic), Some(partition), Some(offset)) => SourceRef {
+            topic,
+            partition: partition as i32,
+            offset,
+        },
+        _ => own,
+    }
+}
+
+/// A customer record on another partition than murmur2 of its key gives (a producer with
+/// librdkafka's default CRC32 partitioner): sent on, bytes untouched, to the right partition of
+/// the repartition topic, so that the customer's state is never split in two. `None` for a
+/// record on its right partition; a rejection when it is too large to be sent on.
+fn reroute(rt: &Runtime, message: &InputMessage) -> Option<Result<OutRecord, Rejection>> {
+    let topics = &rt.config.topics;
+    if message.topic == topics.repartition
+        || !topics
+            .stream_of(&message.topic)
+            .is_some_and(|s| Stream::INPUTS.contains(&s))
+    {
+        return None;
+    }
+    let (key, payload) = (message.key.as_deref()?, message.payload.as_ref()?);
+    let target = crate::kafka::partition_for(key, rt.partitions);
+    if target == message.partition {
+        return None;
+    }
+    let record = OutRecord {
+        topic: topics.repartition.clone(),
+        partition: Some(target),
+        key: Some(key.to_vec()),
+        payload: payload.clone(),
+        headers: vec![
+            (HEADER_TOPIC.into(), message.topic.clone()),
+            (HEADER_PARTITION.into(), message.partition.to_string()),
+            (HEADER_OFFSET.into(), message.offset.to_string()),
+        ],
+    };
+    if record.size() > rt.config.pipeline.max_message_bytes {
+        return Some(Err(Rejection {
+            kind: RejectionKind::WrongPartition,
+            reason: format!(
+                "on partition {} while murmur2 of its key gives {target} (its producer does not \
+                 use the Java clients' partitioner), and too large ({} bytes) to be sent on",
+                message.partition,
+                record.size()
+            ),
+        }));
+    }
+    Some(Ok(record))
+}
+
+/// Outputs that time or reference data caused (no customer record to refuse): one too large to
+/// be produced goes to the dead-letter topic itself, cut to fit, instead of stalling.
+fn fit(rt: &Runtime, records: Vec<OutRecord>) -> Vec<OutRecord> {
+    let max = rt.config.pipeline.max_message_bytes;
+    records
+        .into_iter()
+        .map(|record| {
+            if record.size() <= max {
+                return record;
             }
-        } else {
-            let Some(stream) = rt.config.topics.stream_of(&message.topic) else {
-                unreachable!("subscribed only to input topics, got {}", message.topic);
+            let rejection = Rejection {
+                kind: RejectionKind::OutputTooLarge,
+                reason: format!(
+                    "an output of {} bytes (event {}) is over pipeline.max_message_bytes ({max})",
+                    record.size(),
+                    record.header("condmon.event-id").unwrap_or("-")
+                ),
             };
-            let global = Stream::GLOBAL_INPUTS.contains(&stream);
-            if !global {
-                offsets.insert(
-                    (message.partition, message.topic.clone()),
-                    message.offset + 1,
-                );
-            }
-            let partitions = if global {
-                assigned
-            } else {
-                std::slice::from_ref(&message.partition)
+            error!(
+                topic = record.topic,
+                reason = rejection.reason,
+                "Output too large: dead-lettered."
+            );
+            rt.metrics
+                .dead_letters
+                .with_label_values(&[&record.topic, rejection.kind.as_str()])
+                .inc();
+            let source = SourceRef {
+                topic: &record.topic,
+                partition: -1,
+                offset: -1,
             };
-            rt.operator
-                .process(&mut txn, partitions, stream, key.as_deref(), payload, today)
-                .map_err(failed)?
-        };
-        match outcome {
-            Outcome::Processed(events) => records.extend(encode(rt, &events)?),
-            Outcome::Rejected(rejection) => {
-                debug!(
-                    topic = message.topic,
-                    partition = message.partition,
-                    offset = message.offset,
-                    reason = rejection.reason,
-                    "Dead letter."
-                );
-                rejected.push((message.topic.as_str(), rejection.kind));
-                records.push(dead_letter_record(
-                    &rt.config.topics,
-                    &message.topic,
-                    message.partition,
-                    message.offset,
-                    message.key.clone(),
-                    message.payload.clone().unwrap_or_default(),
-                    &rejection,
-                ));
-            }
-        }
-    }
-    for message in messages {
-        rt.metrics
-            .records_in
-            .with_label_values(&[&message.topic])
-            .inc();
-    }
-    for (topic, kind) in rejected {
-        rt.metrics
-            .dead_letters
-            .with_label_values(&[topic, kind.as_str()])
-            .inc();
-    }
-    if !messages.is_empty() {
-        let per_record = started.elapsed().as_secs_f64() / messages.len() as f64;
-        for _ in messages {
-            rt.metrics.processing_seconds.observe(per_record);
-        }
-    }
-    Ok((txn, records, offsets))
+            dead_letter_record(
+                &rt.config,
+                &source,
+                record.key.as_deref(),
+                &record.payload,
+                &rejection,
+            )
+        })
+        .collect()
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, PipelineError> {
@@ -509,4 +802,242 @@ fn refresh_gauges(rt: &Runtime, source: &Source) {
         .filter_map(|p| rt.store.counters(*p).ok())
         .collect();
     rt.metrics.set_state_gauges(&counters);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::codec::SchemaCatalog;
+    use crate::kafka::partition_for;
+    use crate::model::{ActionCommand, CommandKind, CustomerKey, InputEvent, ItemChange};
+    use crate::rules::RuleSet;
+
+    fn runtime(dir: &Path, configure: impl FnOnce(&mut Config)) -> Runtime {
+        let mut config = Config::default();
+        configure(&mut config);
+        let store = Store::open(dir).unwrap();
+        for partition in 0..2 {
+            store.ensure_partition(partition).unwrap();
+        }
+        let rules =
+            RuleSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml"))
+                .unwrap();
+        Runtime {
+            config,
+            store,
+            operator: Operator::new(Arc::new(rules), Arc::new(SchemaCatalog::bundled().unwrap())),
+            metrics: Metrics::new(),
+            clock: Arc::new(crate::timer::SystemClock),
+            health: Health::new(),
+            partitions: 2,
+            faults: Faults::default(),
+        }
+    }
+
+    fn invoice(customer: &str) -> InputEvent {
+        InputEvent::Item(ItemChange::invoice(
+            &CustomerKey::new("SHARE", customer),
+            "US001",
+            "INV-1",
+            Decimal::from(500),
+            "USD",
+            "2026-01-31".parse().unwrap(),
+        ))
+    }
+
+    /// `event` as it arrives on its topic, on the partition murmur2 of its key gives unless
+    /// `partition` says otherwise.
+    fn message(rt: &Runtime, event: &InputEvent, partition: Option<i32>) -> InputMessage {
+        let key = event.record_key().into_bytes();
+        InputMessage {
+            topic: rt.config.topics.topic(event.stream()).into(),
+            partition: partition.unwrap_or_else(|| partition_for(&key, rt.partitions)),
+            offset: 7,
+            payload: Some(rt.operator.catalog().encode_input(event).unwrap()),
+            key: Some(key),
+            headers: Vec::new(),
+        }
+    }
+
+    fn batch<'a>(
+        messages: &'a [InputMessage],
+        poisoned: &'a BTreeMap<usize, Rejection>,
+    ) -> Batch<'a> {
+        Batch {
+            messages,
+            assigned: &[0, 1],
+            today: "2026-03-31".parse().unwrap(),
+            poisoned,
+        }
+    }
+
+    fn dead_letters(records: &[OutRecord]) -> Vec<&OutRecord> {
+        records
+            .iter()
+            .filter(|r| r.topic == "cm.dead-letter")
+            .collect()
+    }
+
+    fn customer_exists(rt: &Runtime, partition: i32, customer: &str) -> bool {
+        let txn = rt.store.txn();
+        super::super::customer_state(&txn, partition, &CustomerKey::new("SHARE", customer))
+            .unwrap()
+            .is_some()
+    }
+
+    #[test]
+    fn a_record_on_another_partition_than_its_key_gives_is_sent_on_to_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(dir.path(), |_| {});
+        let event = invoice("ACME");
+        let right = partition_for(b"SHARE|ACME", 2);
+        let wrong = message(&rt, &event, Some(1 - right));
+        let none = BTreeMap::new();
+        let (txn, records, offsets) =
+            process_batch(&rt, &batch(std::slice::from_ref(&wrong), &none))
+                .ok()
+                .unwrap();
+        assert!(
+            txn.is_empty(),
+            "nothing of the customer's state on the wrong partition"
+        );
+        let [sent] = records.as_slice() else {
+            panic!("{records:?}")
+        };
+        assert_eq!(sent.topic, "condmon.repartition");
+        assert_eq!(sent.partition, Some(right));
+        assert_eq!(sent.payload, *wrong.payload.as_ref().unwrap());
+        assert_eq!(sent.header(HEADER_TOPIC), Some("ar.items"));
+        assert_eq!(offsets[&(1 - right, "ar.items".to_string())], 8);
+        assert_eq!(
+            rt.metrics
+                .records_rerouted
+                .with_label_values(&["ar.items"])
+                .get(),
+            1
+        );
+
+        // Read back from the repartition topic on the right partition: an item of ACME there.
+        let arrived = InputMessage {
+            topic: sent.topic.clone(),
+            partition: right,
+            offset: 0,
+            key: sent.key.clone(),
+            payload: Some(sent.payload.clone()),
+            headers: sent.headers.clone(),
+        };
+        let (txn, records, offsets) =
+            process_batch(&rt, &batch(std::slice::from_ref(&arrived), &none))
+                .ok()
+                .unwrap();
+        assert!(
+            records.iter().all(|r| r.topic != "cm.dead-letter"),
+            "{records:?}"
+        );
+        assert_eq!(offsets[&(right, "condmon.repartition".to_string())], 1);
+        rt.store.commit(txn, &[]).unwrap();
+        assert!(customer_exists(&rt, right, "ACME"));
+        assert!(!customer_exists(&rt, 1 - right, "ACME"));
+    }
+
+    #[test]
+    fn an_input_whose_output_is_too_large_is_dead_lettered_and_the_batch_redone_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(dir.path(), |c| c.pipeline.max_message_bytes = 4096);
+        // A command naming 100 actions the customer does not have: its answer gives a reason
+        // for each, far over 4,096 bytes.
+        let ids: Vec<String> = (0..100).map(|i| format!("NO-SUCH-ACTION-{i:04}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let command = InputEvent::Command(ActionCommand::new(
+            "CMD-1",
+            &CustomerKey::new("SHARE", "BIGMOUTH"),
+            "JDOE",
+            CommandKind::Cancel,
+            &ids,
+        ));
+        let messages = [
+            message(&rt, &invoice("ACME"), None),
+            message(&rt, &command, None),
+            message(&rt, &invoice("STARK"), None),
+        ];
+        let mut poisoned = BTreeMap::new();
+        let Err(BatchError::Poison(index, rejection)) =
+            process_batch(&rt, &batch(&messages, &poisoned))
+        else {
+            panic!("the oversized answer must refuse its command");
+        };
+        assert_eq!(index, 1);
+        assert_eq!(rejection.kind, RejectionKind::OutputTooLarge);
+        assert!(
+            rejection
+                .reason
+                .starts_with("its output to cm.command-results would be"),
+            "{}",
+            rejection.reason
+        );
+        poisoned.insert(index, rejection);
+        let (txn, records, _) = process_batch(&rt, &batch(&messages, &poisoned))
+            .ok()
+            .unwrap();
+        let dead = dead_letters(&records);
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            dead[0].header(super::super::HEADER_KIND),
+            Some("output_too_large")
+        );
+        assert_eq!(dead[0].payload, *messages[1].payload.as_ref().unwrap());
+        assert!(records.iter().all(|r| r.size() <= 4096));
+        rt.store.commit(txn, &[]).unwrap();
+        for customer in ["ACME", "STARK"] {
+            let p = partition_for(format!("SHARE|{customer}").as_bytes(), 2);
+            assert!(customer_exists(&rt, p, customer), "{customer} processed");
+        }
+    }
+
+    #[test]
+    fn a_record_whose_processing_panics_is_dead_lettered_as_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rt = runtime(dir.path(), |_| {});
+        rt.faults.panic_on_key = Some("SHARE|POISON".into());
+        let messages = [
+            message(&rt, &invoice("POISON"), None),
+            message(&rt, &invoice("ACME"), None),
+        ];
+        let mut poisoned = BTreeMap::new();
+        let Err(BatchError::Poison(0, rejection)) =
+            process_batch(&rt, &batch(&messages, &poisoned))
+        else {
+            panic!("the panic must be caught and name its record");
+        };
+        assert_eq!(rejection.kind, RejectionKind::Internal);
+        assert!(
+            rejection.reason.contains("injected panic"),
+            "{}",
+            rejection.reason
+        );
+        poisoned.insert(0, rejection);
+        let (_, records, offsets) = process_batch(&rt, &batch(&messages, &poisoned))
+            .ok()
+            .unwrap();
+        let dead = dead_letters(&records);
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].header(super::super::HEADER_KIND), Some("internal"));
+        let p = partition_for(b"SHARE|POISON", 2);
+        assert_eq!(
+            offsets[&(p, "ar.items".to_string())],
+            8,
+            "the poison record is passed"
+        );
+        assert_eq!(
+            rt.metrics
+                .dead_letters
+                .with_label_values(&["ar.items", "internal"])
+                .get(),
+            1
+        );
+    }
 }

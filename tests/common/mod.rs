@@ -141,6 +141,7 @@ pub fn record(config: &Config, event: &InputEvent) -> OutRecord {
     let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
     OutRecord {
         topic: config.topics.topic(event.stream()).to_string(),
+        partition: None,
         key: Some(event.record_key().into_bytes()),
         payload: catalog.encode_input(event).unwrap(),
         headers: vec![],
