@@ -18,6 +18,10 @@ pub struct Metrics {
     pub produce_retries: IntCounter,
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
+    pub store_reads: IntCounterVec,
+    pub store_cache_hits: IntCounterVec,
+    pub store_writes: IntCounterVec,
+    pub store_written_bytes: IntCounterVec,
     pub timers_fired: IntCounter,
     pub timers_pending: IntGauge,
     pub actions: IntGaugeVec,
@@ -110,6 +114,26 @@ impl Metrics {
                  sent on to the right one through the repartition topic, by the topic they arrived on.",
                 &["topic"],
             ),
+            store_reads: counter_vec(
+                "store_reads_total",
+                "Values read from RocksDB, by store.",
+                &["store"],
+            ),
+            store_cache_hits: counter_vec(
+                "store_cache_hits_total",
+                "Reads answered by the batch's cache or write buffer, by store.",
+                &["store"],
+            ),
+            store_writes: counter_vec(
+                "store_writes_total",
+                "Values written or deleted at commit (only those that changed), by store.",
+                &["store"],
+            ),
+            store_written_bytes: counter_vec(
+                "store_written_bytes_total",
+                "Bytes of the values written at commit, by store.",
+                &["store"],
+            ),
             timers_fired: counter(
                 "timers_fired_total",
                 "Customers re-evaluated because a timer came due.",
@@ -146,6 +170,26 @@ impl Metrics {
                 "Version of the rule set in force (the topology file's, or a newer one from the rules topic).",
             ),
             registry,
+        }
+    }
+
+    /// Counts a committed batch's reads and writes per store (the stores' metrics layer).
+    pub fn count_store_use(&self, changes: &crate::state::Changes) {
+        for store in crate::state::StoreName::ALL {
+            let stats = changes.stats[store as usize];
+            let label = [store.as_str()];
+            self.store_reads
+                .with_label_values(&label)
+                .inc_by(stats.reads);
+            self.store_cache_hits
+                .with_label_values(&label)
+                .inc_by(stats.hits);
+            self.store_writes
+                .with_label_values(&label)
+                .inc_by(stats.writes);
+            self.store_written_bytes
+                .with_label_values(&label)
+                .inc_by(stats.written_bytes);
         }
     }
 

@@ -103,8 +103,24 @@ async fn customer(
     Path((set_id, customer_id)): Path<(String, String)>,
 ) -> Response {
     with_customer(&state, CustomerKey::new(set_id, customer_id), |found| {
-        Json(found).into_response()
+        Json(customer_json(&found)).into_response()
     })
+}
+
+/// The whole customer as JSON: its ledger with its actions, conversations and promises (kept
+/// in records of their own, see `pipeline::customers`).
+fn customer_json(state: &CustomerState) -> serde_json::Value {
+    let mut json = serde_json::to_value(state).expect("customer state serializes");
+    if let Some(object) = json.as_object_mut() {
+        for (name, part) in [
+            ("actions", serde_json::to_value(&state.actions)),
+            ("conversations", serde_json::to_value(&state.conversations)),
+            ("promises", serde_json::to_value(&state.promises)),
+        ] {
+            object.insert(name.into(), part.expect("customer state serializes"));
+        }
+    }
+    json
 }
 
 /// The customer's active violations (by slot) and the rules it is flagged for: those that
@@ -205,10 +221,10 @@ async fn action(
 fn all_customers(
     state: &ApiState,
 ) -> Result<Vec<(CustomerKey, CustomerState)>, crate::state::StateError> {
-    let txn = state.store.txn();
+    let mut txn = state.store.txn();
     let mut out = Vec::new();
     for partition in state.store.partitions() {
-        out.extend(customer_states(&txn, partition)?);
+        out.extend(customer_states(&mut txn, partition)?);
     }
     Ok(out)
 }
@@ -225,10 +241,10 @@ async fn owner_actions(
     Query(filter): Query<reports::OwnerFilter>,
 ) -> Response {
     // The owner index names the customers with the owner's open actions: no full scan.
-    let txn = state.store.txn();
+    let mut txn = state.store.txn();
     let mut customers = Vec::new();
     for partition in state.store.partitions() {
-        match customers_of_owner(&txn, partition, &owner) {
+        match customers_of_owner(&mut txn, partition, &owner) {
             Ok(found) => customers.extend(found),
             Err(e) => return internal(e),
         }
@@ -384,9 +400,9 @@ fn with_customer(
     key: CustomerKey,
     respond: impl FnOnce(crate::engine::CustomerState) -> Response,
 ) -> Response {
-    let txn = state.store.txn();
+    let mut txn = state.store.txn();
     for partition in state.store.partitions() {
-        match customer_state(&txn, partition, &key) {
+        match customer_state(&mut txn, partition, &key) {
             Ok(Some(found)) => return respond(found),
             Ok(None) => {}
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

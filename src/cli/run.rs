@@ -12,7 +12,6 @@ use crate::kafka;
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Health, Operator, Runtime};
 use crate::rules::RuleSet;
-use crate::state::Store;
 use crate::timer::{Clock, FileClock, SystemClock};
 
 #[derive(Debug, clap::Args)]
@@ -46,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
-    let store = Store::open(&config.state_dir)?;
+    let store = pipeline::open_store(&config.state_dir)?;
     let clock: Arc<dyn Clock> = match args.clock.strip_prefix("file:") {
         Some(path) => Arc::new(FileClock::new(path.into()).map_err(anyhow::Error::msg)?),
         None if args.clock == "system" => Arc::new(SystemClock),

@@ -1,7 +1,6 @@
 //! `condmon topology`: what this configuration runs, as the truth about topic names.
 
 use super::ConfigArgs;
-use crate::state::StoreName;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,17 +29,23 @@ pub fn describe(config: &crate::config::Config) -> String {
             spec.cleanup.as_str()
         ));
     }
-    out.push_str("\nStores (RocksDB column families, one set per input partition N):\n");
-    for store in StoreName::ALL {
-        out.push_str(&format!("  {}.N\n", store.as_str()));
+    out.push_str(
+        "\nStores (declared by the operator; RocksDB column families, one set per input \
+         partition N;\nwritten in one batch with the input offsets):\n",
+    );
+    for spec in crate::pipeline::STORES {
+        out.push_str(&format!(
+            "  {:<24} {}\n",
+            format!("{}.N", spec.name.as_str()),
+            spec.what
+        ));
     }
-    out.push_str("  meta (input offsets and counters, written in the same batch as the state)\n");
     out.push_str(&format!(
         "\nOperators (per partition N of {items}, {payments}, {aging}, {customers}, {history}, \
          {agency}, {children}, {commands}, {conversations}):\n\
-         \x20 decode (Avro, Confluent wire format) -> validate -> customers.N (apply a ledger event;\n\
+         \x20 decode (Avro, Confluent wire format) -> validate -> ledger.N, actions.N, conversations.N (apply a ledger event;\n\
          \x20 execute a command, all or nothing; take a conversation: promises, call actions, disputes)\n\
-         \x20 -> reconcile (rules: {rules}) -> timers-by-due.N / timers-by-key.N,\n\
+         \x20 -> reconcile (rules: {rules}) -> timers.N / timers-by-due.N,\n\
          \x20    customers-by-currency.N, customers-by-owner.N\n\
          \x20 -> {actions}, {escalations}, {conditions}, {scores}, {results}, {notifications},\n\
          \x20    {correspondence}, {requests}, {promises}, {decisions}; refused records -> {dlq}\n\

@@ -33,8 +33,8 @@ pub use conversations::take_conversation;
 pub use fx::{FxTable, MissingRate};
 pub use plans::resolve_owner;
 pub use state::{
-    Action, Blocked, CustomerState, QueuedLetter, Totals, Violation, collection_slot, item_key,
-    item_slot,
+    Action, Blocked, CustomerState, PromiseState, QueuedLetter, Totals, Violation, collection_slot,
+    item_key, item_slot,
 };
 
 use plans::{Opening, Plans};

@@ -15,7 +15,9 @@ use crate::model::{
     MonitorRole, NotificationKind, OwnerType, PaymentChange, PaymentStatus, PromiseStatus,
 };
 
-/// One customer's state. Stored as one value: every decision about a customer reads all of it.
+/// One customer's state: every decision about a customer reads all of it. Stored in parts
+/// (see `pipeline::customers`): this value is the ledger part; its actions and conversations
+/// (with their promises) are records of their own, so they are skipped here.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
     pub customer: Option<CustomerChange>,
@@ -59,7 +61,8 @@ pub struct CustomerState {
     /// Numbers the blocked episodes, so each has its own event ids.
     #[serde(default)]
     pub blocked_seq: u64,
-    /// Every action of this customer by action id, open and historical.
+    /// Every action of this customer by action id, open and closed within the horizon.
+    #[serde(skip)]
     pub actions: BTreeMap<String, Action>,
     /// Numbers the customer's violations, so a repeated violation gets new, stable ids.
     pub violation_seq: u64,
@@ -74,10 +77,10 @@ pub struct CustomerState {
     #[serde(default)]
     pub letters: Vec<QueuedLetter>,
     /// Conversations by id, as last saved.
-    #[serde(default)]
+    #[serde(skip)]
     pub conversations: BTreeMap<String, ConversationChange>,
     /// Each promise's status as last reported, by conversation id.
-    #[serde(default)]
+    #[serde(skip)]
     pub promises: BTreeMap<String, PromiseState>,
     /// Posted payments of the last year, by payment id, for judging promises.
     #[serde(default)]

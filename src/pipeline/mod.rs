@@ -8,15 +8,21 @@
 //! A crash before 4 loses nothing: the inputs are read again and produce the same outputs with
 //! the same event ids. [`run`] drives this from Kafka, [`replay`] from an NDJSON file.
 
+pub mod customers;
 mod operator;
 pub mod replay;
 mod run;
 
 pub use operator::{
     CUSTOMERS_FLAGGED, Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind,
-    RulesChange, VIOLATIONS_PREFIX, action_counter, customer_state, customer_states,
+    RulesChange, STORES, VIOLATIONS_PREFIX, action_counter, customer_state, customer_states,
     customers_of_owner, violation_counter,
 };
+
+/// Opens a state directory, migrating one written before the stores were split.
+pub fn open_store(path: &std::path::Path) -> Result<crate::state::Store, crate::state::StateError> {
+    crate::state::Store::open_migrating(path, customers::split_legacy)
+}
 pub use run::{Faults, Health, PipelineError, Runtime, run};
 
 use crate::codec::{CodecError, SchemaCatalog};

@@ -14,7 +14,59 @@ use crate::model::{
     ActionStatus, ConditionEventKind, CustomerKey, InputEvent, OutputEvent, Stream,
 };
 use crate::rules::RuleSet;
-use crate::state::{StateError, StoreName, Txn};
+use crate::state::{StateError, StoreName, StoreSpec, Txn};
+
+use super::customers;
+
+/// The stores the operator uses, per input partition. Every store is changelogged but
+/// `timers-by-due`, which is `timers` inverted (rebuilt from it).
+pub const STORES: [StoreSpec; 9] = [
+    StoreSpec {
+        name: StoreName::Ledger,
+        changelogged: true,
+        what: "customer -> ledger, running balances, statistics, children's figures, violations",
+    },
+    StoreSpec {
+        name: StoreName::Actions,
+        changelogged: true,
+        what: "customer + action id -> action (open, or closed within the horizon)",
+    },
+    StoreSpec {
+        name: StoreName::Conversations,
+        changelogged: true,
+        what: "customer + conversation id -> conversation as saved, its promise's status",
+    },
+    StoreSpec {
+        name: StoreName::History,
+        changelogged: true,
+        what: "customer + id -> closed action or finished conversation past the horizon",
+    },
+    StoreSpec {
+        name: StoreName::Timers,
+        changelogged: true,
+        what: "customer + timer name -> due date",
+    },
+    StoreSpec {
+        name: StoreName::TimersByDue,
+        changelogged: false,
+        what: "due date + customer + timer name: timers in firing order (from timers)",
+    },
+    StoreSpec {
+        name: StoreName::CurrencyIndex,
+        changelogged: true,
+        what: "currency + customer: whom an exchange rate concerns",
+    },
+    StoreSpec {
+        name: StoreName::OwnerIndex,
+        changelogged: true,
+        what: "owner + customer: whose open actions an owner's list reads",
+    },
+    StoreSpec {
+        name: StoreName::Meta,
+        changelogged: true,
+        what: "input offsets, reference fingerprint, durable counters",
+    },
+];
 use crate::timer::Timers;
 
 /// How an input record arrived.
@@ -372,7 +424,7 @@ impl Operator {
     /// (batch parity: what a nightly scoring run would have computed).
     pub fn scores(
         &self,
-        txn: &Txn<'_>,
+        txn: &mut Txn<'_>,
         partition: i32,
         today: NaiveDate,
     ) -> Result<Vec<(CustomerKey, engine::risk::RiskScore)>, StateError> {
@@ -380,7 +432,7 @@ impl Operator {
         let fx = self.fx.read().expect("fx lock");
         let mut out = Vec::new();
         for customer in customers_of(txn, partition, None)? {
-            let state = customer_state(txn, partition, &customer)?.unwrap_or_default();
+            let state = customers::load(txn, partition, &customer)?.unwrap_or_default();
             if let Some(rule) = engine::risk::rule_for(&state, &customer, &rules) {
                 out.push((
                     customer,
@@ -419,7 +471,7 @@ impl Operator {
         event: Option<InputEvent>,
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
-        let mut state = customer_state(txn, partition, customer)?.unwrap_or_default();
+        let mut state = customers::load(txn, partition, customer)?.unwrap_or_default();
         let held_before = state.currencies();
         let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
@@ -491,13 +543,7 @@ impl Operator {
                 if flagged_after { 1 } else { -1 },
             )?;
         }
-        let bytes = serde_json::to_vec(&state).expect("customer state serializes");
-        txn.put(
-            partition,
-            StoreName::Customers,
-            customer.encode().as_bytes(),
-            bytes,
-        );
+        customers::save(txn, partition, customer, state)?;
         Ok(out)
     }
 }
@@ -534,13 +580,13 @@ fn reindex(
 
 /// The customers of `partition` with an open action of `owner` (by the owner index).
 pub fn customers_of_owner(
-    txn: &Txn<'_>,
+    txn: &mut Txn<'_>,
     partition: i32,
     owner: &str,
 ) -> Result<Vec<(CustomerKey, CustomerState)>, StateError> {
     let mut out = Vec::new();
     for key in indexed_customers(txn, partition, StoreName::OwnerIndex, owner)? {
-        if let Some(state) = customer_state(txn, partition, &key)? {
+        if let Some(state) = customers::load(txn, partition, &key)? {
             out.push((key, state));
         }
     }
@@ -594,14 +640,12 @@ fn customers_of(
     };
     let mut out = Vec::new();
     for prefix in prefixes {
-        for (k, _) in txn.scan(partition, StoreName::Customers, &prefix, |k| {
-            k.starts_with(&prefix)
-        })? {
+        for k in txn.value_keys(partition, StoreName::Ledger, &prefix)? {
             let key = std::str::from_utf8(&k)
                 .ok()
                 .and_then(CustomerKey::decode)
                 .ok_or_else(|| StateError::Corrupt {
-                    store: StoreName::Customers.as_str().into(),
+                    store: StoreName::Ledger.as_str().into(),
                     message: "undecodable customer key".into(),
                 })?;
             out.push(key);
@@ -653,38 +697,25 @@ fn parse_rate_key(key: &str) -> Option<(String, String, String, NaiveDate)> {
 
 /// Every customer of `partition` with its state (for queries across customers).
 pub fn customer_states(
-    txn: &Txn<'_>,
+    txn: &mut Txn<'_>,
     partition: i32,
 ) -> Result<Vec<(CustomerKey, CustomerState)>, StateError> {
     let mut out = Vec::new();
     for key in customers_of(txn, partition, None)? {
-        if let Some(state) = customer_state(txn, partition, &key)? {
+        if let Some(state) = customers::load(txn, partition, &key)? {
             out.push((key, state));
         }
     }
     Ok(out)
 }
 
-/// Reads one customer's state (for queries).
+/// Reads one customer's state (for queries: the batch that reads it is dropped, not finished).
 pub fn customer_state(
-    txn: &Txn<'_>,
+    txn: &mut Txn<'_>,
     partition: i32,
     customer: &CustomerKey,
 ) -> Result<Option<CustomerState>, StateError> {
-    let Some(bytes) = txn.get(
-        partition,
-        StoreName::Customers,
-        customer.encode().as_bytes(),
-    )?
-    else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt {
-            store: StoreName::Customers.as_str().into(),
-            message: format!("{customer}: {e}"),
-        })
+    customers::load(txn, partition, customer)
 }
 
 #[cfg(test)]
@@ -840,13 +871,17 @@ due_days = 1
                 )
                 .unwrap();
         }
-        let listed: Vec<String> = customers_of_owner(&txn, 0, "JDOE")
+        let listed: Vec<String> = customers_of_owner(&mut txn, 0, "JDOE")
             .unwrap()
             .into_iter()
             .map(|(k, _)| k.customer_id)
             .collect();
         // C2 paid: its action was cancelled and it left JDOE's list.
         assert_eq!(listed, ["C1"]);
-        assert!(customers_of_owner(&txn, 0, "NOBODY").unwrap().is_empty());
+        assert!(
+            customers_of_owner(&mut txn, 0, "NOBODY")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -313,8 +313,10 @@ impl Driver<'_> {
 
     /// Every scored customer's risk score as of the clock, in key order.
     fn write_scores(&mut self) -> Result<(), ReplayError> {
-        let txn = self.store.txn();
-        let all = self.operator.scores(&txn, PARTITION, self.clock.today())?;
+        let mut txn = self.store.txn();
+        let all = self
+            .operator
+            .scores(&mut txn, PARTITION, self.clock.today())?;
         for (key, score) in all {
             let line = json!({
                 "stream": "scores",
@@ -452,13 +454,13 @@ pub struct ReplayState {
 pub fn open_state(dir: Option<&Path>) -> Result<ReplayState, ReplayError> {
     match dir {
         Some(dir) => Ok(ReplayState {
-            store: Store::open(dir)?,
+            store: super::open_store(dir)?,
             _temp: None,
         }),
         None => {
             let temp = tempfile::tempdir()?;
             Ok(ReplayState {
-                store: Store::open(temp.path())?,
+                store: super::open_store(temp.path())?,
                 _temp: Some(temp),
             })
         }

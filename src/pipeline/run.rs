@@ -305,7 +305,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         let committed: Vec<(i32, String, i64)> =
             offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
-        rt.store.commit(txn, &committed)?;
+        let changes = txn.finish(&committed);
+        rt.metrics.count_store_use(&changes);
+        rt.store.apply(&changes)?;
         rt.metrics.batches_committed.inc();
         let progress: Vec<(i32, String, i64)> = committed
             .into_iter()
@@ -883,8 +885,8 @@ mod tests {
     }
 
     fn customer_exists(rt: &Runtime, partition: i32, customer: &str) -> bool {
-        let txn = rt.store.txn();
-        super::super::customer_state(&txn, partition, &CustomerKey::new("SHARE", customer))
+        let mut txn = rt.store.txn();
+        super::super::customer_state(&mut txn, partition, &CustomerKey::new("SHARE", customer))
             .unwrap()
             .is_some()
     }

@@ -1,11 +1,16 @@
-//! Local state in RocksDB: a column family per store and input partition (`customers.3`,
-//! `timers-by-due.3`, ...) plus a `meta` family for input offsets and counters.
+//! Local state in RocksDB: a column family per store and input partition (`ledger.3`,
+//! `actions.3`, `timers-by-due.3`, `meta.3`, ...).
 //!
-//! Operators never touch RocksDB: they read and write through a [`Txn`], an overlay of
-//! uncommitted writes. [`Store::commit`] turns a `Txn` and the input offsets it covers into one
-//! `WriteBatch`, so state and offsets can never disagree after a crash.
+//! Operators never touch RocksDB: they read and write through a [`Txn`], the per-batch cache
+//! and write buffer. A finished `Txn` is a set of [`Changes`]; [`Store::apply`] writes them in
+//! one `WriteBatch` together with the input offsets they cover (kept in the partition's `meta`
+//! store), so state and offsets can never disagree after a crash.
+//!
+//! Keys of a customer's records in the per-customer stores start with [`customer_prefix`], so
+//! one prefix scan finds them all.
 
 mod txn;
+pub mod value;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,42 +21,68 @@ use rocksdb::{
 };
 use thiserror::Error;
 
-pub use txn::Txn;
+pub use txn::{StoreStats, Stored, Txn};
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
-/// The stores each input partition has.
+/// The stores each input partition has. The operator declares which it uses and how
+/// (`pipeline::STORES`); the discriminants index per-store figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StoreName {
-    /// Customer key → the customer's ledger, violations and actions.
-    Customers,
-    /// Due date + key + timer name → nothing: the timers in firing order.
+    /// Customer key → the customer's ledger, figures, violations and decisions (typed).
+    Ledger,
+    /// Customer + action id → one action (typed).
+    Actions,
+    /// Customer + conversation id → the conversation as saved and its promise's status (typed).
+    Conversations,
+    /// Customer + kind + id → a closed action or finished conversation past the horizon
+    /// (typed).
+    History,
+    /// Customer + timer name → due date.
+    Timers,
+    /// Due date + customer + timer name → nothing: `timers` in firing order.
     TimersByDue,
-    /// Key + timer name → due date: the timers of one key.
-    TimersByKey,
     /// Currency + customer key → nothing: who to re-evaluate when an exchange rate changes.
     CurrencyIndex,
     /// Owner + customer key → nothing: whose open actions an owner's list reads.
     OwnerIndex,
+    /// Input offsets and durable counters of the partition.
+    Meta,
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 5] = [
-        StoreName::Customers,
+    pub const ALL: [StoreName; 9] = [
+        StoreName::Ledger,
+        StoreName::Actions,
+        StoreName::Conversations,
+        StoreName::History,
+        StoreName::Timers,
         StoreName::TimersByDue,
-        StoreName::TimersByKey,
         StoreName::CurrencyIndex,
         StoreName::OwnerIndex,
+        StoreName::Meta,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            StoreName::Customers => "customers",
+            StoreName::Ledger => "ledger",
+            StoreName::Actions => "actions",
+            StoreName::Conversations => "conversations",
+            StoreName::History => "history",
+            StoreName::Timers => "timers",
             StoreName::TimersByDue => "timers-by-due",
-            StoreName::TimersByKey => "timers-by-key",
             StoreName::CurrencyIndex => "customers-by-currency",
             StoreName::OwnerIndex => "customers-by-owner",
+            StoreName::Meta => "meta",
         }
+    }
+
+    /// Typed stores hold encoded values read through the batch's cache; the others bytes.
+    pub fn is_typed(self) -> bool {
+        matches!(
+            self,
+            StoreName::Ledger | StoreName::Actions | StoreName::Conversations | StoreName::History
+        )
     }
 
     fn cf_name(self, partition: i32) -> String {
@@ -59,7 +90,52 @@ impl StoreName {
     }
 }
 
-const META_CF: &str = "meta";
+/// How the operator uses a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub name: StoreName,
+    /// Written to its changelog topic; otherwise derived locally from another store.
+    pub changelogged: bool,
+    pub what: &'static str,
+}
+
+/// The key prefix of every record of `customer` in a per-customer store: the customer key
+/// with a 16-bit length in front (ids are at most 255 bytes, validated on input).
+pub fn customer_prefix(customer: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + customer.len() + 16);
+    out.extend_from_slice(&(customer.len() as u16).to_be_bytes());
+    out.extend_from_slice(customer.as_bytes());
+    out
+}
+
+/// `customer_prefix(customer)` followed by `rest`.
+pub fn customer_key(customer: &str, rest: &str) -> Vec<u8> {
+    let mut out = customer_prefix(customer);
+    out.extend_from_slice(rest.as_bytes());
+    out
+}
+
+/// The customer and the rest of a key made by [`customer_key`].
+pub fn split_customer_key(bytes: &[u8]) -> Option<(&str, &str)> {
+    let len = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]) as usize;
+    let customer = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
+    let rest = std::str::from_utf8(bytes.get(2 + len..)?).ok()?;
+    Some((customer, rest))
+}
+
+/// Keys of the meta store.
+mod meta_key {
+    pub const OFFSET: &str = "offset/";
+    pub const COUNTER: &str = "counter/";
+
+    pub fn offset(topic: &str) -> Vec<u8> {
+        format!("{OFFSET}{topic}").into_bytes()
+    }
+
+    pub fn counter(name: &str) -> Vec<u8> {
+        format!("{COUNTER}{name}").into_bytes()
+    }
+}
 
 /// Keys and values read by a scan, in key order.
 pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
@@ -73,29 +149,48 @@ pub enum StateError {
     Corrupt { store: String, message: String },
 }
 
+/// What a finished batch changes: every write (`None`: delete) by partition, store and key,
+/// in that order, and the batch's per-store figures.
+pub struct Changes {
+    pub writes: std::collections::BTreeMap<(i32, StoreName, Vec<u8>), Option<Vec<u8>>>,
+    pub stats: [StoreStats; StoreName::ALL.len()],
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Db>,
 }
 
 impl Store {
-    /// Opens (or creates) the state directory with every column family it already has.
+    /// Opens (or creates) the state directory with every column family it already has. A
+    /// directory written before the stores were split is refused: open it with
+    /// [`Store::open_migrating`].
     pub fn open(path: &Path) -> Result<Store, StateError> {
+        Self::open_migrating(path, |customer, _| {
+            Err(format!(
+                "{customer}: a customer value of the layout before the stores were split"
+            ))
+        })
+    }
+
+    /// Opens the state directory, moving what the layout before the stores were split left
+    /// into today's stores once: `split` turns a customer's value of that layout into its
+    /// records (store, key, encoded value).
+    pub fn open_migrating(path: &Path, split: legacy::Split) -> Result<Store, StateError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
-        let existing = Db::list_cf(&options, path).unwrap_or_default();
-        let mut names: Vec<String> = existing;
-        for required in ["default", META_CF] {
-            if !names.iter().any(|n| n == required) {
-                names.push(required.to_string());
-            }
+        let mut names = Db::list_cf(&options, path).unwrap_or_default();
+        if !names.iter().any(|n| n == "default") {
+            names.push("default".into());
         }
         let descriptors = names
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = Db::open_cf_descriptors(&options, path, descriptors)?;
-        Ok(Store { db: Arc::new(db) })
+        let store = Store { db: Arc::new(db) };
+        legacy::migrate(&store, split)?;
+        Ok(store)
     }
 
     /// Creates the column families of `partition` if this node has never held it.
@@ -114,7 +209,7 @@ impl Store {
         let mut found: Vec<i32> = Db::list_cf(&Options::default(), self.db.path())
             .unwrap_or_default()
             .iter()
-            .filter_map(|n| n.strip_prefix("customers.")?.parse().ok())
+            .filter_map(|n| n.strip_prefix("meta.")?.parse().ok())
             .collect();
         found.sort_unstable();
         found
@@ -170,73 +265,61 @@ impl Store {
         })
     }
 
-    fn meta(&self) -> Arc<rocksdb::BoundColumnFamily<'_>> {
-        self.db
-            .cf_handle(META_CF)
-            .expect("meta column family is created on open")
-    }
-
     /// The next offset to read for each input topic of `partition`, as last committed.
     pub fn offsets(&self, partition: i32) -> Result<HashMap<String, i64>, StateError> {
-        let prefix = format!("offset/{partition}/");
-        self.meta_prefix(&prefix, |v| Ok(i64::from_be_bytes(fixed8(v, "offset")?)))
+        self.meta_prefix(partition, meta_key::OFFSET)
     }
 
     /// The durable counters of `partition`.
     pub fn counters(&self, partition: i32) -> Result<HashMap<String, i64>, StateError> {
-        let prefix = format!("counter/{partition}/");
-        self.meta_prefix(&prefix, |v| Ok(i64::from_be_bytes(fixed8(v, "counter")?)))
+        self.meta_prefix(partition, meta_key::COUNTER)
     }
 
     fn counter(&self, partition: i32, name: &str) -> Result<i64, StateError> {
-        let key = counter_key(partition, name);
-        match self.db.get_cf(&self.meta(), key)? {
+        match self.get(partition, StoreName::Meta, &meta_key::counter(name))? {
             Some(v) => Ok(i64::from_be_bytes(fixed8(&v, "counter")?)),
             None => Ok(0),
         }
     }
 
-    fn meta_prefix<T>(
+    fn meta_prefix(
         &self,
+        partition: i32,
         prefix: &str,
-        parse: impl Fn(&[u8]) -> Result<T, StateError>,
-    ) -> Result<HashMap<String, T>, StateError> {
-        let mut out = HashMap::new();
-        let iter = self.db.iterator_cf(
-            &self.meta(),
-            rocksdb::IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
-        );
-        for entry in iter {
-            let (k, v) = entry?;
-            let Some(rest) = k.strip_prefix(prefix.as_bytes()) else {
-                break;
-            };
-            out.insert(String::from_utf8_lossy(rest).into_owned(), parse(&v)?);
+    ) -> Result<HashMap<String, i64>, StateError> {
+        if self
+            .db
+            .cf_handle(&StoreName::Meta.cf_name(partition))
+            .is_none()
+        {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        self.scan(partition, StoreName::Meta, prefix.as_bytes(), |k| {
+            k.starts_with(prefix.as_bytes())
+        })?
+        .into_iter()
+        .map(|(k, v)| {
+            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            Ok((name, i64::from_be_bytes(fixed8(&v, prefix)?)))
+        })
+        .collect()
     }
 
     /// Writes the transaction's state changes and the input offsets it covers atomically.
     /// Call only after the outputs the transaction produced have been acknowledged.
     pub fn commit(&self, txn: Txn<'_>, offsets: &[(i32, String, i64)]) -> Result<(), StateError> {
+        self.apply(&txn.finish(offsets))
+    }
+
+    /// Writes a finished batch's changes in one `WriteBatch`.
+    pub fn apply(&self, changes: &Changes) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();
-        for ((partition, store, key), value) in txn.writes {
-            let cf = self.cf(partition, store)?;
+        for ((partition, store, key), value) in &changes.writes {
+            let cf = self.cf(*partition, *store)?;
             match value {
                 Some(v) => batch.put_cf(&cf, key, v),
                 None => batch.delete_cf(&cf, key),
             }
-        }
-        let meta = self.meta();
-        for ((partition, name), value) in txn.counters {
-            batch.put_cf(&meta, counter_key(partition, &name), value.to_be_bytes());
-        }
-        for (partition, topic, next) in offsets {
-            batch.put_cf(
-                &meta,
-                format!("offset/{partition}/{topic}"),
-                next.to_be_bytes(),
-            );
         }
         // The WAL makes the batch survive a process crash; after a machine crash the last
         // batches may be missing, together with their offsets, and are read again from Kafka.
@@ -253,15 +336,126 @@ impl Store {
     }
 }
 
-fn counter_key(partition: i32, name: &str) -> String {
-    format!("counter/{partition}/{name}")
-}
-
 fn fixed8(v: &[u8], what: &str) -> Result<[u8; 8], StateError> {
     v.try_into().map_err(|_| StateError::Corrupt {
-        store: META_CF.into(),
+        store: StoreName::Meta.as_str().into(),
         message: format!("{what} of {} bytes", v.len()),
     })
+}
+
+/// The layout before the stores were split: one JSON value per customer in `customers.N`,
+/// timers by key in `timers-by-key.N`, and one `meta` family for every partition's offsets
+/// (`offset/N/topic`) and counters (`counter/N/name`). Moved into today's stores when a
+/// directory is opened, once.
+pub mod legacy {
+    use rocksdb::{Options, WriteBatch};
+
+    use super::{Db, StateError, Store, StoreName, meta_key};
+
+    /// Turns a customer's value of the previous layout into its records.
+    pub type Split = fn(&str, &[u8]) -> Result<Vec<(StoreName, Vec<u8>, Vec<u8>)>, String>;
+
+    pub(super) fn migrate(store: &Store, split: Split) -> Result<(), StateError> {
+        let names = Db::list_cf(&Options::default(), store.db.path()).unwrap_or_default();
+        for name in &names {
+            if let Some(partition) = name.strip_prefix("customers.") {
+                let partition: i32 = partition.parse().map_err(|_| corrupt(name))?;
+                store.ensure_partition(partition)?;
+                migrate_customers(store, name, partition, split)?;
+            }
+        }
+        for name in &names {
+            if let Some(partition) = name.strip_prefix("timers-by-key.") {
+                let partition: i32 = partition.parse().map_err(|_| corrupt(name))?;
+                store.ensure_partition(partition)?;
+                copy(store, name, |k| {
+                    Some((partition, StoreName::Timers, k.to_vec()))
+                })?;
+            }
+        }
+        if names.iter().any(|n| n == "meta") {
+            copy(store, "meta", |k| {
+                let text = std::str::from_utf8(k).ok()?;
+                let (kind, rest) = text.split_once('/')?;
+                let (partition, name) = rest.split_once('/')?;
+                let partition: i32 = partition.parse().ok()?;
+                let key = match kind {
+                    "offset" => meta_key::offset(name),
+                    "counter" => meta_key::counter(name),
+                    _ => return None,
+                };
+                Some((partition, StoreName::Meta, key))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn corrupt(name: &str) -> StateError {
+        StateError::Corrupt {
+            store: name.into(),
+            message: "not a partition's column family".into(),
+        }
+    }
+
+    /// Splits each customer's JSON value into its records.
+    fn migrate_customers(
+        store: &Store,
+        cf_name: &str,
+        partition: i32,
+        split: Split,
+    ) -> Result<(), StateError> {
+        let mut txn = store.txn();
+        for (key, value) in read_all(store, cf_name)? {
+            let customer = String::from_utf8_lossy(&key).into_owned();
+            let records = split(&customer, &value).map_err(|message| StateError::Corrupt {
+                store: cf_name.into(),
+                message,
+            })?;
+            for (target, key, bytes) in records {
+                txn.put_raw(partition, target, &key, bytes);
+            }
+        }
+        store.apply(&txn.finish(&[]))?;
+        store.db.drop_cf(cf_name)?;
+        tracing::info!(
+            column_family = cf_name,
+            "Customer values of the previous layout split into ledger, actions and conversations."
+        );
+        Ok(())
+    }
+
+    fn read_all(store: &Store, cf_name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let cf = store
+            .db
+            .cf_handle(cf_name)
+            .ok_or_else(|| corrupt(cf_name))?;
+        store
+            .db
+            .iterator_cf(&cf, rocksdb::IteratorMode::Start)
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Copies a family's entries where `to` says (partition, store, key), then drops it.
+    fn copy(
+        store: &Store,
+        cf_name: &str,
+        to: impl Fn(&[u8]) -> Option<(i32, StoreName, Vec<u8>)>,
+    ) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for (k, v) in read_all(store, cf_name)? {
+            if let Some((partition, target, key)) = to(&k) {
+                store.ensure_partition(partition)?;
+                batch.put_cf(&store.cf(partition, target)?, key, v);
+            }
+        }
+        store.db.write(batch)?;
+        store.db.drop_cf(cf_name)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -275,7 +469,9 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.ensure_partition(3).unwrap();
             let mut txn = store.txn();
-            txn.put(3, StoreName::Customers, b"SHARE|C1", b"state".to_vec());
+            txn.put(3, StoreName::Timers, b"k", b"state".to_vec());
+            txn.put_value(3, StoreName::Ledger, b"SHARE|C1", "typed".to_string())
+                .unwrap();
             txn.add_to_counter(3, "actions.new", 2).unwrap();
             store.commit(txn, &[(3, "ar.items".into(), 42)]).unwrap();
         }
@@ -283,12 +479,15 @@ mod tests {
         assert_eq!(store.partitions(), vec![3]);
         assert_eq!(store.offsets(3).unwrap()["ar.items"], 42);
         assert_eq!(store.counters(3).unwrap()["actions.new"], 2);
+        let mut txn = store.txn();
         assert_eq!(
-            store
-                .txn()
-                .get(3, StoreName::Customers, b"SHARE|C1")
-                .unwrap(),
+            txn.get(3, StoreName::Timers, b"k").unwrap(),
             Some(b"state".to_vec())
+        );
+        assert_eq!(
+            txn.take_value::<String>(3, StoreName::Ledger, b"SHARE|C1")
+                .unwrap(),
+            Some("typed".to_string())
         );
     }
 
@@ -298,16 +497,78 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.ensure_partition(0).unwrap();
         let mut txn = store.txn();
-        txn.put(0, StoreName::Customers, b"k", b"v".to_vec());
+        txn.put(0, StoreName::Timers, b"k", b"v".to_vec());
         assert_eq!(
-            txn.get(0, StoreName::Customers, b"k").unwrap(),
+            txn.get(0, StoreName::Timers, b"k").unwrap(),
             Some(b"v".to_vec())
         );
         drop(txn);
-        assert_eq!(
-            store.txn().get(0, StoreName::Customers, b"k").unwrap(),
-            None
-        );
+        assert_eq!(store.txn().get(0, StoreName::Timers, b"k").unwrap(), None);
         assert!(store.offsets(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_typed_value_is_decoded_once_per_batch_and_written_only_if_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let mut txn = store.txn();
+        txn.put_value(0, StoreName::Actions, b"A", vec![1u32, 2])
+            .unwrap();
+        txn.put_value(0, StoreName::Actions, b"B", vec![3u32])
+            .unwrap();
+        store.commit(txn, &[]).unwrap();
+
+        let mut txn = store.txn();
+        for _ in 0..3 {
+            let a: Vec<u32> = txn
+                .take_value(0, StoreName::Actions, b"A")
+                .unwrap()
+                .unwrap();
+            txn.put_value(0, StoreName::Actions, b"A", a).unwrap();
+        }
+        let mut b: Vec<u32> = txn
+            .take_value(0, StoreName::Actions, b"B")
+            .unwrap()
+            .unwrap();
+        b.push(4);
+        txn.put_value(0, StoreName::Actions, b"B", b).unwrap();
+        txn.put_value(0, StoreName::Actions, b"C", vec![5u32])
+            .unwrap();
+        txn.delete_value::<Vec<u32>>(0, StoreName::Actions, b"C")
+            .unwrap();
+        assert_eq!(
+            txn.value_keys(0, StoreName::Actions, b"").unwrap(),
+            vec![b"A".to_vec(), b"B".to_vec()]
+        );
+        let changes = txn.finish(&[]);
+        let stats = changes.stats[StoreName::Actions as usize];
+        assert_eq!((stats.reads, stats.hits), (3, 7), "{stats:?}");
+        let written: Vec<&[u8]> = changes
+            .writes
+            .keys()
+            .map(|(_, _, k)| k.as_slice())
+            .collect();
+        assert_eq!(
+            written,
+            [b"B".as_slice()],
+            "A is unchanged, C never existed"
+        );
+        store.apply(&changes).unwrap();
+        assert_eq!(
+            store
+                .txn()
+                .take_value::<Vec<u32>>(0, StoreName::Actions, b"B")
+                .unwrap(),
+            Some(vec![3, 4])
+        );
+    }
+
+    #[test]
+    fn customer_keys_keep_each_customers_records_under_one_prefix() {
+        let key = customer_key("SHARE|AB", "COLL-1-1");
+        assert!(key.starts_with(&customer_prefix("SHARE|AB")));
+        assert!(!key.starts_with(&customer_prefix("SHARE|A")));
+        assert_eq!(split_customer_key(&key), Some(("SHARE|AB", "COLL-1-1")));
     }
 }

@@ -1,16 +1,65 @@
-//! Read-your-writes overlay over the store for one batch of work.
+//! One batch of work on the stores: the per-batch cache and write buffer between the operator
+//! and RocksDB.
+//!
+//! Two kinds of access, one per store (see [`StoreName::is_typed`]):
+//! - typed stores (a customer's ledger, its actions, conversations, history) are read and
+//!   decoded once per batch, kept decoded here, and encoded once when the batch is finished —
+//!   written only if the bytes differ from what was read;
+//! - byte stores (timers, indexes, meta) are read and written as bytes, reads seeing the
+//!   batch's own writes first.
+//!
+//! Dropping a `Txn` discards everything; [`Txn::finish`] turns it into the [`Changes`] that go
+//! to the changelog and then, in one write batch, to RocksDB.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 
-use super::{StateError, Store, StoreName};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Changes, StateError, Store, StoreName, meta_key, value};
 
 type WriteKey = (i32, StoreName, Vec<u8>);
 
-/// Uncommitted writes of one batch. Reads see them first; dropping the `Txn` discards them.
+/// A value of a typed store.
+pub trait Stored: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Stored for T {}
+
+/// A typed value as this batch has it.
+struct Cached {
+    /// The bytes the store had when it was first read (`None`: absent).
+    original: Option<Vec<u8>>,
+    /// The value now (`None`: absent, deleted or taken out and not put back).
+    value: Option<Box<dyn Any + Send>>,
+    /// How to encode `value` again at the end of the batch.
+    encode: fn(&(dyn Any + Send)) -> Vec<u8>,
+}
+
+fn encode_as<V: Stored>(value: &(dyn Any + Send)) -> Vec<u8> {
+    let value = value
+        .downcast_ref::<V>()
+        .expect("a store's values all have its type");
+    value::encode(value)
+}
+
+/// Reads and writes of one batch, per store: the metrics layer's figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    /// Values read from RocksDB.
+    pub reads: u64,
+    /// Reads answered by the batch (cache or write buffer).
+    pub hits: u64,
+    /// Values written (or deleted) when the batch finished.
+    pub writes: u64,
+    pub written_bytes: u64,
+}
+
 pub struct Txn<'s> {
     store: &'s Store,
-    pub(super) writes: BTreeMap<WriteKey, Option<Vec<u8>>>,
-    pub(super) counters: BTreeMap<(i32, String), i64>,
+    writes: BTreeMap<WriteKey, Option<Vec<u8>>>,
+    counters: BTreeMap<(i32, String), i64>,
+    values: BTreeMap<WriteKey, Cached>,
+    stats: [StoreStats; StoreName::ALL.len()],
 }
 
 impl<'s> Txn<'s> {
@@ -19,31 +68,46 @@ impl<'s> Txn<'s> {
             store,
             writes: BTreeMap::new(),
             counters: BTreeMap::new(),
+            values: BTreeMap::new(),
+            stats: Default::default(),
         }
     }
 
+    fn stats(&mut self, store: StoreName) -> &mut StoreStats {
+        &mut self.stats[store as usize]
+    }
+
+    // ---- byte stores ----
+
     pub fn get(
-        &self,
+        &mut self,
         partition: i32,
         store: StoreName,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StateError> {
-        match self.writes.get(&(partition, store, key.to_vec())) {
-            Some(pending) => Ok(pending.clone()),
-            None => self.store.get(partition, store, key),
+        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
+        if let Some(pending) = self.writes.get(&(partition, store, key.to_vec())) {
+            let pending = pending.clone();
+            self.stats(store).hits += 1;
+            return Ok(pending);
         }
+        self.stats(store).reads += 1;
+        self.store.get(partition, store, key)
     }
 
     pub fn put(&mut self, partition: i32, store: StoreName, key: &[u8], value: Vec<u8>) {
+        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
         self.writes
             .insert((partition, store, key.to_vec()), Some(value));
     }
 
     pub fn delete(&mut self, partition: i32, store: StoreName, key: &[u8]) {
+        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
         self.writes.insert((partition, store, key.to_vec()), None);
     }
 
-    /// Entries of `store` from `from` on while `keep(key)` holds, committed and pending merged.
+    /// Entries of a byte store from `from` on while `keep(key)` holds, committed and pending
+    /// merged, in key order.
     pub fn scan(
         &self,
         partition: i32,
@@ -51,6 +115,7 @@ impl<'s> Txn<'s> {
         from: &[u8],
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<super::KeyValues, StateError> {
+        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .store
             .scan(partition, store, from, &keep)?
@@ -70,7 +135,7 @@ impl<'s> Txn<'s> {
             .collect())
     }
 
-    /// The first live key of `store`, committed and pending merged.
+    /// The first live key of a byte store, committed and pending merged.
     pub fn first_key(
         &self,
         partition: i32,
@@ -105,7 +170,7 @@ impl<'s> Txn<'s> {
         })
     }
 
-    /// Adds `delta` to a durable per-partition counter.
+    /// Adds `delta` to a durable per-partition counter (kept in the partition's meta store).
     pub fn add_to_counter(
         &mut self,
         partition: i32,
@@ -124,7 +189,151 @@ impl<'s> Txn<'s> {
         Ok(())
     }
 
+    // ---- typed stores ----
+
+    /// Makes sure `key` of a typed store is in the batch's cache, reading and decoding it once.
+    fn cache<V: Stored>(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<&mut Cached, StateError> {
+        debug_assert!(store.is_typed(), "{} is a byte store", store.as_str());
+        let cache_key = (partition, store, key.to_vec());
+        if self.values.contains_key(&cache_key) {
+            self.stats(store).hits += 1;
+        } else {
+            self.stats(store).reads += 1;
+            let original = self.store.get(partition, store, key)?;
+            let value = match &original {
+                Some(bytes) => Some(Box::new(value::decode::<V>(bytes).map_err(|message| {
+                    StateError::Corrupt {
+                        store: store.as_str().into(),
+                        message: format!("{}: {message}", String::from_utf8_lossy(key)),
+                    }
+                })?) as Box<dyn Any + Send>),
+                None => None,
+            };
+            self.values.insert(
+                cache_key.clone(),
+                Cached {
+                    original,
+                    value,
+                    encode: encode_as::<V>,
+                },
+            );
+        }
+        Ok(self.values.get_mut(&cache_key).expect("inserted above"))
+    }
+
+    /// Takes the value of `key` out of the batch (to be put back, changed or not, with
+    /// [`Txn::put_value`]; one not put back is deleted when the batch finishes).
+    pub fn take_value<V: Stored>(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<Option<V>, StateError> {
+        Ok(self
+            .cache::<V>(partition, store, key)?
+            .value
+            .take()
+            .map(|v| {
+                *v.downcast::<V>()
+                    .expect("a store's values all have its type")
+            }))
+    }
+
+    pub fn put_value<V: Stored>(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+        value: V,
+    ) -> Result<(), StateError> {
+        let cached = self.cache::<V>(partition, store, key)?;
+        cached.value = Some(Box::new(value));
+        cached.encode = encode_as::<V>;
+        Ok(())
+    }
+
+    pub fn delete_value<V: Stored>(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<(), StateError> {
+        self.cache::<V>(partition, store, key)?.value = None;
+        Ok(())
+    }
+
+    /// Writes bytes already encoded into any store (a migration, a restore).
+    pub fn put_raw(&mut self, partition: i32, store: StoreName, key: &[u8], bytes: Vec<u8>) {
+        self.writes
+            .insert((partition, store, key.to_vec()), Some(bytes));
+    }
+
+    /// The keys of a typed store under `prefix` that have a value, committed and this batch's
+    /// merged, in key order.
+    pub fn value_keys(
+        &self,
+        partition: i32,
+        store: StoreName,
+        prefix: &[u8],
+    ) -> Result<Vec<Vec<u8>>, StateError> {
+        debug_assert!(store.is_typed(), "{} is a byte store", store.as_str());
+        let mut keys: BTreeMap<Vec<u8>, bool> = self
+            .store
+            .scan(partition, store, prefix, |k| k.starts_with(prefix))?
+            .into_iter()
+            .map(|(k, _)| (k, true))
+            .collect();
+        let start = (partition, store, prefix.to_vec());
+        for ((p, s, k), cached) in self.values.range(start..) {
+            if *p != partition || *s != store || !k.starts_with(prefix) {
+                break;
+            }
+            keys.insert(k.clone(), cached.value.is_some());
+        }
+        Ok(keys
+            .into_iter()
+            .filter_map(|(k, live)| live.then_some(k))
+            .collect())
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.counters.is_empty()
+        self.writes.is_empty() && self.counters.is_empty() && self.values.is_empty()
+    }
+
+    /// The batch's changes: typed values encoded (only those whose bytes changed), counters
+    /// and the input offsets it covers (`(partition, topic, next offset)`) as meta records.
+    pub fn finish(mut self, offsets: &[(i32, String, i64)]) -> Changes {
+        for ((partition, store, key), cached) in std::mem::take(&mut self.values) {
+            let now = cached.value.as_deref().map(|v| (cached.encode)(v));
+            if now != cached.original {
+                self.writes.insert((partition, store, key), now);
+            }
+        }
+        for ((partition, name), value) in std::mem::take(&mut self.counters) {
+            self.writes.insert(
+                (partition, StoreName::Meta, meta_key::counter(&name)),
+                Some(value.to_be_bytes().to_vec()),
+            );
+        }
+        for (partition, topic, next) in offsets {
+            self.writes.insert(
+                (*partition, StoreName::Meta, meta_key::offset(topic)),
+                Some(next.to_be_bytes().to_vec()),
+            );
+        }
+        for ((_, store, _), value) in &self.writes {
+            let stats = &mut self.stats[*store as usize];
+            stats.writes += 1;
+            stats.written_bytes += value.as_ref().map_or(0, |v| v.len() as u64);
+        }
+        Changes {
+            writes: self.writes,
+            stats: self.stats,
+        }
     }
 }

@@ -127,18 +127,11 @@ fn date_from_bytes(bytes: &[u8]) -> Option<NaiveDate> {
 
 /// `len(key) key name`: self-delimiting, so one key's timers are one prefix.
 fn key_part(key: &CustomerKey, name: &str) -> Vec<u8> {
-    let key = key.encode();
-    let mut out = Vec::with_capacity(2 + key.len() + name.len());
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out
+    crate::state::customer_key(&key.encode(), name)
 }
 
 fn split_key_part(bytes: &[u8]) -> Option<(CustomerKey, String)> {
-    let len = u16::from_be_bytes(bytes.get(..2)?.try_into().ok()?) as usize;
-    let key = std::str::from_utf8(bytes.get(2..2 + len)?).ok()?;
-    let name = std::str::from_utf8(bytes.get(2 + len..)?).ok()?;
+    let (key, name) = crate::state::split_customer_key(bytes)?;
     Some((CustomerKey::decode(key)?, name.to_string()))
 }
 
@@ -172,14 +165,13 @@ impl Timers<'_, '_> {
     pub fn for_key(&self, key: &CustomerKey) -> Result<Vec<(String, NaiveDate)>, StateError> {
         let prefix = key_part(key, "");
         self.txn
-            .scan(self.partition, StoreName::TimersByKey, &prefix, |k| {
+            .scan(self.partition, StoreName::Timers, &prefix, |k| {
                 k.starts_with(&prefix)
             })?
             .into_iter()
             .map(|(k, v)| {
-                let (_, name) =
-                    split_key_part(&k).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
-                let due = date_from_bytes(&v).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                let (_, name) = split_key_part(&k).ok_or_else(|| corrupt(StoreName::Timers))?;
+                let due = date_from_bytes(&v).ok_or_else(|| corrupt(StoreName::Timers))?;
                 Ok((name, due))
             })
             .collect()
@@ -188,14 +180,10 @@ impl Timers<'_, '_> {
     /// Sets `key`'s timer `name` to `due`, replacing an earlier one of the same name.
     pub fn set(&mut self, key: &CustomerKey, name: &str, due: NaiveDate) -> Result<(), StateError> {
         let by_key = key_part(key, name);
-        match self
-            .txn
-            .get(self.partition, StoreName::TimersByKey, &by_key)?
-        {
+        match self.txn.get(self.partition, StoreName::Timers, &by_key)? {
             Some(old) if date_from_bytes(&old) == Some(due) => return Ok(()),
             Some(old) => {
-                let old_due =
-                    date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+                let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::Timers))?;
                 self.txn.delete(
                     self.partition,
                     StoreName::TimersByDue,
@@ -206,7 +194,7 @@ impl Timers<'_, '_> {
         }
         self.txn.put(
             self.partition,
-            StoreName::TimersByKey,
+            StoreName::Timers,
             &by_key,
             date_bytes(due).to_vec(),
         );
@@ -221,18 +209,14 @@ impl Timers<'_, '_> {
 
     pub fn cancel(&mut self, key: &CustomerKey, name: &str) -> Result<(), StateError> {
         let by_key = key_part(key, name);
-        if let Some(old) = self
-            .txn
-            .get(self.partition, StoreName::TimersByKey, &by_key)?
-        {
-            let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::TimersByKey))?;
+        if let Some(old) = self.txn.get(self.partition, StoreName::Timers, &by_key)? {
+            let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::Timers))?;
             self.txn.delete(
                 self.partition,
                 StoreName::TimersByDue,
                 &due_key(old_due, &by_key),
             );
-            self.txn
-                .delete(self.partition, StoreName::TimersByKey, &by_key);
+            self.txn.delete(self.partition, StoreName::Timers, &by_key);
             self.txn
                 .add_to_counter(self.partition, TIMERS_PENDING, -1)?;
         }

@@ -1,0 +1,338 @@
+//! A customer's state over the stores, in records that change for different reasons: its
+//! ledger and figures (one value, `ledger`), each action (`actions`, keyed by customer and
+//! action id) and each conversation with its promise's status (`conversations`, keyed by
+//! customer and conversation id). A decision reads the customer whole (the engine's
+//! [`CustomerState`]); what it did not change is not written again (the batch writes only
+//! values whose bytes changed).
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Action, CustomerState, PromiseState};
+use crate::model::{ConversationChange, CustomerKey};
+use crate::state::{StateError, StoreName, Txn, customer_key, customer_prefix};
+
+/// A conversation as last saved and its promise's status as last reported (either may be
+/// absent: a deleted conversation keeps the status of its promise).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub conversation: Option<ConversationChange>,
+    pub promise: Option<PromiseState>,
+}
+
+fn ledger_key(customer: &CustomerKey) -> Vec<u8> {
+    customer.encode().into_bytes()
+}
+
+/// The ids under `prefix` in a per-customer store.
+fn ids(
+    txn: &Txn<'_>,
+    partition: i32,
+    store: StoreName,
+    prefix: &[u8],
+) -> Result<Vec<String>, StateError> {
+    txn.value_keys(partition, store, prefix)?
+        .into_iter()
+        .map(|k| {
+            std::str::from_utf8(&k[prefix.len()..])
+                .map(String::from)
+                .map_err(|_| StateError::Corrupt {
+                    store: store.as_str().into(),
+                    message: "undecodable key".into(),
+                })
+        })
+        .collect()
+}
+
+/// Takes the customer's records out of the batch and assembles them; `None` if it has none.
+/// Put it back with [`save`] (what is not put back is deleted when the batch finishes), or drop
+/// the batch (queries).
+pub fn load(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+) -> Result<Option<CustomerState>, StateError> {
+    let key = customer.encode();
+    let ledger: Option<CustomerState> =
+        txn.take_value(partition, StoreName::Ledger, &ledger_key(customer))?;
+    let prefix = customer_prefix(&key);
+    let action_ids = ids(txn, partition, StoreName::Actions, &prefix)?;
+    let conversation_ids = ids(txn, partition, StoreName::Conversations, &prefix)?;
+    if ledger.is_none() && action_ids.is_empty() && conversation_ids.is_empty() {
+        return Ok(None);
+    }
+    let mut state = ledger.unwrap_or_default();
+    for id in action_ids {
+        if let Some(action) =
+            txn.take_value::<Action>(partition, StoreName::Actions, &customer_key(&key, &id))?
+        {
+            state.actions.insert(id, action);
+        }
+    }
+    for id in conversation_ids {
+        let record = txn.take_value::<ConversationRecord>(
+            partition,
+            StoreName::Conversations,
+            &customer_key(&key, &id),
+        )?;
+        if let Some(record) = record {
+            if let Some(conversation) = record.conversation {
+                state.conversations.insert(id.clone(), conversation);
+            }
+            if let Some(promise) = record.promise {
+                state.promises.insert(id, promise);
+            }
+        }
+    }
+    Ok(Some(state))
+}
+
+/// A customer split into its records.
+struct Parts {
+    ledger: CustomerState,
+    actions: Vec<(String, Action)>,
+    conversations: Vec<(String, ConversationRecord)>,
+}
+
+fn split(mut state: CustomerState) -> Parts {
+    let actions = std::mem::take(&mut state.actions).into_iter().collect();
+    let mut conversations = std::mem::take(&mut state.conversations);
+    let mut promises = std::mem::take(&mut state.promises);
+    let ids: std::collections::BTreeSet<String> = conversations
+        .keys()
+        .chain(promises.keys())
+        .cloned()
+        .collect();
+    let conversations = ids
+        .into_iter()
+        .map(|id| {
+            let record = ConversationRecord {
+                conversation: conversations.remove(&id),
+                promise: promises.remove(&id),
+            };
+            (id, record)
+        })
+        .collect();
+    Parts {
+        ledger: state,
+        actions,
+        conversations,
+    }
+}
+
+/// Puts the customer back, split into its records.
+pub fn save(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+    state: CustomerState,
+) -> Result<(), StateError> {
+    let key = customer.encode();
+    let parts = split(state);
+    for (id, action) in parts.actions {
+        txn.put_value(
+            partition,
+            StoreName::Actions,
+            &customer_key(&key, &id),
+            action,
+        )?;
+    }
+    for (id, record) in parts.conversations {
+        txn.put_value(
+            partition,
+            StoreName::Conversations,
+            &customer_key(&key, &id),
+            record,
+        )?;
+    }
+    txn.put_value(
+        partition,
+        StoreName::Ledger,
+        &ledger_key(customer),
+        parts.ledger,
+    )
+}
+
+/// The records of a customer value of the layout before the split (JSON, the whole customer
+/// in one value), as (store, key, encoded value).
+pub fn split_legacy(
+    customer: &str,
+    json: &[u8],
+) -> Result<Vec<(StoreName, Vec<u8>, Vec<u8>)>, String> {
+    use crate::state::value::encode;
+    let mut whole: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let mut part = |name: &str| {
+        whole
+            .as_object_mut()
+            .and_then(|o| o.remove(name))
+            .unwrap_or_default()
+    };
+    let (actions, conversations, promises) =
+        (part("actions"), part("conversations"), part("promises"));
+    let mut state: CustomerState = serde_json::from_value(whole).map_err(|e| e.to_string())?;
+    let or_empty = |v: serde_json::Value| {
+        if v.is_null() {
+            serde_json::json!({})
+        } else {
+            v
+        }
+    };
+    state.actions =
+        serde_json::from_value(or_empty(actions)).map_err(|e| format!("actions: {e}"))?;
+    state.conversations = serde_json::from_value(or_empty(conversations))
+        .map_err(|e| format!("conversations: {e}"))?;
+    state.promises =
+        serde_json::from_value(or_empty(promises)).map_err(|e| format!("promises: {e}"))?;
+    let parts = split(state);
+    let mut out = vec![(
+        StoreName::Ledger,
+        customer.as_bytes().to_vec(),
+        encode(&parts.ledger),
+    )];
+    out.extend(parts.actions.iter().map(|(id, action)| {
+        (
+            StoreName::Actions,
+            customer_key(customer, id),
+            encode(action),
+        )
+    }));
+    out.extend(parts.conversations.iter().map(|(id, record)| {
+        (
+            StoreName::Conversations,
+            customer_key(customer, id),
+            encode(record),
+        )
+    }));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Store;
+
+    const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/customer-state-v0.json");
+
+    /// The fixture as the previous version read it: one JSON value, parts included.
+    fn legacy_whole() -> (CustomerState, serde_json::Value) {
+        let json: serde_json::Value = serde_json::from_slice(FIXTURE).unwrap();
+        let mut state: CustomerState = serde_json::from_value(json.clone()).unwrap();
+        state.actions = serde_json::from_value(json["actions"].clone()).unwrap();
+        state.conversations = serde_json::from_value(json["conversations"].clone()).unwrap();
+        state.promises = serde_json::from_value(json["promises"].clone()).unwrap();
+        (state, json)
+    }
+
+    #[test]
+    fn a_customer_written_by_the_previous_version_reads_whole_from_its_split_records() {
+        let (expected, json) = legacy_whole();
+        assert_eq!(expected.actions.len(), 8);
+        assert_eq!(expected.conversations.len(), 3);
+        assert_eq!(expected.promises.len(), 2);
+        assert_eq!(
+            expected.actions.keys().collect::<Vec<_>>(),
+            json["actions"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let customer = CustomerKey::new("SHARE", "LUTHOR");
+        let records = split_legacy(&customer.encode(), FIXTURE).unwrap();
+        assert_eq!(records.len(), 1 + 8 + 3);
+        let mut txn = store.txn();
+        for (store_name, key, bytes) in &records {
+            // Through the same write path as a batch, as raw bytes.
+            txn.put_raw(0, *store_name, key, bytes.clone());
+        }
+        store.commit(txn, &[]).unwrap();
+
+        let mut txn = store.txn();
+        let read = load(&mut txn, 0, &customer).unwrap().unwrap();
+        assert_eq!(read, expected);
+        // Saved back unchanged, nothing is rewritten.
+        save(&mut txn, 0, &customer, read).unwrap();
+        assert!(txn.finish(&[]).writes.is_empty());
+    }
+
+    #[test]
+    fn a_decision_rewrites_only_the_records_it_changed() {
+        let (state, _) = legacy_whole();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let customer = CustomerKey::new("SHARE", "LUTHOR");
+        let mut txn = store.txn();
+        save(&mut txn, 0, &customer, state).unwrap();
+        store.commit(txn, &[]).unwrap();
+
+        let mut txn = store.txn();
+        let mut state = load(&mut txn, 0, &customer).unwrap().unwrap();
+        let id = state.actions.keys().next().unwrap().clone();
+        state.actions.get_mut(&id).unwrap().revision += 1;
+        let gone = state.actions.keys().nth(1).unwrap().clone();
+        state.actions.remove(&gone);
+        save(&mut txn, 0, &customer, state).unwrap();
+        let changes = txn.finish(&[]);
+        assert_eq!(changes.writes.len(), 2, "one action changed, one deleted");
+        assert!(
+            changes
+                .writes
+                .keys()
+                .all(|(_, s, _)| *s == StoreName::Actions),
+            "the ledger and conversations untouched"
+        );
+        assert_eq!(changes.writes.values().filter(|v| v.is_none()).count(), 1);
+    }
+
+    #[test]
+    fn a_state_directory_of_the_previous_layout_is_migrated_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let timer_key = customer_key("SHARE|LUTHOR", "ageing");
+        {
+            let mut options = rocksdb::Options::default();
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            let db = rocksdb::DB::open_cf(
+                &options,
+                dir.path(),
+                ["customers.0", "timers-by-key.0", "meta"],
+            )
+            .unwrap();
+            let cf = |name| db.cf_handle(name).unwrap();
+            db.put_cf(cf("customers.0"), b"SHARE|LUTHOR", FIXTURE)
+                .unwrap();
+            db.put_cf(cf("timers-by-key.0"), &timer_key, [0x80, 0, 0x51, 0x2a])
+                .unwrap();
+            db.put_cf(cf("meta"), b"offset/0/ar.items", 42i64.to_be_bytes())
+                .unwrap();
+            db.put_cf(cf("meta"), b"counter/0/actions.new", 3i64.to_be_bytes())
+                .unwrap();
+        }
+        assert!(
+            Store::open(dir.path()).is_err(),
+            "a plain open refuses the old layout rather than ignore it"
+        );
+        let store = super::super::open_store(dir.path()).unwrap();
+        assert_eq!(store.offsets(0).unwrap()["ar.items"], 42);
+        assert_eq!(store.counters(0).unwrap()["actions.new"], 3);
+        let mut txn = store.txn();
+        assert_eq!(
+            txn.get(0, StoreName::Timers, &timer_key).unwrap(),
+            Some(vec![0x80, 0, 0x51, 0x2a])
+        );
+        let customer = CustomerKey::new("SHARE", "LUTHOR");
+        assert_eq!(
+            load(&mut txn, 0, &customer).unwrap().unwrap(),
+            legacy_whole().0
+        );
+        drop(txn);
+        drop(store);
+        // Migrated once: the old families are gone.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.partitions(), vec![0]);
+    }
+}
