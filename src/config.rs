@@ -29,6 +29,10 @@ pub struct Config {
 pub struct KafkaConfig {
     pub brokers: String,
     pub group_id: String,
+    /// This instance's stable name: its static group membership (`group.instance.id`) and
+    /// its name in the changelogs' claims. Default: `$CONDMON_INSTANCE_ID`, else the host
+    /// name (a StatefulSet pod's name), else none (dynamic membership).
+    pub instance_id: Option<String>,
     /// Extra librdkafka properties for every client (e.g. security settings).
     pub client: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumer only (e.g. `session.timeout.ms`: how long
@@ -134,6 +138,7 @@ impl Default for KafkaConfig {
         KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             group_id: "condmon".into(),
+            instance_id: None,
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -308,6 +313,17 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+}
+
+impl KafkaConfig {
+    /// The instance's stable name, if it has one (see `instance_id`).
+    pub fn instance_name(&self) -> Option<String> {
+        self.instance_id
+            .clone()
+            .or_else(|| std::env::var("CONDMON_INSTANCE_ID").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|n| !n.trim().is_empty())
+    }
 }
 
 impl Config {

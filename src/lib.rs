@@ -4,17 +4,21 @@
 //! ```text
 //! ar.items ───────────────┐                 ┌─ per input partition N ───────────────────────────┐
 //! ar.payments ────────────┤ kafka::Source ─►│ codec (Avro/JSON) → validate ──(bad)──► dead letter│
-//! ar.aging ───────────────┤ (group, seek to │ → engine::CustomerState::apply (running balances, │
-//! ar.customers ───────────┤  offsets kept   │   statistics, children's figures), or a command:  │
-//! ar.history ─────────────┤  in state)      │   engine::execute (checked, applied or refused)   │
-//! ar.conversations ───────┤                 │   or a conversation: engine::take_conversation    │
-//! condmon.child-figures ──┤                 │ → engine::reconcile (rules × ledger × rates × date)│
-//! cm.action-commands ─────┘                 │ → timers (ageing, plan steps, reminders) ◄── clock│
+//! ar.aging ───────────────┤ (group; on      │   (on another partition than murmur2(key):        │
+//! ar.customers ───────────┤  assignment the │    sent on via condmon.repartition)               │
+//! ar.history ─────────────┤  partition is   │ → engine::CustomerState::apply (running balances, │
+//! ar.conversations ───────┤  restored from  │   statistics, children's figures), or a command:  │
+//! condmon.child-figures ──┤  its changelogs,│   engine::execute, or a conversation              │
+//! cm.action-commands ─────┤  then read from │ → engine::reconcile (rules × ledger × rates × date)│
+//! condmon.repartition ────┘  its offsets)   │ → timers (ageing, plan steps, reminders) ◄── clock│
+//!                                           │   state: ledger, actions, conversations, timers, │
+//!                                           │   indexes, meta (per-batch cache, typed values)  │
 //!                                           └──────────────┬────────────────────────────────────┘
 //! ar.fx-rates, cm.rules ──► kafka::GlobalReader (whole topics, every instance): exchange rates
 //!                           and rule documents; a change re-evaluates the customers it concerns
-//!                  outputs acknowledged by the broker, then ONE RocksDB write batch
-//!                  (state + timers + indexes + counters + input offsets + reference fingerprint)
+//!   outputs + every state change as a record of `<group>-<store>-changelog`, acknowledged;
+//!   then one commit record per partition, acknowledged; then ONE RocksDB write batch
+//!   (state + timers + indexes + counters + input offsets + changelog checkpoint)
 //!                                                          ▼
 //!            cm.actions / cm.escalations / cm.conditions / cm.risk-scores / cm.dead-letter
 //!            cm.command-results / cm.notifications / cm.correspondence / cm.requests
@@ -34,10 +38,13 @@
 //!   notifications); conversations (promises judged, call actions, partial disputes,
 //!   exclusions from dunning); the lists, searches and reports over states (no I/O, no
 //!   clock).
-//! - [`state`]: RocksDB stores per input partition, written through one transaction per batch.
+//! - [`state`]: RocksDB stores per input partition; [`state::Txn`] is the per-batch cache and
+//!   write buffer, values are versioned binary ([`state::value`]).
 //! - [`timer`]: the injected clock and durable timers (by due date and by key).
 //! - [`pipeline`]: the operator (decode → validate → apply → reconcile → timers, reference data)
-//!   and the commit protocol shared by the Kafka run loop and `replay`. Errors are classified
+//!   with its declared stores ([`pipeline::STORES`]) and a customer's layout over them
+//!   ([`pipeline::customers`]); the changelogs, restore and claims ([`pipeline::changelog`]);
+//!   the commit protocol shared by the Kafka run loop and `replay`. Errors are classified
 //!   there: bad data → dead letter; external (broker, registry) → retried with back-off;
 //!   internal (state, encoding) → the process stops.
 //! - [`kafka`]: rdkafka consumer, reference-topic reader, producer and admin; nothing else sees

@@ -18,6 +18,9 @@ pub struct Metrics {
     pub produce_retries: IntCounter,
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
+    pub restore_records: IntCounter,
+    pub restore_remaining: IntGauge,
+    pub partitions_restoring: IntGauge,
     pub store_reads: IntCounterVec,
     pub store_cache_hits: IntCounterVec,
     pub store_writes: IntCounterVec,
@@ -113,6 +116,18 @@ impl Metrics {
                 "Input records that arrived on another partition than murmur2 of their key gives, \
                  sent on to the right one through the repartition topic, by the topic they arrived on.",
                 &["topic"],
+            ),
+            restore_records: counter(
+                "restore_records_total",
+                "Changelog records read to restore or catch up a partition's state.",
+            ),
+            restore_remaining: gauge(
+                "restore_remaining_records",
+                "Changelog records still to read by the restores under way.",
+            ),
+            partitions_restoring: gauge(
+                "partitions_restoring",
+                "Partitions whose state is being restored from their changelogs.",
             ),
             store_reads: counter_vec(
                 "store_reads_total",

@@ -129,10 +129,12 @@ fn notifications_commands_letters_and_requests_flow_through_the_real_pipeline() 
         &config,
         &command("C0", "JDOE", CommandKind::Perform, &[&action]),
     );
-    nameless.payload = condmon::codec::SchemaCatalog::bundled()
-        .unwrap()
-        .encode_input(&command("C0", " ", CommandKind::Perform, &[&action]))
-        .unwrap();
+    nameless.payload = Some(
+        condmon::codec::SchemaCatalog::bundled()
+            .unwrap()
+            .encode_input(&command("C0", " ", CommandKind::Perform, &[&action]))
+            .unwrap(),
+    );
     produce(
         &config,
         vec![

@@ -162,7 +162,7 @@ fn rules_document(text: &str, config: &Config) -> OutRecord {
         topic: config.topics.rules.clone(),
         partition: None,
         key: Some(b"rules".to_vec()),
-        payload: text.as_bytes().to_vec(),
+        payload: Some(text.as_bytes().to_vec()),
         headers: vec![],
     }
 }
@@ -208,7 +208,7 @@ fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
         rate: "1.10".parse().unwrap(),
     });
     let mut zero_rate = record(&config, &rate);
-    zero_rate.payload = {
+    zero_rate.payload = Some({
         let InputEvent::FxRate(mut bad) = rate.clone() else {
             unreachable!()
         };
@@ -219,7 +219,7 @@ fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
             .unwrap()
             .encode_input(&InputEvent::FxRate(bad))
             .unwrap()
-    };
+    });
     produce(&config, vec![record(&config, &rate), zero_rate]);
     let records = wait_for(&config, &topics.actions, WAIT, |r| {
         actions(&config, r).iter().any(|a| a.customer_id == "WAYNE")

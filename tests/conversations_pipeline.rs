@@ -145,10 +145,12 @@ fn promises_are_judged_and_calls_answered_through_the_real_pipeline() {
     );
     let mut negative = conversation("BAD", Some(("2026-03-03", "1")));
     negative.promise.as_mut().unwrap().amount = "-1".parse().unwrap();
-    bad.payload = condmon::codec::SchemaCatalog::bundled()
-        .unwrap()
-        .encode_input(&InputEvent::Conversation(negative))
-        .unwrap();
+    bad.payload = Some(
+        condmon::codec::SchemaCatalog::bundled()
+            .unwrap()
+            .encode_input(&InputEvent::Conversation(negative))
+            .unwrap(),
+    );
     produce(
         &config,
         vec![

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use condmon::kafka::{OutRecord, partition_for};
@@ -25,14 +25,6 @@ fn invoice(customer: &str, id: &str, amount: i64) -> ItemChange {
         "USD",
         "2026-01-15".parse().unwrap(),
     )
-}
-
-fn wait_customer(condmon: &Condmon, customer: &str) {
-    let deadline = Instant::now() + WAIT;
-    while condmon.get(&format!("/customers/SHARE/{customer}")).0 != 200 {
-        assert!(Instant::now() < deadline, "{customer} never arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -58,7 +50,7 @@ fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
         &config,
         vec![record(&config, &InputEvent::Customer(master))],
     );
-    wait_customer(&condmon, "ACME");
+    condmon.wait_customer("ACME", WAIT);
     let right = partition_for(b"SHARE|ACME", config.topics.partitions);
     let mut misrouted = record(&config, &InputEvent::Item(invoice("ACME", "INV-1", 4200)));
     misrouted.partition = Some(1 - right);
@@ -71,7 +63,7 @@ fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
         topic: items.clone(),
         partition: None,
         key: Some(b"SHARE|BIG".to_vec()),
-        payload: just_under.clone(),
+        payload: Some(just_under.clone()),
         headers: vec![],
     };
     let mut chatty = invoice("CHATTY", "INV-C", 100);
@@ -121,7 +113,7 @@ fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
 
     // The records after them were processed, and the misrouted invoice met its master: one
     // state, so its collection plan has the master's collector as owner.
-    wait_customer(&condmon, "GLOBEX");
+    condmon.wait_customer("GLOBEX", WAIT);
     let records = wait_for(&config, &config.topics.actions, WAIT, |r| {
         decode(&config, Stream::Actions, r).iter().any(
             |e| matches!(e, OutputEvent::Action(a) if a.customer_id == "ACME" && a.action_code == "CALL"),

@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::*;
-use condmon::codec::SchemaCatalog;
 use condmon::config::Config;
 use condmon::kafka::{self, OutRecord, ReadRecord};
 use condmon::model::{
@@ -99,14 +98,14 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
         topic: items.clone(),
         partition: None,
         key: Some(b"SHARE|ACME".to_vec()),
-        payload: b"not avro".to_vec(),
+        payload: Some(b"not avro".to_vec()),
         headers: vec![],
     };
     let unknown_schema = OutRecord {
         topic: items.clone(),
         partition: None,
         key: Some(b"SHARE|ACME".to_vec()),
-        payload: vec![0, 0, 0, 0x30, 0x39, 2, 4],
+        payload: Some(vec![0, 0, 0, 0x30, 0x39, 2, 4]),
         headers: vec![],
     };
     let mut wrong_key = record(&config, &invoice("ACME", "INV-X", "5.00", "2026-02-01"));
@@ -313,60 +312,6 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
     assert!(body.contains("\"violations\":{}"), "{body}");
 }
 
-/// The outputs the operator gives for `events` on `today`, computed in-process (the oracle):
-/// event id → (stream, bytes).
-fn expected_outputs(
-    config: &Config,
-    events: &[InputEvent],
-    today: &str,
-) -> HashMap<String, (Stream, Vec<u8>)> {
-    use condmon::pipeline::{Operator, Outcome, Payload};
-    let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
-    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
-    let operator = Operator::new(rules.into(), catalog.clone().into());
-    let dir = tempfile::tempdir().unwrap();
-    let store = condmon::state::Store::open(dir.path()).unwrap();
-    store.ensure_partition(0).unwrap();
-    let mut out = HashMap::new();
-    for event in events {
-        let mut txn = store.txn();
-        let bytes = catalog.encode_input(event).unwrap();
-        let key = event.record_key();
-        let Outcome::Processed(events) = operator
-            .process(
-                &mut txn,
-                &[0],
-                event.stream(),
-                Some(&key),
-                Payload::Avro(&bytes),
-                today.parse().unwrap(),
-            )
-            .unwrap()
-        else {
-            panic!("valid input refused")
-        };
-        store.commit(txn, &[]).unwrap();
-        for e in events {
-            out.insert(
-                e.event_id().to_string(),
-                (e.stream(), catalog.encode_output(&e).unwrap()),
-            );
-        }
-    }
-    out
-}
-
-/// Every record of every customer-facing output topic.
-fn all_outputs(config: &Config) -> Vec<ReadRecord> {
-    Stream::OUTPUTS
-        .into_iter()
-        .map(|s| config.topics.topic(s))
-        .flat_map(|topic| {
-            kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(1)).unwrap()
-        })
-        .collect()
-}
-
 /// A promise to pay later than the test's business date (judged OPEN whatever the order).
 fn promise(customer: &str) -> InputEvent {
     let conversation: condmon::model::ConversationChange =
@@ -414,14 +359,15 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
         .count();
     assert_eq!(expected_actions, customers * 3);
 
-    // First run: crash (abort) right after the third batch's outputs are acknowledged and
-    // before its state is committed: the worst instant.
+    // First run: crash (abort) right after the third batch's outputs and changelog records are
+    // acknowledged and before its commit is written: the worst instant (the batch is in the
+    // changelog, uncommitted, and must be redone, not restored).
     produce(&config, events.iter().map(|e| record(&config, e)).collect());
     let mut condmon = Condmon::start_with_env(
         &config,
         dir.path(),
         "2026-03-01",
-        &[("CONDMON_CRASH_AFTER_BATCHES", "3")],
+        &[("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "3")],
     );
     assert!(
         !condmon.wait_exit(WAIT).success(),
@@ -548,7 +494,7 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
             topic: config.topics.items.clone(),
             partition: None,
             key: Some(b"SHARE|ACME".to_vec()),
-            payload,
+            payload: Some(payload),
             headers: vec![],
         }],
     );
@@ -631,7 +577,7 @@ fn a_state_ahead_of_its_topics_stops_the_process_instead_of_skipping_records() {
     assert!(!status.success(), "refuses to read on");
     let log = std::fs::read_to_string(dir.path().join("condmon.log")).unwrap();
     assert!(
-        log.contains("the topic was recreated or lost data"),
+        log.contains("the changelog was recreated or lost data"),
         "{log}"
     );
     assert!(

@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     topic: config.topics.rules.clone(),
                     partition: None,
                     key: Some(b"rules".to_vec()),
-                    payload: rules.into_bytes(),
+                    payload: Some(rules.into_bytes()),
                     headers: Vec::new(),
                 });
                 continue;
@@ -55,13 +55,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             topic: config.topics.topic(stream).to_string(),
             partition: None,
             key: Some(key.unwrap_or_else(|| event.record_key()).into_bytes()),
-            payload: catalog.encode_input(&event).with_context(at)?,
+            payload: Some(catalog.encode_input(&event).with_context(at)?),
             headers: Vec::new(),
         });
     }
     let count = records.len();
     let sink = Sink::new(&config)?;
-    let failed = super::runtime()?.block_on(sink.send_all(records)).len();
+    let failed = super::runtime()?
+        .block_on(sink.send_all(records))
+        .failed
+        .len();
     if failed > 0 {
         anyhow::bail!("{failed} of {count} record(s) were not acknowledged");
     }

@@ -59,7 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let operator = Operator::new(Arc::new(rules), Arc::new(catalog));
     super::runtime()?.block_on(async move {
         if args.create_topics {
-            for (topic, outcome) in kafka::create_topics(&config).await? {
+            let specs = pipeline::changelog::topic_specs(&config);
+            for (topic, outcome) in kafka::create_topics(&config, &specs).await? {
                 tracing::info!(topic, outcome, "Topic checked.");
             }
         }
@@ -84,6 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("Shutting down.");
             let _ = stop.send(true);
         });
+        let owner = config
+            .kafka
+            .instance_name()
+            .unwrap_or_else(|| format!("pid-{}", std::process::id()));
         let runtime = Runtime {
             operator,
             config,
@@ -92,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             clock,
             health,
             partitions,
+            owner,
             faults: pipeline::Faults::from_env(),
         };
         pipeline::run(runtime, stopped).await?;
@@ -102,12 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The per-partition state needs every input topic to have the same partition count: that
 /// count.
 fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<i32> {
-    let topics = config.topics.partitioned_inputs();
+    let changelogs: Vec<String> = pipeline::changelog::changelogged()
+        .map(|s| pipeline::changelog::topic(config, s))
+        .collect();
+    let mut topics = config.topics.partitioned_inputs();
+    topics.extend(changelogs.iter().map(String::as_str));
     let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
     let first = counts[0].1;
     if first == 0 || counts.iter().any(|(_, n)| *n != first) {
         anyhow::bail!(
-            "the input topics must exist and be co-partitioned (same partition count): {counts:?}"
+            "the input and changelog topics must exist and be co-partitioned (same partition \
+             count; `condmon topics create` creates them): {counts:?}"
         );
     }
     Ok(first as i32)

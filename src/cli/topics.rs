@@ -13,7 +13,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Create(args) => {
             let config = args.load()?;
-            let created = super::runtime()?.block_on(kafka::create_topics(&config))?;
+            let specs = crate::pipeline::changelog::topic_specs(&config);
+            let created = super::runtime()?.block_on(kafka::create_topics(&config, &specs))?;
             for (topic, outcome) in created {
                 println!("{topic}: {outcome}");
             }

@@ -21,9 +21,9 @@ pub fn describe(config: &crate::config::Config) -> String {
         "Topics ({} partitions each, replication {}):\n",
         t.partitions, t.replication_factor
     ));
-    for spec in t.all() {
+    for spec in crate::pipeline::changelog::topic_specs(config) {
         out.push_str(&format!(
-            "  {:<8} {:<24} cleanup.policy={}\n",
+            "  {:<9} {:<32} cleanup.policy={}\n",
             spec.role,
             spec.name,
             spec.cleanup.as_str()
@@ -34,10 +34,19 @@ pub fn describe(config: &crate::config::Config) -> String {
          partition N;\nwritten in one batch with the input offsets):\n",
     );
     for spec in crate::pipeline::STORES {
+        let log = if spec.changelogged {
+            format!(
+                "changelog {}",
+                crate::pipeline::changelog::topic(config, spec.name)
+            )
+        } else {
+            "local, rebuilt on restore".into()
+        };
         out.push_str(&format!(
-            "  {:<24} {}\n",
+            "  {:<24} {}\n  {:<24}   [{log}]\n",
             format!("{}.N", spec.name.as_str()),
-            spec.what
+            spec.what,
+            ""
         ));
     }
     out.push_str(&format!(

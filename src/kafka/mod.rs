@@ -22,7 +22,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::config::{Assignment, Config};
+use crate::config::{Assignment, Config, TopicSpec};
 use crate::state::Store;
 
 mod partitioner;
@@ -48,11 +48,13 @@ fn client_config(config: &Config) -> ClientConfig {
     client
 }
 
-/// Creates every topic of the configuration; topics that exist already are left alone.
+/// Creates the topics of `specs`; topics that exist already are left alone.
 /// Returns (topic, "created" | "exists").
-pub async fn create_topics(config: &Config) -> Result<Vec<(String, &'static str)>, BrokerError> {
+pub async fn create_topics(
+    config: &Config,
+    specs: &[TopicSpec],
+) -> Result<Vec<(String, &'static str)>, BrokerError> {
     let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
-    let specs = config.topics.all();
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
@@ -119,8 +121,13 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Called when a partition is assigned, before it is positioned: brings its state up to
+/// date (restores it from its changelogs). An error stops the process.
+pub type OnAssign = Arc<dyn Fn(i32) -> Result<(), String> + Send + Sync>;
+
 pub struct SourceContext {
     store: Store,
+    on_assign: OnAssign,
     assigned: Arc<Mutex<BTreeSet<i32>>>,
     /// The offset each partition was positioned at: anything a broker returns below it was
     /// processed already and is dropped (a broker may return a whole batch around the offset).
@@ -137,27 +144,38 @@ impl SourceContext {
         self.problems.lock().expect("problems lock").push(message);
     }
 
-    /// Positions each partition of `tpl` at the offset kept with its state, or at the beginning
-    /// of a partition this node has no state for, and records it as held. A partition whose
-    /// kept offset lies beyond its end (`high_watermark`) is a problem, not a position: the
-    /// topic was recreated or lost data, and reading on would skip records silently.
+    /// Takes up each partition of `tpl` (see [`OnAssign`]) and positions it at the offset kept
+    /// with its state, or at the beginning of a partition that has none, and records it as
+    /// held. A kept offset outside what the partition holds (`watermarks`: its first and next
+    /// offset) is a problem, not a position: beyond its end, the topic was recreated or lost
+    /// data; below its start, retention deleted records never processed. Reading on would skip
+    /// records silently.
     fn position(
         &self,
         tpl: &mut TopicPartitionList,
-        high_watermark: impl Fn(&str, i32) -> Option<i64>,
+        watermarks: impl Fn(&str, i32) -> Option<(i64, i64)>,
     ) {
-        let mut assigned = self.assigned.lock().expect("assigned lock");
         let elements: Vec<(String, i32)> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        let partitions: BTreeSet<i32> = elements.iter().map(|(_, p)| *p).collect();
+        let mut ready = BTreeSet::new();
+        for partition in partitions {
+            match (self.on_assign)(partition) {
+                Ok(()) => {
+                    ready.insert(partition);
+                }
+                Err(e) => self.problem(format!("taking up partition {partition}: {e}")),
+            }
+        }
+        let mut assigned = self.assigned.lock().expect("assigned lock");
         for (topic, partition) in elements {
-            let offsets = match self
-                .store
-                .ensure_partition(partition)
-                .and_then(|()| self.store.offsets(partition))
-            {
+            if !ready.contains(&partition) {
+                continue;
+            }
+            let offsets = match self.store.offsets(partition) {
                 Ok(offsets) => offsets,
                 Err(e) => {
                     self.problem(format!("state of partition {partition}: {e}"));
@@ -165,14 +183,22 @@ impl SourceContext {
                 }
             };
             let stored = offsets.get(&topic).copied();
-            if let (Some(stored), Some(end)) = (stored, high_watermark(&topic, partition))
-                && stored > end
-            {
-                self.problem(format!(
-                    "{topic}/{partition}: the state has read up to offset {stored} but the \
-                         partition ends at {end}: the topic was recreated or lost data. Restore \
+            if let (Some(stored), Some((low, high))) = (stored, watermarks(&topic, partition)) {
+                if stored > high {
+                    self.problem(format!(
+                        "{topic}/{partition}: the state has read up to offset {stored} but the \
+                         partition ends at {high}: the topic was recreated or lost data. Restore \
                          it, or clear the state directory to rebuild from what the topic holds."
-                ));
+                    ));
+                } else if stored < low {
+                    self.problem(format!(
+                        "{topic}/{partition}: the next offset to process is {stored} but the \
+                         partition now starts at {low} (its log start offset): retention deleted \
+                         records that were never processed. condmon stays stopped rather than \
+                         skip them: give the topic the retention the README asks for \
+                         (\"Retention\") and have the records sent again."
+                    ));
+                }
             }
             let offset = stored.map_or(Offset::Beginning, Offset::Offset);
             self.floors
@@ -199,7 +225,7 @@ impl ConsumerContext for SourceContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.position(tpl, |topic, partition| {
-                    high_watermark(consumer, topic, partition)
+                    watermarks(consumer, topic, partition)
                 });
                 if let Err(e) = consumer.assign(tpl) {
                     warn!(error = %e, "Assign failed.");
@@ -217,16 +243,14 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// The consumer group member reading the input topics.
-fn high_watermark<C: Consumer<SourceContext>>(
+fn watermarks<C: Consumer<SourceContext>>(
     consumer: &C,
     topic: &str,
     partition: i32,
-) -> Option<i64> {
+) -> Option<(i64, i64)> {
     consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .ok()
-        .map(|(_, high)| high)
 }
 
 pub struct Source {
@@ -236,13 +260,15 @@ pub struct Source {
     problems: Arc<Mutex<Vec<String>>>,
 }
 
+/// The consumer group member reading the input topics.
 impl Source {
-    pub fn new(config: &Config, store: Store) -> Result<Source, BrokerError> {
+    pub fn new(config: &Config, store: Store, on_assign: OnAssign) -> Result<Source, BrokerError> {
         let assigned = Arc::new(Mutex::new(BTreeSet::new()));
         let floors = Arc::new(Mutex::new(HashMap::new()));
         let problems = Arc::new(Mutex::new(Vec::new()));
         let context = SourceContext {
             store,
+            on_assign,
             assigned: assigned.clone(),
             floors: floors.clone(),
             problems: problems.clone(),
@@ -277,7 +303,7 @@ impl Source {
                     }
                 }
                 consumer.context().position(&mut tpl, |topic, partition| {
-                    high_watermark(&consumer, topic, partition)
+                    watermarks(&consumer, topic, partition)
                 });
                 consumer.assign(&tpl)?;
             }
@@ -519,7 +545,8 @@ pub struct OutRecord {
     /// Where it goes; `None`: the Java clients' partitioner (murmur2 of the key).
     pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    /// `None`: a tombstone (on a compacted topic, the key's deletion).
+    pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
 }
 
@@ -530,7 +557,7 @@ impl OutRecord {
         const FRAMING: usize = 128;
         const PER_HEADER: usize = 10;
         self.key.as_ref().map_or(0, Vec::len)
-            + self.payload.len()
+            + self.payload.as_ref().map_or(0, Vec::len)
             + self
                 .headers
                 .iter()
@@ -572,11 +599,12 @@ impl Sink {
         Ok(Sink { producer })
     }
 
-    /// Produces every record and waits for the broker's acknowledgements. Returns the records
-    /// that failed (to be sent again after a back-off); an empty vector means all are durable.
-    pub async fn send_all(&self, records: Vec<OutRecord>) -> Vec<(OutRecord, BrokerError)> {
+    /// Produces every record and waits for the broker's acknowledgements: where each landed,
+    /// and the records that failed (to be sent again after a back-off).
+    pub async fn send_all(&self, records: Vec<OutRecord>) -> Sent {
         let mut in_flight = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
+        let mut delivered = Vec::with_capacity(records.len());
         for record in records {
             loop {
                 let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -586,9 +614,10 @@ impl Sink {
                         value: Some(v),
                     });
                 }
-                let mut future_record = FutureRecord::to(&record.topic)
-                    .payload(&record.payload)
-                    .headers(headers);
+                let mut future_record = FutureRecord::to(&record.topic).headers(headers);
+                if let Some(payload) = &record.payload {
+                    future_record = future_record.payload(payload);
+                }
                 if let Some(partition) = record.partition {
                     future_record = future_record.partition(partition);
                 }
@@ -613,14 +642,139 @@ impl Sink {
         }
         for (record, delivery) in in_flight {
             match delivery.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(at)) => delivered.push((record, at.partition, at.offset)),
                 Ok(Err((e, _))) => failed.push((record, BrokerError::from(e))),
                 Err(_) => {
                     failed.push((record, BrokerError("producer dropped the delivery".into())))
                 }
             }
         }
-        failed
+        Sent { delivered, failed }
+    }
+}
+
+/// What [`Sink::send_all`] did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Acknowledged records with the partition and offset each was written at.
+    pub delivered: Vec<(OutRecord, i32, i64)>,
+    pub failed: Vec<(OutRecord, BrokerError)>,
+}
+
+/// One record of a log read back (a changelog).
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub offset: i64,
+    pub key: Vec<u8>,
+    /// `None`: a tombstone.
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl LogRecord {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+/// Reads topic partitions from an offset to an end, without a group: how state is restored
+/// from its changelogs.
+pub struct LogReader {
+    consumer: BaseConsumer,
+}
+
+impl LogReader {
+    pub fn new(config: &Config) -> Result<LogReader, BrokerError> {
+        let consumer: BaseConsumer = client_config(config)
+            .set("group.id", format!("{}-restore", config.kafka.group_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // Reading to a known end: no reason to wait for more data on a fetch.
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        Ok(LogReader { consumer })
+    }
+
+    /// The low and high watermarks (first offset, next offset) of a topic partition.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), BrokerError> {
+        Ok(self
+            .consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))?)
+    }
+
+    /// Hands every record of each topic of `logs` (partition `partition`, from its first offset
+    /// up to, not including, its second) to `each` with the topic's index in `logs`: all read
+    /// at once, each in offset order. Fails if the broker stops answering for `idle`.
+    pub fn read<E: From<BrokerError>>(
+        &self,
+        partition: i32,
+        logs: &[(&str, i64, i64)],
+        idle: Duration,
+        mut each: impl FnMut(usize, LogRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut open: HashMap<&str, (usize, i64)> = HashMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for (index, (topic, from, to)) in logs.iter().enumerate() {
+            if from < to {
+                tpl.add_partition_offset(topic, partition, Offset::Offset(*from))
+                    .map_err(BrokerError::from)?;
+                open.insert(topic, (index, *to));
+            }
+        }
+        if open.is_empty() {
+            return Ok(());
+        }
+        self.consumer.assign(&tpl).map_err(BrokerError::from)?;
+        let mut last = std::time::Instant::now();
+        while !open.is_empty() {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    last = std::time::Instant::now();
+                    let Some(&(index, to)) = open.get(m.topic()) else {
+                        continue;
+                    };
+                    let at = m.offset();
+                    if at < to {
+                        each(
+                            index,
+                            LogRecord {
+                                offset: at,
+                                key: m.key().unwrap_or_default().to_vec(),
+                                value: m.payload().map(<[u8]>::to_vec),
+                                headers: headers_of(&m),
+                            },
+                        )?;
+                    }
+                    if at + 1 >= to {
+                        open.remove(m.topic());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // A topic is at its end (which one is not said: ask for the positions). Its
+                    // last records may have been compacted away, so its end offset never came.
+                    last = std::time::Instant::now();
+                    let positions = self.consumer.position().map_err(BrokerError::from)?;
+                    for e in positions.elements() {
+                        if let (Offset::Offset(at), Some(&(_, to))) =
+                            (e.offset(), open.get(e.topic()))
+                            && at >= to
+                        {
+                            open.remove(e.topic());
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(BrokerError::from(e).into()),
+                None if last.elapsed() > idle => {
+                    return Err(BrokerError(format!(
+                        "reading partition {partition} of {:?}: no record for {idle:?}",
+                        open.keys().collect::<Vec<_>>()
+                    ))
+                    .into());
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Kafka run loop: batches in, outputs acknowledged, state and offsets committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::kafka::{BrokerError, GlobalReader, InputMessage, OutRecord, Sink, Source};
 use crate::metrics::Metrics;
 use crate::model::{OutputEvent, Stream};
-use crate::state::{StateError, Store, Txn};
+use crate::state::{StateError, Store, StoreName, Txn};
+
+use super::changelog::{self, TakenOver, Writer};
 use crate::timer::Clock;
 
 /// What stops the run loop. Broker trouble alone never does: it is retried.
@@ -75,6 +77,8 @@ pub struct Runtime {
     /// The partition count of the co-partitioned input topics (records are checked against
     /// murmur2 of their key modulo this).
     pub partitions: i32,
+    /// This instance's name in the changelogs' claims.
+    pub owner: String,
     pub faults: Faults,
 }
 
@@ -82,9 +86,13 @@ pub struct Runtime {
 /// `condmon run`; all off in production.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    /// `CONDMON_CRASH_AFTER_BATCHES=N`: abort right after the N-th batch's outputs are
-    /// acknowledged and before its state is committed (the worst instant).
+    /// `CONDMON_CRASH_AFTER_BATCHES=N`: abort right after the N-th batch's outputs and
+    /// changelog records (its commits included) are acknowledged and before RocksDB commits.
     pub crash_after_batches: Option<u64>,
+    /// `CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES=N`: abort after the N-th batch's outputs and
+    /// changelog records are acknowledged and before its commit records are written: the
+    /// changelog keeps an uncommitted tail.
+    pub crash_uncommitted_after_batches: Option<u64>,
     /// `CONDMON_FAULT_PANIC_ON_KEY=K`: processing a record with key K panics.
     pub panic_on_key: Option<String>,
 }
@@ -95,6 +103,11 @@ impl Faults {
             crash_after_batches: std::env::var("CONDMON_CRASH_AFTER_BATCHES")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            crash_uncommitted_after_batches: std::env::var(
+                "CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES",
+            )
+            .ok()
+            .and_then(|v| v.parse().ok()),
             panic_on_key: std::env::var("CONDMON_FAULT_PANIC_ON_KEY").ok(),
         }
     }
@@ -102,7 +115,29 @@ impl Faults {
 
 /// Runs until `shutdown` turns true. Returns only on shutdown or an internal error.
 pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(), PipelineError> {
-    let source = Source::new(&rt.config, rt.store.clone())?;
+    // Partitions taken up by the consumer (restored in its rebalance callback), waiting for
+    // their claim to be written before their first batch.
+    let taken: Arc<std::sync::Mutex<Vec<TakenOver>>> = Arc::default();
+    let on_assign: crate::kafka::OnAssign = {
+        let (config, store, metrics, owner, taken) = (
+            rt.config.clone(),
+            rt.store.clone(),
+            rt.metrics.clone(),
+            rt.owner.clone(),
+            taken.clone(),
+        );
+        Arc::new(move |partition| {
+            let done = changelog::take_over(&config, &store, &metrics, partition, &owner)
+                .map_err(|e| e.to_string())?;
+            taken.lock().expect("taken lock").push(done);
+            Ok(())
+        })
+    };
+    let source = Source::new(&rt.config, rt.store.clone(), on_assign)?;
+    // The writer of each partition held (its epoch and last committed seq), and the changelog
+    // keys each must rewrite (see `changelog`).
+    let mut writers: BTreeMap<i32, Writer> = BTreeMap::new();
+    let mut repairs: BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>> = BTreeMap::new();
     let sink = Sink::new(&rt.config)?;
     let topics = &rt.config.topics;
     let reference = GlobalReader::new(&rt.config, &[&topics.fx_rates, &topics.rules])?;
@@ -179,6 +214,22 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             any
         };
         let assigned = source.assigned();
+        let claimed = std::mem::take(&mut *taken.lock().expect("taken lock"));
+        if !claimed.is_empty()
+            && !claim(
+                &rt,
+                &sink,
+                claimed,
+                &mut writers,
+                &mut repairs,
+                &mut shutdown,
+            )
+            .await?
+        {
+            break;
+        }
+        writers.retain(|p, _| assigned.contains(p));
+        repairs.retain(|p, _| assigned.contains(p));
         let today = rt.clock.today();
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile, and reference data
@@ -270,27 +321,39 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 records.extend(fit(&rt, encode(&rt, &events)?));
             }
         }
-        if records.is_empty() && txn.is_empty() && messages.is_empty() {
+        if records.is_empty() && txn.is_empty() && messages.is_empty() && repairs.is_empty() {
             rt.health.beat();
             if timers_due {
                 refresh_gauges(&rt, &source);
             }
             continue;
         }
-        let counted: Vec<(String, Option<String>)> = records
-            .iter()
-            .map(|r| {
-                let outcome = r.headers.iter().find(|(k, _)| k == super::OUTCOME_HEADER);
-                (r.topic.clone(), outcome.map(|(_, v)| v.clone()))
-            })
-            .collect();
-        if !deliver(&rt, &sink, records, &mut shutdown).await {
+        let committed: Vec<(i32, String, i64)> =
+            offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
+        let mut changes = txn.finish(&committed);
+        // 1. Outputs and changelog records, 2. the commits, 3. RocksDB (see `changelog`).
+        let (logged, written) =
+            changelog::batch_records(&rt.config, &rt.store, &changes, &mut writers, &mut repairs)?;
+        records.extend(logged);
+        let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await else {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
+        };
+        if rt.faults.crash_uncommitted_after_batches == Some(batches_delivered + 1) {
+            warn!("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES reached: aborting.");
+            std::process::abort();
         }
-        for (topic, outcome) in counted {
-            rt.metrics.records_out.with_label_values(&[&topic]).inc();
-            if let Some(outcome) = outcome {
-                rt.metrics.outcomes.with_label_values(&[&outcome]).inc();
+        let commits = changelog::commit_records(&rt.config, &writers, &written);
+        let Some(commits_delivered) = deliver(&rt, &sink, commits, &mut shutdown).await else {
+            break;
+        };
+        delivered.extend(commits_delivered);
+        for (record, _, _) in &delivered {
+            rt.metrics
+                .records_out
+                .with_label_values(&[&record.topic])
+                .inc();
+            if let Some(outcome) = record.header(super::OUTCOME_HEADER) {
+                rt.metrics.outcomes.with_label_values(&[outcome]).inc();
             }
         }
         batches_delivered += 1;
@@ -303,9 +366,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             );
             std::process::abort();
         }
-        let committed: Vec<(i32, String, i64)> =
-            offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
-        let changes = txn.finish(&committed);
+        for (partition, store, key, value) in
+            changelog::committed_writes(&rt.config, &writers, &written, &delivered)
+        {
+            changes.writes.insert((partition, store, key), value);
+        }
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.batches_committed.inc();
@@ -678,7 +743,7 @@ fn reroute(rt: &Runtime, message: &InputMessage) -> Option<Result<OutRecord, Rej
         topic: topics.repartition.clone(),
         partition: Some(target),
         key: Some(key.to_vec()),
-        payload: payload.clone(),
+        payload: Some(payload.clone()),
         headers: vec![
             (HEADER_TOPIC.into(), message.topic.clone()),
             (HEADER_PARTITION.into(), message.partition.to_string()),
@@ -735,7 +800,7 @@ fn fit(rt: &Runtime, records: Vec<OutRecord>) -> Vec<OutRecord> {
                 &rt.config,
                 &source,
                 record.key.as_deref(),
-                &record.payload,
+                record.payload.as_deref().unwrap_or_default(),
                 &rejection,
             )
         })
@@ -759,29 +824,80 @@ fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, Pipeli
         .collect()
 }
 
-/// Sends until every record is acknowledged, backing off on broker errors. False if shutdown
-/// interrupted it.
+/// Sends until every record is acknowledged, backing off on broker errors: where each record
+/// landed, or `None` if shutdown interrupted it.
 async fn deliver(
     rt: &Runtime,
     sink: &Sink,
     mut records: Vec<OutRecord>,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Option<Vec<(OutRecord, i32, i64)>> {
     let mut backoff = Duration::from_millis(rt.config.pipeline.retry_backoff_ms);
+    let mut delivered = Vec::with_capacity(records.len());
     loop {
-        let failed = sink.send_all(records).await;
-        let Some((_, first_error)) = failed.first() else {
-            return true;
+        let sent = sink.send_all(records).await;
+        delivered.extend(sent.delivered);
+        let Some((_, first_error)) = sent.failed.first() else {
+            return Some(delivered);
         };
-        warn!(failed = failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
+        warn!(failed = sent.failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
         rt.metrics.produce_retries.inc();
-        records = failed.into_iter().map(|(r, _)| r).collect();
+        records = sent.failed.into_iter().map(|(r, _)| r).collect();
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return false,
+            _ = shutdown.changed() => return None,
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Writes the claims of partitions just taken up (acknowledged before their first batch) and
+/// starts their writers; the keys their restore found uncommitted are rewritten by the next
+/// batch. False if shutdown interrupted it.
+async fn claim(
+    rt: &Runtime,
+    sink: &Sink,
+    taken: Vec<TakenOver>,
+    writers: &mut BTreeMap<i32, Writer>,
+    repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<bool, PipelineError> {
+    let records = taken
+        .iter()
+        .map(|t| changelog::claim_record(&rt.config, t.partition, &t.claim))
+        .collect();
+    let Some(delivered) = deliver(rt, sink, records, shutdown).await else {
+        return Ok(false);
+    };
+    let offsets: BTreeMap<i32, i64> = delivered.iter().map(|(_, p, o)| (*p, *o)).collect();
+    let mut txn = rt.store.txn();
+    for t in taken {
+        for (partition, store, key, value) in
+            changelog::claim_writes(t.partition, &t.claim, offsets[&t.partition])
+        {
+            match value {
+                Some(v) => txn.put_raw(partition, store, &key, v),
+                None => txn.delete(partition, store, &key),
+            }
+        }
+        info!(
+            partition = t.partition,
+            epoch = t.claim.epoch,
+            "Partition claimed."
+        );
+        writers.insert(
+            t.partition,
+            Writer {
+                epoch: t.claim.epoch,
+                seq: 0,
+            },
+        );
+        if !t.repairs.is_empty() {
+            repairs.insert(t.partition, t.repairs);
+        }
+    }
+    rt.store.apply(&txn.finish(&[]))?;
+    Ok(true)
 }
 
 /// Lag asks the broker once per partition and topic (on its own thread): not on every tick.
@@ -836,6 +952,7 @@ mod tests {
             clock: Arc::new(crate::timer::SystemClock),
             health: Health::new(),
             partitions: 2,
+            owner: "test".into(),
             faults: Faults::default(),
         }
     }
@@ -912,7 +1029,7 @@ mod tests {
         };
         assert_eq!(sent.topic, "condmon.repartition");
         assert_eq!(sent.partition, Some(right));
-        assert_eq!(sent.payload, *wrong.payload.as_ref().unwrap());
+        assert_eq!(sent.payload, wrong.payload);
         assert_eq!(sent.header(HEADER_TOPIC), Some("ar.items"));
         assert_eq!(offsets[&(1 - right, "ar.items".to_string())], 8);
         assert_eq!(
@@ -929,7 +1046,7 @@ mod tests {
             partition: right,
             offset: 0,
             key: sent.key.clone(),
-            payload: Some(sent.payload.clone()),
+            payload: sent.payload.clone(),
             headers: sent.headers.clone(),
         };
         let (txn, records, offsets) =
@@ -991,7 +1108,7 @@ mod tests {
             dead[0].header(super::super::HEADER_KIND),
             Some("output_too_large")
         );
-        assert_eq!(dead[0].payload, *messages[1].payload.as_ref().unwrap());
+        assert_eq!(dead[0].payload, messages[1].payload);
         assert!(records.iter().all(|r| r.size() <= 4096));
         rt.store.commit(txn, &[]).unwrap();
         for customer in ["ACME", "STARK"] {

@@ -46,12 +46,16 @@ pub enum StoreName {
     CurrencyIndex,
     /// Owner + customer key → nothing: whose open actions an owner's list reads.
     OwnerIndex,
-    /// Input offsets and durable counters of the partition.
+    /// Input offsets, durable counters and the changelog's claim and commits of the
+    /// partition.
     Meta,
+    /// Store name → the next offset of its changelog this partition's local state reflects
+    /// (local only: the position in the changelog itself).
+    Checkpoint,
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 9] = [
+    pub const ALL: [StoreName; 10] = [
         StoreName::Ledger,
         StoreName::Actions,
         StoreName::Conversations,
@@ -61,6 +65,7 @@ impl StoreName {
         StoreName::CurrencyIndex,
         StoreName::OwnerIndex,
         StoreName::Meta,
+        StoreName::Checkpoint,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +79,7 @@ impl StoreName {
             StoreName::CurrencyIndex => "customers-by-currency",
             StoreName::OwnerIndex => "customers-by-owner",
             StoreName::Meta => "meta",
+            StoreName::Checkpoint => "checkpoint",
         }
     }
 
@@ -329,10 +335,154 @@ impl Store {
         Ok(())
     }
 
+    /// A value of the partition's meta store (bytes), as committed.
+    pub fn meta_value(&self, partition: i32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        if self
+            .db
+            .cf_handle(&StoreName::Meta.cf_name(partition))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        self.get(partition, StoreName::Meta, key)
+    }
+
+    /// A value of any store as committed, as bytes (to write it to a changelog again).
+    pub fn committed_value(
+        &self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.get(partition, store, key)
+    }
+
+    /// Every entry of a store of `partition`, in key order.
+    pub fn entries(&self, partition: i32, store: StoreName) -> Result<KeyValues, StateError> {
+        self.scan(partition, store, &[], |_| true)
+    }
+
+    /// Whether `partition` has anything in the stores `of`.
+    pub fn has_data(&self, partition: i32, of: &[StoreName]) -> Result<bool, StateError> {
+        for store in of {
+            if self.db.cf_handle(&store.cf_name(partition)).is_some()
+                && !self.scan(partition, *store, &[], |_| false)?.is_empty()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The changelog offsets `partition`'s local state reflects, by store.
+    pub fn checkpoint(&self, partition: i32) -> Result<HashMap<StoreName, i64>, StateError> {
+        if self
+            .db
+            .cf_handle(&StoreName::Checkpoint.cf_name(partition))
+            .is_none()
+        {
+            return Ok(HashMap::new());
+        }
+        let mut out = HashMap::new();
+        for (k, v) in self.entries(partition, StoreName::Checkpoint)? {
+            let name = String::from_utf8_lossy(&k);
+            if let Some(store) = StoreName::ALL.into_iter().find(|s| s.as_str() == name) {
+                out.insert(store, i64::from_be_bytes(fixed8(&v, "checkpoint")?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops everything `partition` has locally (before restoring it from its changelogs).
+    pub fn wipe_partition(&self, partition: i32) -> Result<(), StateError> {
+        for store in StoreName::ALL {
+            let name = store.cf_name(partition);
+            if self.db.cf_handle(&name).is_some() {
+                self.db.drop_cf(&name)?;
+            }
+        }
+        self.ensure_partition(partition)
+    }
+
+    /// Replaces every entry of a store of `partition` (rebuilding a derived store).
+    pub fn rewrite(
+        &self,
+        partition: i32,
+        store: StoreName,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StateError> {
+        self.db.drop_cf(&store.cf_name(partition))?;
+        self.db
+            .create_cf(store.cf_name(partition), &Options::default())?;
+        let mut writer = self.bulk_writer();
+        for (k, v) in entries {
+            writer.put(partition, store, &k, Some(&v))?;
+        }
+        writer.finish().map(drop)
+    }
+
+    /// Writes for a restore: batched, without the write-ahead log, made durable by
+    /// [`BulkWriter::finish`] (a crash before it leaves no checkpoint, so the restore starts
+    /// again).
+    pub fn bulk_writer(&self) -> BulkWriter<'_> {
+        BulkWriter {
+            store: self,
+            batch: WriteBatch::default(),
+            written: 0,
+        }
+    }
+
     /// Flushes memtables so that a clean shutdown needs no WAL replay.
     pub fn flush(&self) -> Result<(), StateError> {
         self.db.flush_wal(true)?;
         Ok(())
+    }
+}
+
+/// See [`Store::bulk_writer`].
+pub struct BulkWriter<'s> {
+    store: &'s Store,
+    batch: WriteBatch,
+    written: u64,
+}
+
+impl BulkWriter<'_> {
+    const BATCH: usize = 10_000;
+
+    pub fn put(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let cf = self.store.cf(partition, store)?;
+        match value {
+            Some(v) => self.batch.put_cf(&cf, key, v),
+            None => self.batch.delete_cf(&cf, key),
+        }
+        self.written += 1;
+        if self.batch.len() >= Self::BATCH {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<(), StateError> {
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.store
+            .db
+            .write_opt(std::mem::take(&mut self.batch), &options)?;
+        Ok(())
+    }
+
+    /// Writes what is left and flushes to disk (the writes skipped the WAL). The records
+    /// written.
+    pub fn finish(mut self) -> Result<u64, StateError> {
+        self.write()?;
+        self.store.db.flush()?;
+        Ok(self.written)
     }
 }
 

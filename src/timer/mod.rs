@@ -264,6 +264,19 @@ impl Timers<'_, '_> {
     }
 }
 
+/// Rebuilds `timers-by-due` of `partition` from `timers` (after a restore wrote `timers`).
+pub fn rebuild_due_index(store: &crate::state::Store, partition: i32) -> Result<(), StateError> {
+    let index = store
+        .entries(partition, StoreName::Timers)?
+        .into_iter()
+        .map(|(by_key, due)| {
+            let due = date_from_bytes(&due).ok_or_else(|| corrupt(StoreName::Timers))?;
+            Ok((due_key(due, &by_key), Vec::new()))
+        })
+        .collect::<Result<Vec<_>, StateError>>()?;
+    store.rewrite(partition, StoreName::TimersByDue, index)
+}
+
 fn due_key(due: NaiveDate, by_key: &[u8]) -> Vec<u8> {
     let mut out = date_bytes(due).to_vec();
     out.extend_from_slice(by_key);

@@ -119,7 +119,8 @@ pub fn create_topics(config: &Config) {
     let rt = runtime();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match rt.block_on(kafka::create_topics(config)) {
+        let specs = condmon::pipeline::changelog::topic_specs(config);
+        match rt.block_on(kafka::create_topics(config, &specs)) {
             Ok(_) => return,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("create topics: {e}; retrying");
@@ -132,7 +133,9 @@ pub fn create_topics(config: &Config) {
 
 /// Produces records and waits for the broker's acknowledgement.
 pub fn produce(config: &Config, records: Vec<OutRecord>) {
-    let failed = runtime().block_on(async { Sink::new(config).unwrap().send_all(records).await });
+    let failed = runtime()
+        .block_on(async { Sink::new(config).unwrap().send_all(records).await })
+        .failed;
     assert!(failed.is_empty(), "produce failed: {failed:?}");
 }
 
@@ -143,7 +146,7 @@ pub fn record(config: &Config, event: &InputEvent) -> OutRecord {
         topic: config.topics.topic(event.stream()).to_string(),
         partition: None,
         key: Some(event.record_key().into_bytes()),
-        payload: catalog.encode_input(event).unwrap(),
+        payload: Some(catalog.encode_input(event).unwrap()),
         headers: vec![],
     }
 }
@@ -278,6 +281,15 @@ impl Condmon {
     /// GET on the HTTP API: (status code, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         http_get(&self.http, path)
+    }
+
+    /// Waits until the customer's state is served (its first record processed).
+    pub fn wait_customer(&self, customer: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.get(&format!("/customers/SHARE/{customer}")).0 != 200 {
+            assert!(Instant::now() < deadline, "{customer} never arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn wait_healthy(&self, timeout: Duration) {
@@ -476,6 +488,60 @@ pub fn decode(
             catalog
                 .decode_output(stream, r.payload.as_deref().unwrap())
                 .unwrap()
+        })
+        .collect()
+}
+
+/// The outputs the operator gives for `events` on `today`, computed in-process (the oracle):
+/// event id → (stream, bytes).
+pub fn expected_outputs(
+    config: &Config,
+    events: &[InputEvent],
+    today: &str,
+) -> std::collections::HashMap<String, (condmon::model::Stream, Vec<u8>)> {
+    use condmon::pipeline::{Operator, Outcome, Payload};
+    let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
+    let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
+    let operator = Operator::new(rules.into(), catalog.clone().into());
+    let dir = tempfile::tempdir().unwrap();
+    let store = condmon::state::Store::open(dir.path()).unwrap();
+    store.ensure_partition(0).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for event in events {
+        let mut txn = store.txn();
+        let bytes = catalog.encode_input(event).unwrap();
+        let key = event.record_key();
+        let Outcome::Processed(events) = operator
+            .process(
+                &mut txn,
+                &[0],
+                event.stream(),
+                Some(&key),
+                Payload::Avro(&bytes),
+                today.parse().unwrap(),
+            )
+            .unwrap()
+        else {
+            panic!("valid input refused")
+        };
+        store.commit(txn, &[]).unwrap();
+        for e in events {
+            out.insert(
+                e.event_id().to_string(),
+                (e.stream(), catalog.encode_output(&e).unwrap()),
+            );
+        }
+    }
+    out
+}
+
+/// Every record of every customer-facing output topic.
+pub fn all_outputs(config: &Config) -> Vec<ReadRecord> {
+    condmon::model::Stream::OUTPUTS
+        .into_iter()
+        .map(|s| config.topics.topic(s))
+        .flat_map(|topic| {
+            kafka::read_topic(config, topic, usize::MAX, Duration::from_secs(1)).unwrap()
         })
         .collect()
 }

@@ -1,0 +1,511 @@
+//! State that lives in Kafka. Every change of a changelogged store is also a record of its
+//! compacted topic `<group id>-<store>-changelog`, partitioned like the inputs; the local
+//! RocksDB is a cache of those topics and records (in `checkpoint`) the offsets it reflects.
+//!
+//! **Writing a batch** (see `run`), per partition it touches:
+//! 1. the outputs and every changelog record of the batch, each stamped with its writer
+//!    (`condmon.writer: <epoch>.<seq>`), acknowledged;
+//! 2. one commit record (`commit/<epoch>` = seq) in the partition's `meta` changelog,
+//!    acknowledged;
+//! 3. the RocksDB write batch, with the changelog offsets it now reflects.
+//!
+//! Kafka cannot make 1 and 2 atomic without transactions, so a crash may leave records of a
+//! batch without its commit. They are the **uncommitted tail**: never applied when the
+//! partition is restored, and rewritten (with the committed value, or a tombstone) by the
+//! first batch of whoever takes the partition next, so that the latest record of every key
+//! is a committed one again before compaction keeps it.
+//!
+//! **Taking a partition** (on assignment, before its first record is read): catch up from the
+//! checkpoint to the end of each changelog (or, without local state, wipe and restore from the
+//! beginning) applying only committed records, in bulk without the write-ahead log, then one
+//! durable flush; then claim the partition with a new epoch (`claim` in `meta`: the epoch, the
+//! owner, and the last committed seq of every earlier epoch), acknowledged before any batch.
+//! A record is committed if its epoch is the claim's and its seq at most that epoch's latest
+//! `commit/<epoch>`, or its epoch is an earlier one and its seq at most what the claim
+//! recorded for it. Records of a writer that lost the partition (a zombie) carry an older
+//! epoch and a seq the claim does not cover: they are never applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::info;
+
+use super::STORES;
+use crate::config::{Cleanup, Config, TopicSpec};
+use crate::kafka::{BrokerError, LogReader, LogRecord, OutRecord};
+use crate::metrics::Metrics;
+use crate::state::{Changes, StateError, Store, StoreName, value};
+
+/// The header naming a changelog record's writer: `<epoch>.<seq>`.
+pub const WRITER: &str = "condmon.writer";
+/// Meta keys of the changelog's own bookkeeping.
+const CLAIM: &[u8] = b"claim";
+const COMMIT: &str = "commit/";
+
+/// The changelog topic of a store.
+pub fn topic(config: &Config, store: StoreName) -> String {
+    format!("{}-{}-changelog", config.kafka.group_id, store.as_str())
+}
+
+/// The stores that have a changelog, in declaration order (`meta` last).
+pub fn changelogged() -> impl Iterator<Item = StoreName> {
+    STORES.iter().filter(|s| s.changelogged).map(|s| s.name)
+}
+
+/// Every topic condmon needs: the configuration's and the changelogs.
+pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
+    let mut specs = config.topics.all();
+    specs.extend(changelogged().map(|store| TopicSpec {
+        name: topic(config, store),
+        stream: None,
+        role: "changelog",
+        cleanup: Cleanup::Compact,
+    }));
+    specs
+}
+
+/// Who holds a partition's changelog and what of the earlier epochs is committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub epoch: u64,
+    pub owner: String,
+    /// The last committed seq of each earlier epoch.
+    pub committed: BTreeMap<u64, u64>,
+}
+
+/// A partition's writer while held: its epoch and the last seq committed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl Writer {
+    fn header(self) -> (String, String) {
+        (WRITER.into(), format!("{}.{}", self.epoch, self.seq))
+    }
+}
+
+fn parse_writer(record: &LogRecord) -> Option<(u64, u64)> {
+    let (epoch, seq) = record.header(WRITER)?.split_once('.')?;
+    Some((epoch.parse().ok()?, seq.parse().ok()?))
+}
+
+fn commit_key(epoch: u64) -> Vec<u8> {
+    format!("{COMMIT}{epoch}").into_bytes()
+}
+
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// What taking a partition found and decided.
+#[derive(Debug)]
+pub struct TakenOver {
+    pub partition: i32,
+    /// The claim to write (and to hold the partition under) before its first batch.
+    pub claim: Claim,
+    /// Changelog keys whose latest record is not committed: rewritten by the first batch.
+    pub repairs: BTreeSet<(StoreName, Vec<u8>)>,
+    pub records_applied: u64,
+    pub records_read: u64,
+    pub from_scratch: bool,
+}
+
+/// Brings `partition`'s local state up to what its changelogs have committed (catching up
+/// from the checkpoint, or wiping and restoring from the beginning), and prepares the claim of
+/// its next epoch. Blocks on the broker; nothing is emitted.
+pub fn take_over(
+    config: &Config,
+    store: &Store,
+    metrics: &Metrics,
+    partition: i32,
+    owner: &str,
+) -> Result<TakenOver, RestoreError> {
+    let started = Instant::now();
+    store.ensure_partition(partition)?;
+    let reader = LogReader::new(config)?;
+    let mut ends = BTreeMap::new();
+    for store_name in changelogged() {
+        let t = topic(config, store_name);
+        ends.insert(store_name, reader.watermarks(&t, partition)?);
+    }
+    let checkpoint = store.checkpoint(partition)?;
+    let changelog_empty = ends.values().all(|(low, high)| high <= low);
+    let stores: Vec<StoreName> = changelogged().collect();
+    let mut repairs = BTreeSet::new();
+    let mut from_scratch = false;
+    let mut starts: BTreeMap<StoreName, i64> = BTreeMap::new();
+    if checkpoint.is_empty() && changelog_empty && store.has_data(partition, &stores)? {
+        // State written before there were changelogs: it becomes the changelog, every key
+        // written by the first batch.
+        info!(
+            partition,
+            "Local state without a changelog: its first batch writes it to the changelog."
+        );
+        for store_name in &stores {
+            for (key, _) in store.entries(partition, *store_name)? {
+                repairs.insert((*store_name, key));
+            }
+        }
+        starts = ends.iter().map(|(s, (_, high))| (*s, *high)).collect();
+    } else {
+        for (store_name, (low, high)) in &ends {
+            match checkpoint.get(store_name) {
+                Some(at) if *at > *high => {
+                    return Err(RestoreError::Inconsistent(format!(
+                        "{}/{partition}: the local state reflects the changelog up to offset {at} \
+                         but it ends at {high}: the changelog was recreated or lost data",
+                        topic(config, *store_name)
+                    )));
+                }
+                Some(at) if *at >= *low => {
+                    starts.insert(*store_name, *at);
+                }
+                _ => from_scratch = true,
+            }
+        }
+        if from_scratch {
+            store.wipe_partition(partition)?;
+            starts = ends.iter().map(|(s, (low, _))| (*s, *low)).collect();
+        }
+    }
+    let remaining: i64 = ends
+        .iter()
+        .map(|(s, (_, high))| (high - starts[s]).max(0))
+        .sum();
+    metrics.partitions_restoring.inc();
+    metrics.restore_remaining.add(remaining);
+    let result = restore(
+        config,
+        store,
+        metrics,
+        &reader,
+        partition,
+        &starts,
+        &ends,
+        &mut repairs,
+    );
+    metrics.partitions_restoring.dec();
+    metrics.restore_remaining.sub(remaining);
+    let (claim, records_read, records_applied) = result?;
+    let elapsed = started.elapsed();
+    info!(
+        partition,
+        from_scratch,
+        records_read,
+        records_applied,
+        uncommitted = repairs.len(),
+        seconds = elapsed.as_secs_f64(),
+        records_per_second = (records_read as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
+        epoch = claim.epoch,
+        "Partition restored from its changelogs."
+    );
+    Ok(TakenOver {
+        partition,
+        claim: Claim {
+            owner: owner.to_string(),
+            ..claim
+        },
+        repairs,
+        records_applied,
+        records_read,
+        from_scratch,
+    })
+}
+
+/// Reads the changelogs from `starts` to `ends`, applies what is committed and returns the
+/// next claim with the records read and applied.
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    config: &Config,
+    store: &Store,
+    metrics: &Metrics,
+    reader: &LogReader,
+    partition: i32,
+    starts: &BTreeMap<StoreName, i64>,
+    ends: &BTreeMap<StoreName, (i64, i64)>,
+    repairs: &mut BTreeSet<(StoreName, Vec<u8>)>,
+) -> Result<(Claim, u64, u64), RestoreError> {
+    const IDLE: Duration = Duration::from_secs(30);
+    // Pass 1: the bookkeeping in `meta` says what is committed.
+    let mut claim: Claim = match store.meta_value(partition, CLAIM)? {
+        Some(bytes) => value::decode(&bytes).map_err(corrupt_claim)?,
+        None => Claim::default(),
+    };
+    let mut commits: BTreeMap<u64, u64> = BTreeMap::new();
+    if let Some(bytes) = store.meta_value(partition, &commit_key(claim.epoch))? {
+        commits.insert(claim.epoch, seq_of(&bytes)?);
+    }
+    let mut highest_epoch = claim.epoch;
+    let meta_topic = topic(config, StoreName::Meta);
+    reader.read(
+        partition,
+        &[(
+            &meta_topic,
+            starts[&StoreName::Meta],
+            ends[&StoreName::Meta].1,
+        )],
+        IDLE,
+        |_, record: LogRecord| -> Result<(), RestoreError> {
+            if let Some((epoch, _)) = parse_writer(&record) {
+                highest_epoch = highest_epoch.max(epoch);
+            }
+            if record.key == CLAIM {
+                if let Some(bytes) = &record.value {
+                    claim = value::decode(bytes).map_err(corrupt_claim)?;
+                    highest_epoch = highest_epoch.max(claim.epoch);
+                }
+            } else if let Some(epoch) = record
+                .key
+                .strip_prefix(COMMIT.as_bytes())
+                .and_then(|e| std::str::from_utf8(e).ok()?.parse::<u64>().ok())
+                && epoch == claim.epoch
+                && let Some(bytes) = &record.value
+            {
+                let seq = seq_of(bytes)?;
+                let latest = commits.entry(epoch).or_default();
+                *latest = (*latest).max(seq);
+            }
+            Ok(())
+        },
+    )?;
+    let committed = |epoch: u64| {
+        if epoch == claim.epoch {
+            commits.get(&epoch).copied()
+        } else {
+            claim.committed.get(&epoch).copied()
+        }
+    };
+    // Pass 2: every changelog, committed records applied.
+    let stores: Vec<StoreName> = changelogged().collect();
+    let topics: Vec<String> = stores.iter().map(|s| topic(config, *s)).collect();
+    let logs: Vec<(&str, i64, i64)> = stores
+        .iter()
+        .zip(&topics)
+        .map(|(s, t)| (t.as_str(), starts[s], ends[s].1))
+        .collect();
+    let mut writer = store.bulk_writer();
+    let (mut read, mut timers_changed) = (0u64, false);
+    reader.read(
+        partition,
+        &logs,
+        IDLE,
+        |index, record: LogRecord| -> Result<(), RestoreError> {
+            let store_name = stores[index];
+            read += 1;
+            metrics.restore_records.inc();
+            metrics.restore_remaining.dec();
+            let bookkeeping = store_name == StoreName::Meta
+                && (record.key == CLAIM || record.key.starts_with(COMMIT.as_bytes()));
+            let is_committed = parse_writer(&record)
+                .is_some_and(|(epoch, seq)| committed(epoch).is_some_and(|c| seq <= c));
+            if bookkeeping || is_committed {
+                writer.put(partition, store_name, &record.key, record.value.as_deref())?;
+                repairs.remove(&(store_name, record.key.clone()));
+                timers_changed |= store_name == StoreName::Timers;
+            } else {
+                repairs.insert((store_name, record.key));
+            }
+            Ok(())
+        },
+    )?;
+    let applied = writer.finish()?;
+    if timers_changed {
+        crate::timer::rebuild_due_index(store, partition)?;
+    }
+    // The checkpoint: everything up to the ends is reflected (applied, or to be repaired).
+    let mut checkpoint = store.bulk_writer();
+    for (store_name, (_, high)) in ends {
+        checkpoint.put(
+            partition,
+            StoreName::Checkpoint,
+            store_name.as_str().as_bytes(),
+            Some(&high.to_be_bytes()),
+        )?;
+    }
+    checkpoint.finish()?;
+    // The next epoch: after every epoch seen, covering what each committed.
+    let mut committed_before = claim.committed.clone();
+    if let Some(seq) = commits.get(&claim.epoch) {
+        committed_before.insert(claim.epoch, *seq);
+    }
+    let next = Claim {
+        epoch: highest_epoch + 1,
+        owner: String::new(),
+        committed: committed_before,
+    };
+    Ok((next, read, applied))
+}
+
+fn corrupt_claim(message: String) -> RestoreError {
+    RestoreError::State(StateError::Corrupt {
+        store: StoreName::Meta.as_str().into(),
+        message: format!("claim: {message}"),
+    })
+}
+
+fn seq_of(bytes: &[u8]) -> Result<u64, RestoreError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| RestoreError::Inconsistent(format!("a commit of {} bytes", bytes.len())))
+}
+
+/// The claim of a taken partition as a meta changelog record (delivered before its first
+/// batch) and as the local meta write that goes with it.
+pub fn claim_record(config: &Config, partition: i32, claim: &Claim) -> OutRecord {
+    OutRecord {
+        topic: topic(config, StoreName::Meta),
+        partition: Some(partition),
+        key: Some(CLAIM.to_vec()),
+        payload: Some(value::encode(claim)),
+        headers: vec![
+            Writer {
+                epoch: claim.epoch,
+                seq: 0,
+            }
+            .header(),
+        ],
+    }
+}
+
+/// The claim as a local write (with the checkpoint of the meta changelog past it).
+pub fn claim_writes(
+    partition: i32,
+    claim: &Claim,
+    meta_offset: i64,
+) -> Vec<(i32, StoreName, Vec<u8>, Option<Vec<u8>>)> {
+    vec![
+        (
+            partition,
+            StoreName::Meta,
+            CLAIM.to_vec(),
+            Some(value::encode(claim)),
+        ),
+        (
+            partition,
+            StoreName::Checkpoint,
+            StoreName::Meta.as_str().as_bytes().to_vec(),
+            Some((meta_offset + 1).to_be_bytes().to_vec()),
+        ),
+    ]
+}
+
+/// The changelog records of a finished batch (phase 1), the repairs of the partitions it
+/// writes first. Partitions written are those with changes in a changelogged store or a
+/// repair pending; each gets its writer's next seq.
+pub fn batch_records(
+    config: &Config,
+    store: &Store,
+    changes: &Changes,
+    writers: &mut BTreeMap<i32, Writer>,
+    repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
+) -> Result<(Vec<OutRecord>, Vec<i32>), StateError> {
+    let changelogged: BTreeSet<StoreName> = changelogged().collect();
+    let mut touched: BTreeSet<i32> = changes
+        .writes
+        .keys()
+        .filter(|(_, s, _)| changelogged.contains(s))
+        .map(|(p, _, _)| *p)
+        .collect();
+    touched.extend(repairs.keys().copied());
+    touched.retain(|p| writers.contains_key(p));
+    let mut records = Vec::new();
+    for partition in &touched {
+        let writer = writers.get_mut(partition).expect("retained above");
+        writer.seq += 1;
+        let stamp = writer.header();
+        for (store_name, key) in repairs.remove(partition).unwrap_or_default() {
+            records.push(OutRecord {
+                topic: topic(config, store_name),
+                partition: Some(*partition),
+                payload: store.committed_value(*partition, store_name, &key)?,
+                key: Some(key),
+                headers: vec![stamp.clone()],
+            });
+        }
+    }
+    for ((partition, store_name, key), value) in &changes.writes {
+        if !changelogged.contains(store_name) || !touched.contains(partition) {
+            continue;
+        }
+        records.push(OutRecord {
+            topic: topic(config, *store_name),
+            partition: Some(*partition),
+            key: Some(key.clone()),
+            payload: value.clone(),
+            headers: vec![writers[partition].header()],
+        });
+    }
+    Ok((records, touched.into_iter().collect()))
+}
+
+/// The commit records (phase 2) of the partitions a batch wrote.
+pub fn commit_records(
+    config: &Config,
+    writers: &BTreeMap<i32, Writer>,
+    partitions: &[i32],
+) -> Vec<OutRecord> {
+    partitions
+        .iter()
+        .map(|p| {
+            let writer = writers[p];
+            OutRecord {
+                topic: topic(config, StoreName::Meta),
+                partition: Some(*p),
+                key: Some(commit_key(writer.epoch)),
+                payload: Some(writer.seq.to_be_bytes().to_vec()),
+                headers: vec![writer.header()],
+            }
+        })
+        .collect()
+}
+
+/// The local writes that go with a delivered batch: each partition's commit, and the
+/// checkpoint past every changelog record delivered.
+pub fn committed_writes(
+    config: &Config,
+    writers: &BTreeMap<i32, Writer>,
+    partitions: &[i32],
+    delivered: &[(OutRecord, i32, i64)],
+) -> Vec<(i32, StoreName, Vec<u8>, Option<Vec<u8>>)> {
+    let mut out: Vec<(i32, StoreName, Vec<u8>, Option<Vec<u8>>)> = partitions
+        .iter()
+        .map(|p| {
+            let writer = writers[p];
+            (
+                *p,
+                StoreName::Meta,
+                commit_key(writer.epoch),
+                Some(writer.seq.to_be_bytes().to_vec()),
+            )
+        })
+        .collect();
+    let topics: BTreeMap<String, StoreName> =
+        changelogged().map(|s| (topic(config, s), s)).collect();
+    let mut next: BTreeMap<(i32, StoreName), i64> = BTreeMap::new();
+    for (record, partition, offset) in delivered {
+        if let Some(store_name) = topics.get(&record.topic) {
+            let at = next.entry((*partition, *store_name)).or_default();
+            *at = (*at).max(offset + 1);
+        }
+    }
+    out.extend(next.into_iter().map(|((p, s), offset)| {
+        (
+            p,
+            StoreName::Checkpoint,
+            s.as_str().as_bytes().to_vec(),
+            Some(offset.to_be_bytes().to_vec()),
+        )
+    }));
+    out
+}
