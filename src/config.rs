@@ -21,6 +21,10 @@ pub struct Config {
     /// `<topic>-value`); otherwise from `schemas_dir/manifest.toml`.
     pub schema_registry_url: Option<String>,
     pub http_listen: String,
+    /// Where other instances reach this one's HTTP API (`host:port`; queries for customers
+    /// it holds are forwarded there). Default: `http_listen`. On Kubernetes:
+    /// `$(POD_NAME).<headless service>:9464`.
+    pub http_advertised: Option<String>,
     pub pipeline: PipelineConfig,
 }
 
@@ -29,10 +33,19 @@ pub struct Config {
 pub struct KafkaConfig {
     pub brokers: String,
     pub group_id: String,
-    /// This instance's stable name: its static group membership (`group.instance.id`) and
-    /// its name in the changelogs' claims. Default: `$CONDMON_INSTANCE_ID`, else the host
-    /// name (a StatefulSet pod's name), else none (dynamic membership).
+    /// This instance's stable name: its static group membership (`group.instance.id`: a
+    /// restarted instance gets its partitions back without a rebalance) and its name in the
+    /// changelogs' claims. Default: `$CONDMON_INSTANCE_ID` (on Kubernetes, the pod's name),
+    /// else none (dynamic membership). Two live instances must never share one.
     pub instance_id: Option<String>,
+    /// Join the group as a static member (`group.instance.id` = `instance_id`) when the
+    /// instance has a name. Tansu 0.6 rebalances without end when a second static member
+    /// joins (measured): turn this off there.
+    pub static_membership: bool,
+    /// Leave the consumer group when stopped (SIGTERM), so that its partitions move to the
+    /// other instances at once (a static member would otherwise keep them until it returns
+    /// or its session times out). Turn off for rolling restarts without rebalances.
+    pub leave_group_on_shutdown: bool,
     /// Extra librdkafka properties for every client (e.g. security settings).
     pub client: BTreeMap<String, String>,
     /// Extra librdkafka properties for the consumer only (e.g. `session.timeout.ms`: how long
@@ -128,6 +141,7 @@ impl Default for Config {
             schemas_dir: PathBuf::from("schemas"),
             schema_registry_url: None,
             http_listen: "127.0.0.1:9464".into(),
+            http_advertised: None,
             pipeline: PipelineConfig::default(),
         }
     }
@@ -139,6 +153,8 @@ impl Default for KafkaConfig {
             brokers: "127.0.0.1:9092".into(),
             group_id: "condmon".into(),
             instance_id: None,
+            static_membership: true,
+            leave_group_on_shutdown: true,
             client: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
@@ -321,12 +337,18 @@ impl KafkaConfig {
         self.instance_id
             .clone()
             .or_else(|| std::env::var("CONDMON_INSTANCE_ID").ok())
-            .or_else(|| std::env::var("HOSTNAME").ok())
             .filter(|n| !n.trim().is_empty())
     }
 }
 
 impl Config {
+    /// Where other instances reach this one's HTTP API.
+    pub fn http_address(&self) -> String {
+        self.http_advertised
+            .clone()
+            .unwrap_or_else(|| self.http_listen.clone())
+    }
+
     /// The schema catalog: the manifest's, switched to the registry's ids when one is set.
     pub fn schema_catalog(&self) -> Result<crate::codec::SchemaCatalog, String> {
         let catalog =

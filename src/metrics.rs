@@ -19,6 +19,8 @@ pub struct Metrics {
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
     pub restore_records: IntCounter,
+    pub changelog_intrusions: IntCounter,
+    pub outputs_not_resent: IntCounter,
     pub restore_remaining: IntGauge,
     pub partitions_restoring: IntGauge,
     pub store_reads: IntCounterVec,
@@ -120,6 +122,16 @@ impl Metrics {
             restore_records: counter(
                 "restore_records_total",
                 "Changelog records read to restore or catch up a partition's state.",
+            ),
+            changelog_intrusions: counter(
+                "changelog_intrusions_total",
+                "Times records of a writer that had lost a partition (a zombie) were found in \
+                 its changelogs (their keys are written again).",
+            ),
+            outputs_not_resent: counter(
+                "outputs_not_resent_total",
+                "Outputs of a redone batch that its first, uncommitted run had sent already \
+                 (found on the output topics when the partition was taken up): not sent again.",
             ),
             restore_remaining: gauge(
                 "restore_remaining_records",

@@ -1,13 +1,28 @@
-//! HTTP for SREs and tools: `/metrics` (Prometheus), `/healthz`, and state queries.
+//! HTTP for SREs and tools: `/metrics` (Prometheus), `/healthz`, `/readyz`, and state
+//! queries.
+//!
+//! Any instance answers any query: a customer's is answered by the instance holding its
+//! partition (forwarded there if need be, see [`directory`]); a query across customers is
+//! answered over the partitions this instance holds and those of every other instance, asked
+//! in turn, and merged. An instance answers only for partitions it holds and is up to date
+//! on; if a partition has no holder at the moment (it is moving), the answer is 503, never a
+//! partial list.
 
+pub mod directory;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use serde_json::Value;
+
+pub use directory::Directory;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -29,12 +44,78 @@ pub struct ApiState {
     /// For the rule set in force (the owner directory: supervisors).
     pub operator: Operator,
     pub clock: Arc<dyn Clock>,
+    /// Who holds which partition (this instance included) and where it answers.
+    pub directory: Directory,
+    /// The partition count of the inputs (a customer's partition is murmur2 of its key).
+    pub partitions: i32,
+    /// This instance's own address in the directory (requests to it are not forwarded).
+    pub me: String,
+    pub peers: Peers,
+}
+
+/// The HTTP client that asks other instances.
+#[derive(Clone)]
+pub struct Peers {
+    agent: ureq::Agent,
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Peers {
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
+                .build()
+                .into(),
+        }
+    }
+}
+
+/// Marks a request one instance forwarded to another: it is answered there, never forwarded
+/// again.
+const FORWARDED: &str = "x-condmon-forwarded";
+/// On a forwarded query across customers: the partitions the answer covers.
+const ANSWERED: &str = "x-condmon-partitions";
+
+impl Peers {
+    /// GET `path_and_query` of the instance at `http`: (status, content type, headers wanted,
+    /// body).
+    async fn get(
+        &self,
+        http: &str,
+        path_and_query: &str,
+    ) -> Result<(u16, String, Option<String>, Vec<u8>), String> {
+        let url = format!("http://{http}{path_and_query}");
+        let agent = self.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut response = agent
+                .get(&url)
+                .header(FORWARDED, "1")
+                .call()
+                .map_err(|e| format!("{url}: {e}"))?;
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            };
+            let content_type = header("content-type").unwrap_or_else(|| "text/plain".into());
+            let answered = header(ANSWERED);
+            let status = response.status().as_u16();
+            let body = response
+                .body_mut()
+                .read_to_vec()
+                .map_err(|e| format!("{url}: {e}"))?;
+            Ok((status, content_type, answered, body))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+    let customers = Router::new()
         .route("/customers/{set_id}/{customer_id}", get(customer))
         .route(
             "/customers/{set_id}/{customer_id}/violations",
@@ -60,6 +141,19 @@ pub fn router(state: ApiState) -> Router {
             "/customers/{set_id}/{customer_id}/action-history",
             get(action_history),
         )
+        .route(
+            "/customers/{set_id}/{customer_id}/conversations",
+            get(customer_conversations),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            to_holder,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(customers)
         .route("/owners/{owner}/actions", get(owner_actions))
         .route("/reports/owner-action-status", get(owner_action_status))
         .route("/reports/condition-status", get(condition_status))
@@ -70,11 +164,221 @@ pub fn router(state: ApiState) -> Router {
             get(conversations_by_keyword),
         )
         .route("/promises", get(promises))
-        .route(
-            "/customers/{set_id}/{customer_id}/conversations",
-            get(customer_conversations),
-        )
         .with_state(state)
+}
+
+/// Sends a customer's query to the instance holding its partition, unless it is this one.
+async fn to_holder(
+    State(state): State<ApiState>,
+    Path(params): Path<HashMap<String, String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let key = CustomerKey::new(
+        params.get("set_id").cloned().unwrap_or_default(),
+        params.get("customer_id").cloned().unwrap_or_default(),
+    );
+    let partition = crate::kafka::partition_for(key.encode().as_bytes(), state.partitions);
+    if state.health.held().contains(&partition) {
+        return next.run(request).await;
+    }
+    let holder = state
+        .directory
+        .holder(partition)
+        .filter(|h| h.http != state.me);
+    match holder {
+        Some(holder) if !request.headers().contains_key(FORWARDED) => {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            match state.peers.get(&holder.http, &path).await {
+                Ok((status, content_type, _, body)) => (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    [("content-type", content_type)],
+                    body,
+                )
+                    .into_response(),
+                Err(e) => unavailable(format!(
+                    "partition {partition} is held by {} ({}), which did not answer: {e}",
+                    holder.owner, holder.http
+                )),
+            }
+        }
+        _ => unavailable(format!(
+            "partition {partition} (customer {key}) has no holder at the moment (it is moving \
+             between instances): try again"
+        )),
+    }
+}
+
+fn unavailable(message: String) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response()
+}
+
+/// A query across customers: answered by `local` over the partitions this instance holds and,
+/// unless it was forwarded here, by every other holder over its own, merged with `merge`.
+/// Every partition is answered for exactly once, or the answer is 503.
+async fn across(
+    state: &ApiState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    local: impl FnOnce(&[i32]) -> Result<Value, Response>,
+    merge: fn(Vec<Value>) -> Value,
+) -> Response {
+    let held: BTreeSet<i32> = state.health.held().into_iter().collect();
+    if headers.contains_key(FORWARDED) {
+        // Asked by another instance: the partitions it asked for that this one holds.
+        let asked: BTreeSet<i32> = uri
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.strip_prefix("partitions="))
+            .flat_map(|list| list.split(','))
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let mine: Vec<i32> = held.intersection(&asked).copied().collect();
+        return match local(&mine) {
+            Ok(value) => ([(ANSWERED, join(&mine))], Json(value)).into_response(),
+            Err(response) => response,
+        };
+    }
+    let mine: Vec<i32> = held.iter().copied().collect();
+    let mut others: BTreeMap<String, (String, Vec<i32>)> = BTreeMap::new();
+    for partition in (0..state.partitions).filter(|p| !held.contains(p)) {
+        match state
+            .directory
+            .holder(partition)
+            .filter(|h| h.http != state.me)
+        {
+            Some(holder) => others
+                .entry(holder.http)
+                .or_insert_with(|| (holder.owner, Vec::new()))
+                .1
+                .push(partition),
+            None => {
+                return unavailable(format!(
+                    "partition {partition} has no holder at the moment (it is moving between \
+                     instances): try again"
+                ));
+            }
+        }
+    }
+    let mut parts = vec![match local(&mine) {
+        Ok(value) => value,
+        Err(response) => return response,
+    }];
+    for (http, (owner, partitions)) in others {
+        let separator = if uri.query().is_some() { '&' } else { '?' };
+        let path = format!(
+            "{}{separator}partitions={}",
+            uri.path_and_query().map_or("/", |p| p.as_str()),
+            join(&partitions)
+        );
+        let answer = state.peers.get(&http, &path).await;
+        let complete = |answered: &Option<String>| {
+            let answered: BTreeSet<&str> = answered.as_deref().unwrap_or("").split(',').collect();
+            partitions
+                .iter()
+                .all(|p| answered.contains(p.to_string().as_str()))
+        };
+        match answer {
+            Ok((200, _, answered, body)) if complete(&answered) => {
+                match serde_json::from_slice(&body) {
+                    Ok(value) => parts.push(value),
+                    Err(e) => return unavailable(format!("{owner} ({http}): {e}")),
+                }
+            }
+            Ok((status, _, answered, body)) => {
+                return unavailable(format!(
+                    "{owner} ({http}) answered {status} for partitions {:?} of {}: {}",
+                    answered,
+                    join(&partitions),
+                    String::from_utf8_lossy(&body).trim()
+                ));
+            }
+            Err(e) => return unavailable(format!("{owner} ({http}) did not answer: {e}")),
+        }
+    }
+    Json(merge(parts)).into_response()
+}
+
+fn join(partitions: &[i32]) -> String {
+    partitions
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Rows of several instances, in the order `key` gives (the order one instance gives them).
+fn rows_by(parts: Vec<Value>, key: &[&str]) -> Value {
+    let mut rows: Vec<Value> = parts
+        .into_iter()
+        .flat_map(|p| match p {
+            Value::Array(rows) => rows,
+            other => vec![other],
+        })
+        .collect();
+    let field = |row: &Value, name: &str| -> String {
+        match name.split_once('.') {
+            Some((outer, inner)) => row[outer][inner].to_string(),
+            None => row[name].to_string(),
+        }
+    };
+    rows.sort_by(|a, b| {
+        key.iter()
+            .map(|k| field(a, k))
+            .cmp(key.iter().map(|k| field(b, k)))
+    });
+    Value::Array(rows)
+}
+
+/// Rows that count things per group, of several instances: the same groups added up.
+fn sums_by(parts: Vec<Value>, group: &[&str]) -> Value {
+    let mut groups: BTreeMap<Vec<String>, serde_json::Map<String, Value>> = BTreeMap::new();
+    for row in parts.into_iter().flat_map(|p| match p {
+        Value::Array(rows) => rows,
+        other => vec![other],
+    }) {
+        let Value::Object(row) = row else { continue };
+        let key: Vec<String> = group.iter().map(|g| row[*g].to_string()).collect();
+        match groups.get_mut(&key) {
+            None => {
+                groups.insert(key, row);
+            }
+            Some(sum) => {
+                for (name, value) in row {
+                    if group.contains(&name.as_str()) {
+                        continue;
+                    }
+                    let added = add(&sum[&name], &value);
+                    sum.insert(name, added);
+                }
+            }
+        }
+    }
+    Value::Array(groups.into_values().map(Value::Object).collect())
+}
+
+/// Two counts or two amounts (decimal strings) added up exactly.
+fn add(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            Value::from(x.as_u64().unwrap_or(0) + y.as_u64().unwrap_or(0))
+        }
+        (Value::String(x), Value::String(y)) => {
+            match (
+                x.parse::<rust_decimal::Decimal>(),
+                y.parse::<rust_decimal::Decimal>(),
+            ) {
+                (Ok(x), Ok(y)) => Value::String((x + y).to_string()),
+                _ => a.clone(),
+            }
+        }
+        _ => a.clone(),
+    }
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
@@ -92,6 +396,19 @@ async fn healthz(State(state): State<ApiState>) -> Response {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the processing loop is not running\n",
+        )
+            .into_response()
+    }
+}
+
+/// 200 once the instance holds partitions whose state is restored and up to date.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    if state.health.is_ready(state.max_silence) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no partition held and restored yet\n",
         )
             .into_response()
     }
@@ -217,14 +534,15 @@ async fn action(
     })
 }
 
-/// Every customer this instance holds (queries across customers scan them: no index yet).
-fn all_customers(
+/// Every customer of `partitions` (queries across customers scan them: no index yet).
+fn customers_of(
     state: &ApiState,
-) -> Result<Vec<(CustomerKey, CustomerState)>, crate::state::StateError> {
+    partitions: &[i32],
+) -> Result<Vec<(CustomerKey, CustomerState)>, Response> {
     let mut txn = state.store.txn();
     let mut out = Vec::new();
-    for partition in state.store.partitions() {
-        out.extend(customer_states(&mut txn, partition)?);
+    for partition in partitions {
+        out.extend(customer_states(&mut txn, *partition).map_err(internal)?);
     }
     Ok(out)
 }
@@ -233,28 +551,36 @@ fn internal(e: crate::state::StateError) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
 
+fn json(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("query answers serialize")
+}
+
 /// The owner action list: `?status=NEW|PENDING|FUTURE&customer=&supervisor=&specialist=
 /// &country=&state=`.
 async fn owner_actions(
     State(state): State<ApiState>,
     Path(owner): Path<String>,
     Query(filter): Query<reports::OwnerFilter>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
-    // The owner index names the customers with the owner's open actions: no full scan.
-    let mut txn = state.store.txn();
-    let mut customers = Vec::new();
-    for partition in state.store.partitions() {
-        match customers_of_owner(&mut txn, partition, &owner) {
-            Ok(found) => customers.extend(found),
-            Err(e) => return internal(e),
+    let local = |partitions: &[i32]| {
+        // The owner index names the customers with the owner's open actions: no full scan.
+        let mut txn = state.store.txn();
+        let mut customers = Vec::new();
+        for partition in partitions {
+            customers.extend(customers_of_owner(&mut txn, *partition, &owner).map_err(internal)?);
         }
-    }
-    let rules = state.operator.rules();
-    let today = state.clock.today();
-    Json(reports::owner_actions(
-        &customers, &rules, &owner, &filter, today,
-    ))
-    .into_response()
+        let rules = state.operator.rules();
+        let today = state.clock.today();
+        Ok(json(reports::owner_actions(
+            &customers, &rules, &owner, &filter, today,
+        )))
+    };
+    across(&state, &uri, &headers, local, |parts| {
+        rows_by(parts, &["due_date", "customer_id", "id"])
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,20 +594,25 @@ struct StatusRange {
 async fn owner_action_status(
     State(state): State<ApiState>,
     Query(range): Query<StatusRange>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     if range.from > range.to {
         return (StatusCode::BAD_REQUEST, "`from` is after `to`\n").into_response();
     }
-    match all_customers(&state) {
-        Ok(customers) => Json(reports::owner_action_status(
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        Ok(json(reports::owner_action_status(
             &customers,
             range.from,
             range.to,
             range.owner.as_deref(),
-        ))
-        .into_response(),
-        Err(e) => internal(e),
-    }
+        )))
+    };
+    across(&state, &uri, &headers, local, |parts| {
+        sums_by(parts, &["owner", "date"])
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,16 +625,21 @@ struct ConditionFilter {
 async fn condition_status(
     State(state): State<ApiState>,
     Query(filter): Query<ConditionFilter>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
-    match all_customers(&state) {
-        Ok(customers) => Json(reports::condition_status(
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        Ok(json(reports::condition_status(
             &customers,
             filter.owner.as_deref(),
             filter.customer.as_deref(),
-        ))
-        .into_response(),
-        Err(e) => internal(e),
-    }
+        )))
+    };
+    across(&state, &uri, &headers, local, |parts| {
+        rows_by(parts, &["owner", "set_id", "customer_id", "violation_id"])
+    })
+    .await
 }
 
 /// A customer's conversations, the state of each promise, its call disputes and exclusions.
@@ -327,6 +663,8 @@ async fn customer_conversations(
 async fn conversations_search(
     State(state): State<ApiState>,
     Path(search): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
     let Ok(search) = serde_json::from_value::<inquiry::Search>(serde_json::json!(search)) else {
         return (
@@ -335,36 +673,42 @@ async fn conversations_search(
         )
             .into_response();
     };
-    let customers = match all_customers(&state) {
-        Ok(c) => c,
-        Err(e) => return internal(e),
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        let rules = state.operator.rules();
+        Ok(json(inquiry::search(
+            &customers,
+            &rules,
+            search,
+            state.clock.today(),
+        )))
     };
-    let rules = state.operator.rules();
-    Json(inquiry::search(
-        &customers,
-        &rules,
-        search,
-        state.clock.today(),
-    ))
-    .into_response()
+    across(&state, &uri, &headers, local, by_customer).await
+}
+
+/// Rows of several instances by customer (each instance's rows of a customer keep their
+/// order).
+fn by_customer(parts: Vec<Value>) -> Value {
+    rows_by(parts, &["set_id", "customer_id"])
 }
 
 async fn conversations_by_keyword(
     State(state): State<ApiState>,
     Path(keyword): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
-    let customers = match all_customers(&state) {
-        Ok(c) => c,
-        Err(e) => return internal(e),
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        let rules = state.operator.rules();
+        Ok(json(inquiry::by_keyword(
+            &customers,
+            &rules,
+            &keyword,
+            state.clock.today(),
+        )))
     };
-    let rules = state.operator.rules();
-    Json(inquiry::by_keyword(
-        &customers,
-        &rules,
-        &keyword,
-        state.clock.today(),
-    ))
-    .into_response()
+    across(&state, &uri, &headers, local, by_customer).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,25 +718,36 @@ struct PromiseQuery {
 
 /// The promise inquiry: every promise, or `?group_by=customer|business-unit|collector|supervisor`
 /// with counts and amounts of broken, kept and open promises.
-async fn promises(State(state): State<ApiState>, Query(query): Query<PromiseQuery>) -> Response {
-    let customers = match all_customers(&state) {
-        Ok(c) => c,
-        Err(e) => return internal(e),
+async fn promises(
+    State(state): State<ApiState>,
+    Query(query): Query<PromiseQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        let rules = state.operator.rules();
+        let rows = inquiry::promises(&customers, &rules, state.clock.today());
+        Ok(match query.group_by {
+            Some(by) => json(inquiry::grouped(&rows, by)),
+            None => json(rows),
+        })
     };
-    let rules = state.operator.rules();
-    let rows = inquiry::promises(&customers, &rules, state.clock.today());
-    match query.group_by {
-        Some(by) => Json(inquiry::grouped(&rows, by)).into_response(),
-        None => Json(rows).into_response(),
-    }
+    let merge = if query.group_by.is_some() {
+        |parts| sums_by(parts, &["group", "currency"])
+    } else {
+        by_customer
+    };
+    across(&state, &uri, &headers, local, merge).await
 }
 
 /// The disputed-invoice report: open items with an amount in dispute, by a call or the ERP.
-async fn disputed_items(State(state): State<ApiState>) -> Response {
-    match all_customers(&state) {
-        Ok(customers) => Json(inquiry::disputed_items(&customers)).into_response(),
-        Err(e) => internal(e),
-    }
+async fn disputed_items(State(state): State<ApiState>, uri: Uri, headers: HeaderMap) -> Response {
+    let local = |partitions: &[i32]| {
+        let customers = customers_of(&state, partitions)?;
+        Ok(json(inquiry::disputed_items(&customers)))
+    };
+    across(&state, &uri, &headers, local, by_customer).await
 }
 
 fn with_customer(
@@ -401,18 +756,14 @@ fn with_customer(
     respond: impl FnOnce(crate::engine::CustomerState) -> Response,
 ) -> Response {
     let mut txn = state.store.txn();
-    for partition in state.store.partitions() {
+    for partition in state.health.held() {
         match customer_state(&mut txn, partition, &key) {
             Ok(Some(found)) => return respond(found),
             Ok(None) => {}
             Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     }
-    (
-        StatusCode::NOT_FOUND,
-        format!("customer {key} is not held by this instance\n"),
-    )
-        .into_response()
+    (StatusCode::NOT_FOUND, format!("no customer {key}\n")).into_response()
 }
 
 /// Serves the router on `listen` until the process ends.

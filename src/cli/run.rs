@@ -65,6 +65,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         let partitions = check_co_partitioning(&config)?;
+        // Who holds which partition: read from the directory topic for as long as this runs.
+        let directory = api::Directory::default();
+        let stop_directory = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _directory_reader = {
+            let directory = directory.clone();
+            tokio::task::block_in_place(|| {
+                kafka::spawn_tail(
+                    &config,
+                    &api::directory::topic(&config),
+                    stop_directory.clone(),
+                    move |_, value| {
+                        if let Some(entry) = value.and_then(|v| serde_json::from_slice(v).ok()) {
+                            directory.learn(entry);
+                        }
+                    },
+                )
+            })?
+        };
         let api_state = ApiState {
             metrics: metrics.clone(),
             health: health.clone(),
@@ -72,6 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_silence: Duration::from_millis(config.pipeline.tick_ms * 10 + 10_000),
             operator: operator.clone(),
             clock: clock.clone(),
+            directory,
+            partitions,
+            me: config.http_address(),
+            peers: api::Peers::default(),
         };
         let listen = config.http_listen.clone();
         tokio::spawn(async move {
@@ -100,7 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             owner,
             faults: pipeline::Faults::from_env(),
         };
-        pipeline::run(runtime, stopped).await?;
+        let result = pipeline::run(runtime, stopped).await;
+        stop_directory.store(true, std::sync::atomic::Ordering::Relaxed);
+        result?;
         Ok(())
     })
 }
@@ -111,14 +135,21 @@ fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<i32> 
     let changelogs: Vec<String> = pipeline::changelog::changelogged()
         .map(|s| pipeline::changelog::topic(config, s))
         .collect();
+    // Outputs too: a partition's outputs must land on its own partition number (they are
+    // checked there after a crash, see `pipeline::changelog`).
     let mut topics = config.topics.partitioned_inputs();
     topics.extend(changelogs.iter().map(String::as_str));
+    topics.extend(
+        crate::model::Stream::OUTPUTS
+            .iter()
+            .map(|s| config.topics.topic(*s)),
+    );
     let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
     let first = counts[0].1;
     if first == 0 || counts.iter().any(|(_, n)| *n != first) {
         anyhow::bail!(
-            "the input and changelog topics must exist and be co-partitioned (same partition \
-             count; `condmon topics create` creates them): {counts:?}"
+            "the input, changelog and output topics must exist and be co-partitioned (same \
+             partition count; `condmon topics create` creates them): {counts:?}"
         );
     }
     Ok(first as i32)

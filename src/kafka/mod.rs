@@ -274,6 +274,14 @@ impl Source {
             problems: problems.clone(),
         };
         let mut client = client_config(config);
+        if let Some(instance) = config
+            .kafka
+            .instance_name()
+            .filter(|_| config.kafka.static_membership)
+        {
+            // Static membership: a restarted instance gets its partitions back, no rebalance.
+            client.set("group.instance.id", instance);
+        }
         for (k, v) in &config.kafka.consumer {
             client.set(k, v);
         }
@@ -384,10 +392,54 @@ impl Source {
         }
     }
 
+    /// Leaves the consumer group (a static member too: unsubscribing sends the LeaveGroup that
+    /// closing alone would not), waiting up to `wait` for the revocation, so that the group
+    /// hands the partitions to the other members at once.
+    pub async fn leave(&self, wait: Duration) {
+        self.consumer.unsubscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        // The revocation is served while receiving; a slice at a time, to see it at once.
+        while !self.assigned().is_empty() && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.consumer.recv()).await;
+        }
+        info!("Left the consumer group.");
+    }
+
     /// The partitions held, shared (for the lag probe's thread).
     pub fn assigned_handle(&self) -> Arc<Mutex<BTreeSet<i32>>> {
         self.assigned.clone()
     }
+}
+
+/// Reads a compacted topic whole and then as it grows, on its own thread and client, handing
+/// each record's key and value to `each` (reference data every instance needs, such as the
+/// partition directory). Ends when `stop` is set.
+pub fn spawn_tail(
+    config: &Config,
+    topic: &str,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    each: impl Fn(&[u8], Option<&[u8]>) + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, BrokerError> {
+    let consumer: BaseConsumer = client_config(config)
+        .set("group.id", format!("{}-tail", config.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let topic = topic.to_string();
+    Ok(std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => each(m.key().unwrap_or_default(), m.payload()),
+                Some(Err(e)) => warn!(topic, error = %e, "Reading the topic failed; retrying."),
+                None => {}
+            }
+        }
+    }))
 }
 
 /// Measures consumer lag on its own thread and client, every `interval`: a slow answer from
@@ -680,18 +732,36 @@ impl LogRecord {
 /// Reads topic partitions from an offset to an end, without a group: how state is restored
 /// from its changelogs.
 pub struct LogReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ReaderContext>,
 }
+
+/// The log reader's client context: reaching the end of a partition is how it knows it is
+/// done, not an error to log.
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
+            tracing::error!(error = %error, reason, "Changelog reader error.");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
 
 impl LogReader {
     pub fn new(config: &Config) -> Result<LogReader, BrokerError> {
-        let consumer: BaseConsumer = client_config(config)
+        let consumer: BaseConsumer<ReaderContext> = client_config(config)
             .set("group.id", format!("{}-restore", config.kafka.group_id))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             // Reading to a known end: no reason to wait for more data on a fetch.
             .set("fetch.wait.max.ms", "10")
-            .create()?;
+            .create_with_context(ReaderContext)?;
         Ok(LogReader { consumer })
     }
 

@@ -43,6 +43,9 @@ pub const WRITER: &str = "condmon.writer";
 /// Meta keys of the changelog's own bookkeeping.
 const CLAIM: &[u8] = b"claim";
 const COMMIT: &str = "commit/";
+/// `out/<topic>`: the next offset of the partition's outputs on that topic once its last batch
+/// was committed. What lies beyond was sent by a batch that never committed.
+const OUT: &str = "out/";
 
 /// The changelog topic of a store.
 pub fn topic(config: &Config, store: StoreName) -> String {
@@ -63,6 +66,12 @@ pub fn topic_specs(config: &Config) -> Vec<TopicSpec> {
         role: "changelog",
         cleanup: Cleanup::Compact,
     }));
+    specs.push(TopicSpec {
+        name: crate::api::directory::topic(config),
+        stream: None,
+        role: "internal",
+        cleanup: Cleanup::Compact,
+    });
     specs
 }
 
@@ -75,17 +84,129 @@ pub struct Claim {
     pub committed: BTreeMap<u64, u64>,
 }
 
-/// A partition's writer while held: its epoch and the last seq committed in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A partition's writer while held: its epoch, the last seq committed in it, and the offset
+/// at which it expects its next record of each changelog — it is the only writer, so a record
+/// landing further on means someone else wrote in between (see [`Writer::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Writer {
     pub epoch: u64,
     pub seq: u64,
+    pub next: BTreeMap<StoreName, i64>,
 }
 
 impl Writer {
-    fn header(self) -> (String, String) {
+    fn header(&self) -> (String, String) {
         (WRITER.into(), format!("{}.{}", self.epoch, self.seq))
     }
+}
+
+/// Records another writer put into a changelog between two of ours: `[from, to)` of a
+/// store's changelog of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub partition: i32,
+    pub store: StoreName,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Moves each writer's expected offsets past what was delivered; the gaps where another
+/// writer's records landed first.
+pub fn check_delivered(
+    config: &Config,
+    writers: &mut BTreeMap<i32, Writer>,
+    delivered: &[(OutRecord, i32, i64)],
+) -> Vec<Gap> {
+    let topics: BTreeMap<String, StoreName> =
+        changelogged().map(|s| (topic(config, s), s)).collect();
+    let mut landed: BTreeMap<(i32, StoreName), Vec<i64>> = BTreeMap::new();
+    for (record, partition, offset) in delivered {
+        if let Some(store) = topics.get(&record.topic) {
+            landed
+                .entry((*partition, *store))
+                .or_default()
+                .push(*offset);
+        }
+    }
+    let mut gaps = Vec::new();
+    for ((partition, store), mut offsets) in landed {
+        let Some(writer) = writers.get_mut(&partition) else {
+            continue;
+        };
+        offsets.sort_unstable();
+        let mut expected = writer.next.get(&store).copied().unwrap_or(offsets[0]);
+        for offset in offsets {
+            if offset > expected {
+                gaps.push(Gap {
+                    partition,
+                    store,
+                    from: expected,
+                    to: offset,
+                });
+            }
+            expected = offset + 1;
+        }
+        writer.next.insert(store, expected);
+    }
+    gaps
+}
+
+/// What another writer did in a writer's changelogs.
+#[derive(Debug)]
+pub enum Intrusion {
+    /// A newer claim: this instance lost the partition and must not commit for it again.
+    Fenced {
+        partition: i32,
+        epoch: u64,
+        owner: String,
+    },
+    /// Records of a writer that lost the partition (an older epoch): their keys must be
+    /// rewritten so that compaction keeps this writer's records.
+    Stale(BTreeSet<(StoreName, Vec<u8>)>),
+}
+
+/// Reads what landed in `gaps` of `partition` (written by another writer) and says whether it
+/// fences `epoch` or is a zombie's to repair.
+pub fn investigate(
+    config: &Config,
+    partition: i32,
+    epoch: u64,
+    gaps: &[Gap],
+) -> Result<Intrusion, RestoreError> {
+    const IDLE: Duration = Duration::from_secs(30);
+    let reader = LogReader::new(config)?;
+    let stores: Vec<StoreName> = gaps.iter().map(|g| g.store).collect();
+    let topics: Vec<String> = stores.iter().map(|s| topic(config, *s)).collect();
+    let logs: Vec<(&str, i64, i64)> = gaps
+        .iter()
+        .zip(&topics)
+        .map(|(g, t)| (t.as_str(), g.from, g.to))
+        .collect();
+    let mut fenced = None;
+    let mut stale = BTreeSet::new();
+    reader.read(partition, &logs, IDLE, |index, record: LogRecord| {
+        let store = stores[index];
+        if store == StoreName::Meta
+            && record.key == CLAIM
+            && let Some(bytes) = &record.value
+        {
+            let claim: Claim = value::decode(bytes).map_err(corrupt_claim)?;
+            if claim.epoch > epoch {
+                fenced = Some(claim);
+            }
+        } else if !(store == StoreName::Meta && record.key.starts_with(COMMIT.as_bytes())) {
+            stale.insert((store, record.key));
+        }
+        Ok::<(), RestoreError>(())
+    })?;
+    Ok(match fenced {
+        Some(claim) => Intrusion::Fenced {
+            partition,
+            epoch: claim.epoch,
+            owner: claim.owner,
+        },
+        None => Intrusion::Stale(stale),
+    })
 }
 
 fn parse_writer(record: &LogRecord) -> Option<(u64, u64)> {
@@ -118,6 +239,13 @@ pub struct TakenOver {
     pub records_applied: u64,
     pub records_read: u64,
     pub from_scratch: bool,
+    /// Where each changelog ended when it was read (the writer's first expected offsets).
+    pub ends: BTreeMap<StoreName, i64>,
+    /// Outputs already sent by batches that never committed, as (topic, event id): when those
+    /// batches are redone, these are not sent again.
+    pub sent: BTreeSet<(String, String)>,
+    /// Output topics with no committed position yet, and where they end now.
+    pub unpositioned: BTreeMap<String, i64>,
 }
 
 /// Brings `partition`'s local state up to what its changelogs have committed (catching up
@@ -197,6 +325,7 @@ pub fn take_over(
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
     let (claim, records_read, records_applied) = result?;
+    let (sent, unpositioned) = sent_uncommitted(config, store, &reader, partition)?;
     let elapsed = started.elapsed();
     info!(
         partition,
@@ -204,6 +333,7 @@ pub fn take_over(
         records_read,
         records_applied,
         uncommitted = repairs.len(),
+        outputs_sent_uncommitted = sent.len(),
         seconds = elapsed.as_secs_f64(),
         records_per_second = (records_read as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
         epoch = claim.epoch,
@@ -219,7 +349,61 @@ pub fn take_over(
         records_applied,
         records_read,
         from_scratch,
+        ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
+        sent,
+        unpositioned,
     })
+}
+
+/// The outputs of `partition` sent past its committed positions (by batches that never
+/// committed: their redo must not send them again), and the output topics without a position.
+/// Outputs are keyed by customer and co-partitioned with the inputs, so a partition's outputs
+/// are on the same partition number of each output topic, and written only by its owner.
+fn sent_uncommitted(
+    config: &Config,
+    store: &Store,
+    reader: &LogReader,
+    partition: i32,
+) -> Result<(BTreeSet<(String, String)>, BTreeMap<String, i64>), RestoreError> {
+    let mut logs = Vec::new();
+    let mut unpositioned = BTreeMap::new();
+    let topics: Vec<String> = crate::model::Stream::OUTPUTS
+        .iter()
+        .map(|s| config.topics.topic(*s).to_string())
+        .collect();
+    for t in &topics {
+        let (_, high) = reader.watermarks(t, partition)?;
+        match store.meta_value(partition, &out_key(t))? {
+            Some(bytes) => logs.push((t.as_str(), i64_of(&bytes)?, high)),
+            None => {
+                unpositioned.insert(t.clone(), high);
+            }
+        }
+    }
+    let mut sent = BTreeSet::new();
+    reader.read(
+        partition,
+        &logs,
+        Duration::from_secs(30),
+        |index, record| {
+            if let Some(id) = record.header(super::EVENT_ID_HEADER) {
+                sent.insert((logs[index].0.to_string(), id.to_string()));
+            }
+            Ok::<(), RestoreError>(())
+        },
+    )?;
+    Ok((sent, unpositioned))
+}
+
+fn out_key(topic: &str) -> Vec<u8> {
+    format!("{OUT}{topic}").into_bytes()
+}
+
+fn i64_of(bytes: &[u8]) -> Result<i64, RestoreError> {
+    bytes
+        .try_into()
+        .map(i64::from_be_bytes)
+        .map_err(|_| RestoreError::Inconsistent(format!("a position of {} bytes", bytes.len())))
 }
 
 /// Reads the changelogs from `starts` to `ends`, applies what is committed and returns the
@@ -368,13 +552,7 @@ pub fn claim_record(config: &Config, partition: i32, claim: &Claim) -> OutRecord
         partition: Some(partition),
         key: Some(CLAIM.to_vec()),
         payload: Some(value::encode(claim)),
-        headers: vec![
-            Writer {
-                epoch: claim.epoch,
-                seq: 0,
-            }
-            .header(),
-        ],
+        headers: vec![(WRITER.into(), format!("{}.0", claim.epoch))],
     }
 }
 
@@ -449,25 +627,56 @@ pub fn batch_records(
     Ok((records, touched.into_iter().collect()))
 }
 
-/// The commit records (phase 2) of the partitions a batch wrote.
+/// The records of phase 2 for the partitions a batch wrote: the positions its outputs
+/// reached (for partitions taken up just now, every output topic's position), then each
+/// partition's commit, last.
 pub fn commit_records(
     config: &Config,
     writers: &BTreeMap<i32, Writer>,
     partitions: &[i32],
+    positions: &BTreeMap<(i32, String), i64>,
 ) -> Vec<OutRecord> {
-    partitions
+    let mut out = Vec::new();
+    for p in partitions {
+        let writer = &writers[p];
+        let meta = |key: Vec<u8>, value: Vec<u8>| OutRecord {
+            topic: topic(config, StoreName::Meta),
+            partition: Some(*p),
+            key: Some(key),
+            payload: Some(value),
+            headers: vec![writer.header()],
+        };
+        for ((_, t), next) in positions
+            .range((*p, String::new())..)
+            .take_while(|((q, _), _)| q == p)
+        {
+            out.push(meta(out_key(t), next.to_be_bytes().to_vec()));
+        }
+        out.push(meta(
+            commit_key(writer.epoch),
+            writer.seq.to_be_bytes().to_vec(),
+        ));
+    }
+    out
+}
+
+/// The next offset each (partition, output topic) reached in `delivered`.
+pub fn output_positions(
+    config: &Config,
+    delivered: &[(OutRecord, i32, i64)],
+) -> BTreeMap<(i32, String), i64> {
+    let outputs: BTreeSet<&str> = crate::model::Stream::OUTPUTS
         .iter()
-        .map(|p| {
-            let writer = writers[p];
-            OutRecord {
-                topic: topic(config, StoreName::Meta),
-                partition: Some(*p),
-                key: Some(commit_key(writer.epoch)),
-                payload: Some(writer.seq.to_be_bytes().to_vec()),
-                headers: vec![writer.header()],
-            }
-        })
-        .collect()
+        .map(|s| config.topics.topic(*s))
+        .collect();
+    let mut out: BTreeMap<(i32, String), i64> = BTreeMap::new();
+    for (record, partition, offset) in delivered {
+        if outputs.contains(record.topic.as_str()) {
+            let at = out.entry((*partition, record.topic.clone())).or_default();
+            *at = (*at).max(offset + 1);
+        }
+    }
+    out
 }
 
 /// The local writes that go with a delivered batch: each partition's commit, and the
@@ -476,12 +685,13 @@ pub fn committed_writes(
     config: &Config,
     writers: &BTreeMap<i32, Writer>,
     partitions: &[i32],
+    positions: &BTreeMap<(i32, String), i64>,
     delivered: &[(OutRecord, i32, i64)],
 ) -> Vec<(i32, StoreName, Vec<u8>, Option<Vec<u8>>)> {
     let mut out: Vec<(i32, StoreName, Vec<u8>, Option<Vec<u8>>)> = partitions
         .iter()
         .map(|p| {
-            let writer = writers[p];
+            let writer = &writers[p];
             (
                 *p,
                 StoreName::Meta,
@@ -490,6 +700,19 @@ pub fn committed_writes(
             )
         })
         .collect();
+    out.extend(
+        positions
+            .iter()
+            .filter(|((p, _), _)| partitions.contains(p))
+            .map(|((p, t), next)| {
+                (
+                    *p,
+                    StoreName::Meta,
+                    out_key(t),
+                    Some(next.to_be_bytes().to_vec()),
+                )
+            }),
+    );
     let topics: BTreeMap<String, StoreName> =
         changelogged().map(|s| (topic(config, s), s)).collect();
     let mut next: BTreeMap<(i32, StoreName), i64> = BTreeMap::new();

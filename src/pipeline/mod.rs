@@ -38,6 +38,9 @@ pub const HEADER_TOPIC: &str = "condmon.source.topic";
 pub const HEADER_PARTITION: &str = "condmon.source.partition";
 pub const HEADER_OFFSET: &str = "condmon.source.offset";
 
+/// The header carrying an output's event id.
+pub const EVENT_ID_HEADER: &str = "condmon.event-id";
+
 /// An output event as a record of its topic, keyed by customer.
 /// The header naming what a record counts as (see [`OutputEvent::outcome`]).
 pub const OUTCOME_HEADER: &str = "condmon.outcome";
@@ -52,7 +55,7 @@ pub fn output_record(
         partition: None,
         key: Some(event.customer_key().encode().into_bytes()),
         payload: Some(catalog.encode_output(event)?),
-        headers: std::iter::once(("condmon.event-id".into(), event.event_id().to_string()))
+        headers: std::iter::once((EVENT_ID_HEADER.into(), event.event_id().to_string()))
             .chain(event.outcome().map(|o| (OUTCOME_HEADER.into(), o.into())))
             .collect(),
     })

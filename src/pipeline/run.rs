@@ -34,6 +34,18 @@ pub enum PipelineError {
     Broker(#[from] BrokerError),
     #[error("{0}")]
     Partition(String),
+    #[error("restoring or checking a changelog: {0}")]
+    Changelog(#[from] changelog::RestoreError),
+    /// Another instance claimed a partition this one was writing: it must not write it again.
+    #[error(
+        "partition {partition} was claimed by {owner} (epoch {epoch}) while this instance was \
+         still writing it: stopping so that it does not write it again"
+    )]
+    Fenced {
+        partition: i32,
+        epoch: u64,
+        owner: String,
+    },
 }
 
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
@@ -41,6 +53,8 @@ pub struct Health {
     started: Instant,
     last_beat_ms: AtomicU64,
     ready: AtomicBool,
+    /// Partitions held and up to date (restored and claimed): the only ones served.
+    held: std::sync::Mutex<Vec<i32>>,
 }
 
 impl Health {
@@ -49,7 +63,23 @@ impl Health {
             started: Instant::now(),
             last_beat_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            held: std::sync::Mutex::default(),
         })
+    }
+
+    fn hold(&self, partitions: Vec<i32>) {
+        *self.held.lock().expect("held lock") = partitions;
+    }
+
+    /// The partitions held and up to date: what queries may read.
+    pub fn held(&self) -> Vec<i32> {
+        self.held.lock().expect("held lock").clone()
+    }
+
+    /// Ready to serve: healthy, and holding at least one partition whose state is up to date
+    /// (an instance with no partitions, or still restoring, is not).
+    pub fn is_ready(&self, max_silence: Duration) -> bool {
+        self.is_healthy(max_silence) && !self.held.lock().expect("held lock").is_empty()
     }
 
     fn beat(&self) {
@@ -138,6 +168,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // keys each must rewrite (see `changelog`).
     let mut writers: BTreeMap<i32, Writer> = BTreeMap::new();
     let mut repairs: BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>> = BTreeMap::new();
+    // Outputs sent by batches that never committed, per partition: not sent again by the redo.
+    let mut sent: BTreeMap<i32, BTreeSet<(String, String)>> = BTreeMap::new();
+    // Output positions of partitions taken up, committed with their first batch.
+    let mut positions: BTreeMap<(i32, String), i64> = BTreeMap::new();
     let sink = Sink::new(&rt.config)?;
     let topics = &rt.config.topics;
     let reference = GlobalReader::new(&rt.config, &[&topics.fx_rates, &topics.rules])?;
@@ -215,6 +249,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         };
         let assigned = source.assigned();
         let claimed = std::mem::take(&mut *taken.lock().expect("taken lock"));
+        for t in &claimed {
+            sent.insert(t.partition, t.sent.clone());
+            for (topic, next) in &t.unpositioned {
+                positions.insert((t.partition, topic.clone()), *next);
+            }
+        }
         if !claimed.is_empty()
             && !claim(
                 &rt,
@@ -230,6 +270,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         writers.retain(|p, _| assigned.contains(p));
         repairs.retain(|p, _| assigned.contains(p));
+        sent.retain(|p, _| assigned.contains(p));
+        positions.retain(|(p, _), _| assigned.contains(p));
+        rt.health.hold(writers.keys().copied().collect());
         let today = rt.clock.today();
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile, and reference data
@@ -335,17 +378,21 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let (logged, written) =
             changelog::batch_records(&rt.config, &rt.store, &changes, &mut writers, &mut repairs)?;
         records.extend(logged);
+        records.retain(|r| !already_sent(&rt, &mut sent, r));
         let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await else {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
         };
+        guard(&rt, &mut writers, &mut repairs, &delivered)?;
         if rt.faults.crash_uncommitted_after_batches == Some(batches_delivered + 1) {
             warn!("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES reached: aborting.");
             std::process::abort();
         }
-        let commits = changelog::commit_records(&rt.config, &writers, &written);
+        positions.extend(changelog::output_positions(&rt.config, &delivered));
+        let commits = changelog::commit_records(&rt.config, &writers, &written, &positions);
         let Some(commits_delivered) = deliver(&rt, &sink, commits, &mut shutdown).await else {
             break;
         };
+        guard(&rt, &mut writers, &mut repairs, &commits_delivered)?;
         delivered.extend(commits_delivered);
         for (record, _, _) in &delivered {
             rt.metrics
@@ -367,10 +414,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             std::process::abort();
         }
         for (partition, store, key, value) in
-            changelog::committed_writes(&rt.config, &writers, &written, &delivered)
+            changelog::committed_writes(&rt.config, &writers, &written, &positions, &delivered)
         {
             changes.writes.insert((partition, store, key), value);
         }
+        positions.retain(|(p, _), _| !written.contains(p));
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.batches_committed.inc();
@@ -383,6 +431,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if timers_due {
             refresh_gauges(&rt, &source);
         }
+    }
+    if rt.config.kafka.leave_group_on_shutdown
+        && rt.config.kafka.assignment == crate::config::Assignment::Group
+    {
+        source.leave(Duration::from_secs(5)).await;
     }
     rt.store.flush()?;
     info!("condmon stopped cleanly.");
@@ -824,6 +877,27 @@ fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, Pipeli
         .collect()
 }
 
+/// Whether `record` is an output that a batch which never committed sent already (it is then
+/// not sent again: the redo gives it the same event id and bytes).
+fn already_sent(
+    rt: &Runtime,
+    sent: &mut BTreeMap<i32, BTreeSet<(String, String)>>,
+    record: &OutRecord,
+) -> bool {
+    let (Some(key), Some(id)) = (&record.key, record.header(super::EVENT_ID_HEADER)) else {
+        return false;
+    };
+    let partition = crate::kafka::partition_for(key, rt.partitions);
+    let Some(of) = sent.get_mut(&partition) else {
+        return false;
+    };
+    let found = of.remove(&(record.topic.clone(), id.to_string()));
+    if found {
+        rt.metrics.outputs_not_resent.inc();
+    }
+    found
+}
+
 /// Sends until every record is acknowledged, backing off on broker errors: where each record
 /// landed, or `None` if shutdown interrupted it.
 async fn deliver(
@@ -869,6 +943,14 @@ async fn claim(
     let Some(delivered) = deliver(rt, sink, records, shutdown).await else {
         return Ok(false);
     };
+    // Then the directory: queries for these partitions may now be sent here.
+    let entries = taken
+        .iter()
+        .map(|t| directory_record(rt, t.partition, t.claim.epoch))
+        .collect();
+    if deliver(rt, sink, entries, shutdown).await.is_none() {
+        return Ok(false);
+    }
     let offsets: BTreeMap<i32, i64> = delivered.iter().map(|(_, p, o)| (*p, *o)).collect();
     let mut txn = rt.store.txn();
     for t in taken {
@@ -890,6 +972,7 @@ async fn claim(
             Writer {
                 epoch: t.claim.epoch,
                 seq: 0,
+                next: t.ends,
             },
         );
         if !t.repairs.is_empty() {
@@ -897,7 +980,73 @@ async fn claim(
         }
     }
     rt.store.apply(&txn.finish(&[]))?;
+    // Anything written between the restore and the claim is another writer's.
+    guard(rt, writers, repairs, &delivered)?;
     Ok(true)
+}
+
+/// This instance's directory entry for a partition it claimed.
+fn directory_record(rt: &Runtime, partition: i32, epoch: u64) -> OutRecord {
+    let entry = crate::api::directory::Entry {
+        partition,
+        owner: rt.owner.clone(),
+        http: rt.config.http_address(),
+        epoch,
+    };
+    OutRecord {
+        topic: crate::api::directory::topic(&rt.config),
+        partition: None,
+        key: Some(partition.to_string().into_bytes()),
+        payload: Some(serde_json::to_vec(&entry).expect("entries serialize")),
+        headers: Vec::new(),
+    }
+}
+
+/// Checks that a delivery's changelog records landed where their writer expected: a gap is
+/// another writer's records. A newer claim among them fences this instance (it stops); records
+/// of an older writer (a zombie) have their keys rewritten by the next batch.
+fn guard(
+    rt: &Runtime,
+    writers: &mut BTreeMap<i32, Writer>,
+    repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
+    delivered: &[(OutRecord, i32, i64)],
+) -> Result<(), PipelineError> {
+    let gaps = changelog::check_delivered(&rt.config, writers, delivered);
+    let partitions: BTreeSet<i32> = gaps.iter().map(|g| g.partition).collect();
+    for partition in partitions {
+        let of: Vec<changelog::Gap> = gaps
+            .iter()
+            .filter(|g| g.partition == partition)
+            .cloned()
+            .collect();
+        let epoch = writers[&partition].epoch;
+        match tokio::task::block_in_place(|| {
+            changelog::investigate(&rt.config, partition, epoch, &of)
+        })? {
+            changelog::Intrusion::Fenced {
+                partition,
+                epoch,
+                owner,
+            } => {
+                return Err(PipelineError::Fenced {
+                    partition,
+                    epoch,
+                    owner,
+                });
+            }
+            changelog::Intrusion::Stale(keys) => {
+                warn!(
+                    partition,
+                    keys = keys.len(),
+                    "Another writer of an older epoch wrote this partition's changelog: its \
+                     keys are written again."
+                );
+                rt.metrics.changelog_intrusions.inc();
+                repairs.entry(partition).or_default().extend(keys);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Lag asks the broker once per partition and topic (on its own thread): not on every tick.

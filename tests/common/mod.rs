@@ -499,6 +499,16 @@ pub fn expected_outputs(
     events: &[InputEvent],
     today: &str,
 ) -> std::collections::HashMap<String, (condmon::model::Stream, Vec<u8>)> {
+    oracle(config, events, today, None)
+}
+
+/// The oracle's outputs for `events` on `today`, then for the timers due `later` (if given).
+pub fn oracle(
+    config: &Config,
+    events: &[InputEvent],
+    today: &str,
+    later: Option<&str>,
+) -> std::collections::HashMap<String, (condmon::model::Stream, Vec<u8>)> {
     use condmon::pipeline::{Operator, Outcome, Payload};
     let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
     let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
@@ -531,6 +541,19 @@ pub fn expected_outputs(
                 (e.stream(), catalog.encode_output(&e).unwrap()),
             );
         }
+    }
+    if let Some(later) = later {
+        let mut txn = store.txn();
+        for e in operator
+            .fire_timers(&mut txn, 0, later.parse().unwrap())
+            .unwrap()
+        {
+            out.insert(
+                e.event_id().to_string(),
+                (e.stream(), catalog.encode_output(&e).unwrap()),
+            );
+        }
+        store.commit(txn, &[]).unwrap();
     }
     out
 }

@@ -1,0 +1,429 @@
+//! Several instances over the same partitions, through a real broker (Tansu) and real
+//! `condmon run` processes: partitions move between instances with nothing lost, nothing sent
+//! twice, and a writer that lost its partitions (a zombie) never corrupts the changelogs.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use condmon::config::{Assignment, Config};
+use condmon::model::{CustomerChange, CustomerKey, InputEvent, ItemChange};
+use rust_decimal::Decimal;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn master(customer: &str) -> InputEvent {
+    let mut master = CustomerChange::new(&CustomerKey::new("SHARE", customer), customer, "USD");
+    master.collector = Some("JDOE".into());
+    master.credit_analyst = Some("MROE".into());
+    InputEvent::Customer(master)
+}
+
+/// 800.00, 45 days past due on 2026-03-01: from two of them on, COLL-30's plan (a call now, a
+/// letter on day 10, an automated hold on day 20); never 5,000 (COLL-61).
+fn invoice(customer: &str, id: &str) -> InputEvent {
+    InputEvent::Item(ItemChange::invoice(
+        &CustomerKey::new("SHARE", customer),
+        "US001",
+        id,
+        Decimal::from(800),
+        "USD",
+        "2026-01-15".parse().unwrap(),
+    ))
+}
+
+/// An instance's own configuration: its state directory, HTTP port and static id.
+fn instance(base: &Config, dir: &Path, id: &str) -> Config {
+    let mut config = base.clone();
+    config.state_dir = dir.join(id).join("state");
+    config.http_listen = format!("127.0.0.1:{}", free_port());
+    config.kafka.instance_id = Some(id.into());
+    std::fs::create_dir_all(dir.join(id)).unwrap();
+    config
+}
+
+fn start(config: &Config, dir: &Path, id: &str, today: &str) -> Condmon {
+    Condmon::start(config, &dir.join(id), today)
+}
+
+/// Every customer's state as an instance serves it (the JSON of `/customers/SHARE/{c}`).
+fn states(condmon: &Condmon, customers: &[String]) -> BTreeMap<String, serde_json::Value> {
+    customers
+        .iter()
+        .map(|c| {
+            let (status, body) = condmon.get(&format!("/customers/SHARE/{c}"));
+            assert_eq!(status, 200, "{c}: {body}");
+            (c.clone(), serde_json::from_str(&body).unwrap())
+        })
+        .collect()
+}
+
+fn count_ids(outputs: &[condmon::kafka::ReadRecord]) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for r in outputs {
+        *out.entry(r.header("condmon.event-id").unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = config(&broker, dir.path());
+    // Fixed ownership, so that two instances hold the same partitions at once: the second
+    // takes them over while the first still runs and writes — a zombie, as a paused instance
+    // whose session expired would be on a Kafka cluster.
+    base.kafka.assignment = Assignment::Manual;
+    create_topics(&base);
+    let customers: Vec<String> = (0..10).map(|i| format!("Z{i:02}")).collect();
+
+    let a = instance(&base, dir.path(), "a");
+    let mut zombie = start(&a, dir.path(), "a", "2026-03-01");
+    produce(
+        &base,
+        customers
+            .iter()
+            .map(|c| record(&base, &master(c)))
+            .collect(),
+    );
+    for c in &customers {
+        zombie.wait_customer(c, WAIT);
+    }
+
+    // The new owner takes the partitions: it restores them and claims them (a new epoch).
+    let b = instance(&base, dir.path(), "b");
+    let owner = start(&b, dir.path(), "b", "2026-03-01");
+    let deadline = Instant::now() + WAIT;
+    while owner.get("/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "the new owner never got ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Both read the next records; the zombie's first write finds the new claim and it stops.
+    produce(
+        &base,
+        customers
+            .iter()
+            .map(|c| record(&base, &invoice(c, "INV-1")))
+            .collect(),
+    );
+    let status = zombie.wait_exit(WAIT);
+    assert!(!status.success(), "the zombie stopped");
+    let log = std::fs::read_to_string(dir.path().join("a/condmon.log")).unwrap();
+    assert!(log.contains("was claimed by b"), "{log}");
+    // The new owner goes on (its next writes find the zombie's records and write their keys
+    // again) and has every customer's plan.
+    produce(
+        &base,
+        customers
+            .iter()
+            .map(|c| record(&base, &invoice(c, "INV-2")))
+            .collect(),
+    );
+    let deadline = Instant::now() + WAIT;
+    let before = loop {
+        let now = states(&owner, &customers);
+        let done = now.values().all(|s| {
+            let items = s["items"].as_object().map_or(0, |i| i.len());
+            items == 2 && !s["actions"].as_object().unwrap().is_empty()
+        });
+        if done {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the owner never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Whatever the zombie sent, it sent with the owner's ids and bytes: duplicates at most,
+    // never a different event under an id.
+    let outputs = all_outputs(&base);
+    let mut bytes: HashMap<String, Vec<u8>> = HashMap::new();
+    for r in &outputs {
+        let id = r.header("condmon.event-id").unwrap().to_string();
+        let payload = r.payload.clone().unwrap();
+        assert_eq!(
+            bytes.entry(id.clone()).or_insert_with(|| payload.clone()),
+            &payload,
+            "event {id} sent with two different contents"
+        );
+    }
+    assert!(!count_ids(&outputs).is_empty());
+
+    // A third instance restores from the changelogs alone: exactly the owner's state.
+    let mut owner = owner;
+    assert!(owner.stop().success());
+    let c = instance(&base, dir.path(), "c");
+    let restored = start(&c, dir.path(), "c", "2026-03-01");
+    for customer in &customers {
+        restored.wait_customer(customer, WAIT);
+    }
+    assert_eq!(
+        states(&restored, &customers),
+        before,
+        "the changelogs hold the owner's state, not the zombie's"
+    );
+}
+
+fn wait_ready(condmon: &Condmon, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while condmon.get("/readyz").0 != 200 {
+        assert!(Instant::now() < deadline, "{what} never got ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until every id of `expected` is on the output topics; then every output must be the
+/// oracle's, byte for byte, and none sent twice.
+fn assert_outputs(config: &Config, expected: &HashMap<String, (condmon::model::Stream, Vec<u8>)>) {
+    let deadline = Instant::now() + WAIT;
+    let outputs = loop {
+        let outputs = all_outputs(config);
+        let seen = count_ids(&outputs);
+        if expected.keys().all(|id| seen.contains_key(id)) {
+            break outputs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} expected events",
+            expected.keys().filter(|id| seen.contains_key(*id)).count(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for r in &outputs {
+        let id = r.header("condmon.event-id").unwrap();
+        let Some((_, bytes)) = expected.get(id) else {
+            panic!("event {id} is not the oracle's");
+        };
+        assert_eq!(
+            r.payload.as_ref(),
+            Some(bytes),
+            "event {id} differs from the oracle"
+        );
+    }
+    let twice: Vec<(String, usize)> = count_ids(&outputs)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+}
+
+#[test]
+fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_each_once() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = config(&broker, dir.path());
+    base.topics.partitions = 4;
+    // Tansu 0.6 rebalances without end when a second static member joins (measured with
+    // plain librdkafka consumers too), so the group here is of dynamic members.
+    base.kafka.static_membership = false;
+    create_topics(&base);
+    let customers: Vec<String> = (0..60).map(|i| format!("K{i:02}")).collect();
+    let masters: Vec<InputEvent> = customers.iter().map(|c| master(c)).collect();
+    let load: Vec<InputEvent> = (1..=5)
+        .flat_map(|k| {
+            customers
+                .iter()
+                .map(move |c| invoice(c, &format!("INV-{k}")))
+        })
+        .collect();
+    let all: Vec<InputEvent> = masters.iter().chain(&load).cloned().collect();
+    let expected = oracle(&base, &all, "2026-03-01", Some("2026-03-21"));
+    for stream in [
+        condmon::model::Stream::Notifications,
+        condmon::model::Stream::Requests,
+    ] {
+        assert!(
+            expected.values().any(|(s, _)| *s == stream),
+            "the oracle has {stream:?}: what must never be sent twice"
+        );
+    }
+    let configs: BTreeMap<&str, Config> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| (id, instance(&base, dir.path(), id)))
+        .collect();
+    let mut running: BTreeMap<&str, Condmon> = BTreeMap::new();
+    let a = start(&configs["a"], dir.path(), "a", "2026-03-01");
+    wait_ready(&a, "a");
+    running.insert("a", a);
+    produce(&base, masters.iter().map(|e| record(&base, e)).collect());
+    assert_outputs(&base, &oracle(&base, &masters, "2026-03-01", None));
+
+    // A steady load while partitions move.
+    let loader = {
+        let base = base.clone();
+        let records: Vec<_> = load.iter().map(|e| record(&base, e)).collect();
+        std::thread::spawn(move || {
+            let rt = runtime();
+            let sink = condmon::kafka::Sink::new(&base).unwrap();
+            for r in records {
+                let sent = rt.block_on(sink.send_all(vec![r]));
+                assert!(sent.failed.is_empty(), "{:?}", sent.failed);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    // The group: two more instances join (partitions move to them), two leave cleanly (their
+    // partitions move back), one joins again.
+    for id in ["b", "c"] {
+        std::thread::sleep(Duration::from_secs(2));
+        let joined = start(&configs[id], dir.path(), id, "2026-03-01");
+        wait_ready(&joined, id);
+        running.insert(id, joined);
+    }
+    for id in ["b", "c"] {
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(running.remove(id).unwrap().stop().success(), "{id} stopped");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let b = start(&configs["b"], dir.path(), "b", "2026-03-01");
+    wait_ready(&b, "b again");
+    running.insert("b", b);
+    // Tansu never expires a member killed in a group, so kills are tried on fixed ownership:
+    // the instances stop, and three start with partitions of their own (moving partitions
+    // again), each killed (SIGKILL) once and started again on its state directory.
+    for (_, mut condmon) in std::mem::take(&mut running) {
+        assert!(condmon.stop().success());
+    }
+    let owned: BTreeMap<&str, Config> = [("a", vec![0, 1]), ("b", vec![2]), ("c", vec![3])]
+        .into_iter()
+        .map(|(id, partitions)| {
+            let mut config = configs[id].clone();
+            config.kafka.assignment = Assignment::Manual;
+            config.kafka.partitions = partitions;
+            (id, config)
+        })
+        .collect();
+    for (id, config) in &owned {
+        let condmon = start(config, dir.path(), id, "2026-03-01");
+        wait_ready(&condmon, id);
+        running.insert(id, condmon);
+    }
+    for id in ["a", "b", "c"] {
+        std::thread::sleep(Duration::from_secs(2));
+        running.get_mut(id).unwrap().kill();
+        let restarted = start(&owned[id], dir.path(), id, "2026-03-01");
+        wait_ready(&restarted, id);
+        running.insert(id, restarted);
+    }
+    loader.join().unwrap();
+    assert_outputs(&base, &oracle(&base, &all, "2026-03-01", None));
+    // Every invoice processed (not all of them change an output) before time moves.
+    let deadline = Instant::now() + WAIT;
+    for customer in &customers {
+        let has_all = || {
+            running.values().any(|condmon| {
+                let (status, body) = condmon.get(&format!("/customers/SHARE/{customer}"));
+                status == 200
+                    && serde_json::from_str::<serde_json::Value>(&body).unwrap()["items"]
+                        .as_object()
+                        .is_some_and(|items| items.len() == 5)
+            })
+        };
+        while !has_all() {
+            assert!(
+                Instant::now() < deadline,
+                "{customer}'s invoices never all arrived"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Time moves on: every timer fires once, on whichever instance holds it.
+    for condmon in running.values() {
+        condmon.set_today("2026-03-21");
+    }
+    assert_outputs(&base, &expected);
+}
+
+#[test]
+fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = config(&broker, dir.path());
+    base.topics.partitions = 4;
+    base.kafka.static_membership = false;
+    create_topics(&base);
+    let customers: Vec<String> = (0..16).map(|i| format!("Q{i:02}")).collect();
+    let a = start(
+        &instance(&base, dir.path(), "a"),
+        dir.path(),
+        "a",
+        "2026-03-01",
+    );
+    wait_ready(&a, "a");
+    let b = start(
+        &instance(&base, dir.path(), "b"),
+        dir.path(),
+        "b",
+        "2026-03-01",
+    );
+    wait_ready(&b, "b");
+    produce(
+        &base,
+        customers
+            .iter()
+            .map(|c| record(&base, &master(c)))
+            .collect(),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    produce(
+        &base,
+        customers
+            .iter()
+            .flat_map(|c| [invoice(c, "INV-1"), invoice(c, "INV-2")])
+            .map(|e| record(&base, &e))
+            .collect(),
+    );
+    // Each customer, asked of either instance, is answered by the one that holds it.
+    let deadline = Instant::now() + WAIT;
+    for customer in &customers {
+        loop {
+            let answers: Vec<(u16, String)> = [&a, &b]
+                .iter()
+                .map(|i| i.get(&format!("/customers/SHARE/{customer}/actions")))
+                .collect();
+            if answers
+                .iter()
+                .all(|(status, body)| *status == 200 && body.contains("CALL"))
+            {
+                assert_eq!(answers[0], answers[1], "{customer}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{customer}: {answers:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The owner's list and the reports cover both instances' customers, merged.
+    let list = |i: &Condmon| -> Vec<String> {
+        let (status, body) = i.get("/owners/JDOE/actions");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .iter()
+            .map(|row| row["customer_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut on_list = list(&a);
+    assert_eq!(on_list, list(&b), "the same list from either instance");
+    on_list.sort();
+    on_list.dedup();
+    assert_eq!(
+        on_list, customers,
+        "every customer's call, whoever holds it"
+    );
+    let (_, report_a) = a.get("/reports/condition-status?owner=JDOE");
+    let (_, report_b) = b.get("/reports/condition-status?owner=JDOE");
+    assert_eq!(report_a, report_b);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&report_a).unwrap();
+    assert_eq!(rows.len(), customers.len(), "{report_a}");
+    // Neither instance holds everything: each answered for the other's partitions by asking.
+    let held = |i: &Condmon| {
+        let (_, metrics) = i.get("/metrics");
+        metric(&metrics, "condmon_assigned_partitions").unwrap_or(0.0)
+    };
+    assert!(held(&a) < 4.0 && held(&b) < 4.0);
+}
