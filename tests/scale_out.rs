@@ -61,13 +61,14 @@ fn states(condmon: &Condmon, customers: &[String]) -> BTreeMap<String, serde_jso
         .collect()
 }
 
-fn count_ids(outputs: &[condmon::kafka::ReadRecord]) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for r in outputs {
-        *out.entry(r.header("condmon.event-id").unwrap().to_string())
-            .or_default() += 1;
-    }
-    out
+/// A group of dynamic members over 4 partitions. Tansu 0.6 rebalances without end when a
+/// second static member joins (measured with plain librdkafka consumers too).
+fn group(broker: &Broker, dir: &Path) -> Config {
+    let mut base = config(broker, dir);
+    base.topics.partitions = 4;
+    base.kafka.static_membership = false;
+    create_topics(&base);
+    base
 }
 
 #[test]
@@ -215,12 +216,7 @@ fn assert_outputs(config: &Config, expected: &HashMap<String, (condmon::model::S
 fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_each_once() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut base = config(&broker, dir.path());
-    base.topics.partitions = 4;
-    // Tansu 0.6 rebalances without end when a second static member joins (measured with
-    // plain librdkafka consumers too), so the group here is of dynamic members.
-    base.kafka.static_membership = false;
-    create_topics(&base);
+    let base = group(&broker, dir.path());
     let customers: Vec<String> = (0..60).map(|i| format!("K{i:02}")).collect();
     let masters: Vec<InputEvent> = customers.iter().map(|c| master(c)).collect();
     let load: Vec<InputEvent> = (1..=5)
@@ -343,10 +339,7 @@ fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_
 fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut base = config(&broker, dir.path());
-    base.topics.partitions = 4;
-    base.kafka.static_membership = false;
-    create_topics(&base);
+    let base = group(&broker, dir.path());
     let customers: Vec<String> = (0..16).map(|i| format!("Q{i:02}")).collect();
     let a = start(
         &instance(&base, dir.path(), "a"),

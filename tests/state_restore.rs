@@ -56,16 +56,6 @@ fn outputs_with(config: &condmon::config::Config, expected: usize) -> Vec<ReadRe
     }
 }
 
-/// How often each event id was produced.
-fn counts(outputs: &[ReadRecord]) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for r in outputs {
-        *out.entry(r.header("condmon.event-id").unwrap().to_string())
-            .or_default() += 1;
-    }
-    out
-}
-
 #[test]
 fn an_instance_whose_state_directory_is_lost_restores_it_and_sends_nothing_twice() {
     let broker = Broker::start();
@@ -121,7 +111,7 @@ fn an_instance_whose_state_directory_is_lost_restores_it_and_sends_nothing_twice
         later.iter().map(|c| record(&config, &invoice(c))).collect(),
     );
     let outputs = outputs_with(&config, expected.len());
-    let seen = counts(&outputs);
+    let seen = count_ids(&outputs);
     assert_eq!(seen.len(), expected.len(), "exactly the oracle's events");
     for r in &outputs {
         let id = r.header("condmon.event-id").unwrap();

@@ -390,27 +390,26 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 async fn healthz(State(state): State<ApiState>) -> Response {
-    if state.health.is_healthy(state.max_silence) {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the processing loop is not running\n",
-        )
-            .into_response()
-    }
+    probe(
+        state.health.is_healthy(state.max_silence),
+        "ok",
+        "the processing loop is not running",
+    )
 }
 
 /// 200 once the instance holds partitions whose state is restored and up to date.
 async fn readyz(State(state): State<ApiState>) -> Response {
-    if state.health.is_ready(state.max_silence) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no partition held and restored yet\n",
-        )
-            .into_response()
+    probe(
+        state.health.is_ready(state.max_silence),
+        "ready",
+        "not ready: no partition held and restored yet",
+    )
+}
+
+fn probe(ok: bool, yes: &str, no: &str) -> Response {
+    match ok {
+        true => (StatusCode::OK, format!("{yes}\n")).into_response(),
+        false => (StatusCode::SERVICE_UNAVAILABLE, format!("{no}\n")).into_response(),
     }
 }
 

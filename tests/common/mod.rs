@@ -568,3 +568,13 @@ pub fn all_outputs(config: &Config) -> Vec<ReadRecord> {
         })
         .collect()
 }
+
+/// How often each event id was produced.
+pub fn count_ids(outputs: &[ReadRecord]) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    for r in outputs {
+        *out.entry(r.header("condmon.event-id").unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
