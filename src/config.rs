@@ -108,6 +108,15 @@ pub struct TopicsConfig {
     pub dead_letter: String,
     /// Every topic has this many partitions: the inputs must be co-partitioned.
     pub partitions: i32,
+    /// `retention.ms` of the customer input topics (and the repartition topic) when `topics
+    /// create` creates them: -1 (the default) keeps records for good. A record deleted before
+    /// condmon processed it stops its partition (the ERP must send it again); keep at least the
+    /// longest outage condmon must survive.
+    pub input_retention_ms: i64,
+    /// `retention.ms` of the output and dead-letter topics; none: the broker's default. Keep it
+    /// longer than a partition's longest uncommitted batch (minutes): a partition taken up
+    /// reads its outputs from the last commit on.
+    pub output_retention_ms: Option<i64>,
     pub replication_factor: i32,
 }
 
@@ -192,6 +201,8 @@ impl Default for TopicsConfig {
             dead_letter: "cm.dead-letter".into(),
             partitions: 4,
             replication_factor: 1,
+            input_retention_ms: -1,
+            output_retention_ms: None,
         }
     }
 }
@@ -212,16 +223,29 @@ impl Default for PipelineConfig {
 /// Cleanup policy of a topic, as `condmon topics create` sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cleanup {
-    Delete,
+    /// Records are deleted after `retention.ms` (`None`: the broker's default; -1: never).
+    Delete { retention_ms: Option<i64> },
     Compact,
 }
 
 impl Cleanup {
     pub fn as_str(self) -> &'static str {
         match self {
-            Cleanup::Delete => "delete",
+            Cleanup::Delete { .. } => "delete",
             Cleanup::Compact => "compact",
         }
+    }
+
+    /// The topic configuration `condmon topics create` sets.
+    pub fn properties(self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("cleanup.policy", self.as_str().to_string())];
+        if let Cleanup::Delete {
+            retention_ms: Some(ms),
+        } = self
+        {
+            out.push(("retention.ms", ms.to_string()));
+        }
+        out
     }
 }
 
@@ -274,6 +298,13 @@ impl TopicsConfig {
             .collect()
     }
 
+    /// What the inputs' records need: kept until processed, whatever the lag.
+    fn input_cleanup(&self) -> Cleanup {
+        Cleanup::Delete {
+            retention_ms: Some(self.input_retention_ms),
+        }
+    }
+
     /// Every topic: inputs keyed by customer (so `delete`: compaction would keep one event per
     /// customer), reference data keyed by record (compacted), outputs and the dead letters.
     pub fn all(&self) -> Vec<TopicSpec> {
@@ -283,7 +314,7 @@ impl TopicsConfig {
                 name: self.topic(s).to_string(),
                 stream: Some(s),
                 role: "input",
-                cleanup: Cleanup::Delete,
+                cleanup: self.input_cleanup(),
             })
             .chain(Stream::GLOBAL_INPUTS.into_iter().map(|s| TopicSpec {
                 name: self.topic(s).to_string(),
@@ -295,7 +326,9 @@ impl TopicsConfig {
                 name: self.topic(s).to_string(),
                 stream: Some(s),
                 role: "output",
-                cleanup: Cleanup::Delete,
+                cleanup: Cleanup::Delete {
+                    retention_ms: self.output_retention_ms,
+                },
             }))
             .collect();
         specs.push(TopicSpec {
@@ -308,13 +341,15 @@ impl TopicsConfig {
             name: self.repartition.clone(),
             stream: None,
             role: "internal",
-            cleanup: Cleanup::Delete,
+            cleanup: self.input_cleanup(),
         });
         specs.push(TopicSpec {
             name: self.dead_letter.clone(),
             stream: None,
             role: "dead letters",
-            cleanup: Cleanup::Delete,
+            cleanup: Cleanup::Delete {
+                retention_ms: self.output_retention_ms,
+            },
         });
         specs
     }

@@ -22,11 +22,17 @@ pub fn describe(config: &crate::config::Config) -> String {
         t.partitions, t.replication_factor
     ));
     for spec in crate::pipeline::changelog::topic_specs(config) {
+        let properties: Vec<String> = spec
+            .cleanup
+            .properties()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         out.push_str(&format!(
-            "  {:<9} {:<32} cleanup.policy={}\n",
+            "  {:<9} {:<32} {}\n",
             spec.role,
             spec.name,
-            spec.cleanup.as_str()
+            properties.join(" ")
         ));
     }
     out.push_str(

@@ -55,15 +55,20 @@ pub async fn create_topics(
     specs: &[TopicSpec],
 ) -> Result<Vec<(String, &'static str)>, BrokerError> {
     let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
+    let properties: Vec<Vec<(&str, String)>> =
+        specs.iter().map(|s| s.cleanup.properties()).collect();
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
-        .map(|spec| {
-            NewTopic::new(
-                &spec.name,
-                config.topics.partitions,
-                TopicReplication::Fixed(config.topics.replication_factor),
+        .zip(&properties)
+        .map(|(spec, properties)| {
+            properties.iter().fold(
+                NewTopic::new(
+                    &spec.name,
+                    config.topics.partitions,
+                    TopicReplication::Fixed(config.topics.replication_factor),
+                ),
+                |topic, (name, value)| topic.set(name, value),
             )
-            .set("cleanup.policy", spec.cleanup.as_str())
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -183,22 +188,10 @@ impl SourceContext {
                 }
             };
             let stored = offsets.get(&topic).copied();
-            if let (Some(stored), Some((low, high))) = (stored, watermarks(&topic, partition)) {
-                if stored > high {
-                    self.problem(format!(
-                        "{topic}/{partition}: the state has read up to offset {stored} but the \
-                         partition ends at {high}: the topic was recreated or lost data. Restore \
-                         it, or clear the state directory to rebuild from what the topic holds."
-                    ));
-                } else if stored < low {
-                    self.problem(format!(
-                        "{topic}/{partition}: the next offset to process is {stored} but the \
-                         partition now starts at {low} (its log start offset): retention deleted \
-                         records that were never processed. condmon stays stopped rather than \
-                         skip them: give the topic the retention the README asks for \
-                         (\"Retention\") and have the records sent again."
-                    ));
-                }
+            if let Some(watermarks) = watermarks(&topic, partition)
+                && let Err(problem) = check_position(&topic, partition, stored, watermarks)
+            {
+                self.problem(problem);
             }
             let offset = stored.map_or(Offset::Beginning, Offset::Offset);
             self.floors
@@ -211,6 +204,31 @@ impl SourceContext {
             info!(topic, partition, ?offset, "Partition assigned.");
             assigned.insert(partition);
         }
+    }
+}
+
+/// Whether a partition can be read on from the offset kept with its state (`stored`), given
+/// its first and next offsets: not if records were lost below it or the topic ends before it.
+fn check_position(
+    topic: &str,
+    partition: i32,
+    stored: Option<i64>,
+    (low, high): (i64, i64),
+) -> Result<(), String> {
+    match stored {
+        Some(stored) if stored > high => Err(format!(
+            "{topic}/{partition}: the state has read up to offset {stored} but the partition \
+             ends at {high}: the topic was recreated or lost data. Restore it, or clear the \
+             state directory to rebuild from what the topic holds."
+        )),
+        Some(stored) if stored < low => Err(format!(
+            "{topic}/{partition}: the next offset to process is {stored} but the partition now \
+             starts at {low} (its log start offset): retention deleted records that were never \
+             processed. condmon stays stopped rather than skip them: give the topic the \
+             retention the README asks for (\"Retention\") and have the records sent again."
+        )),
+        // Never read: from the beginning, wherever retention has moved it.
+        _ => Ok(()),
     }
 }
 
@@ -914,4 +932,24 @@ pub fn read_topic(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_position;
+
+    #[test]
+    fn a_stored_offset_outside_what_the_partition_holds_stops_it_with_both_offsets_named() {
+        assert_eq!(check_position("ar.items", 2, Some(40), (10, 90)), Ok(()));
+        assert_eq!(check_position("ar.items", 2, Some(10), (10, 90)), Ok(()));
+        assert_eq!(check_position("ar.items", 2, Some(90), (10, 90)), Ok(()));
+        assert_eq!(check_position("ar.items", 2, None, (10, 90)), Ok(()));
+        let below = check_position("ar.items", 2, Some(7), (10, 90)).unwrap_err();
+        assert!(
+            below.starts_with("ar.items/2: the next offset to process is 7 but the partition now starts at 10 (its log start offset)"),
+            "{below}"
+        );
+        let beyond = check_position("ar.items", 2, Some(91), (10, 90)).unwrap_err();
+        assert!(beyond.contains("read up to offset 91 but the partition ends at 90"), "{beyond}");
+    }
 }
