@@ -224,7 +224,9 @@ impl Default for PipelineConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cleanup {
     /// Records are deleted after `retention.ms` (`None`: the broker's default; -1: never).
-    Delete { retention_ms: Option<i64> },
+    Delete {
+        retention_ms: Option<i64>,
+    },
     Compact,
 }
 

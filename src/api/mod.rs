@@ -475,11 +475,12 @@ fn customer_actions(
     set_id: String,
     customer_id: String,
     pick: fn(&CustomerState) -> Vec<&crate::engine::Action>,
+    with_history: bool,
 ) -> Response {
     let key = CustomerKey::new(set_id, customer_id);
     let rules = state.operator.rules();
     let today = state.clock.today();
-    with_customer(state, key.clone(), |found| {
+    with_customer_and_history(state, key.clone(), with_history, |found| {
         let views: Vec<_> = pick(&found)
             .into_iter()
             .map(|a| reports::view(&key, &found, &rules, a, today))
@@ -493,7 +494,7 @@ async fn action_list(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
 ) -> Response {
-    customer_actions(&state, set_id, customer_id, reports::action_list)
+    customer_actions(&state, set_id, customer_id, reports::action_list, false)
 }
 
 /// Plan steps not yet on the list, and postponed actions, with the date they come.
@@ -501,7 +502,7 @@ async fn future_actions(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
 ) -> Response {
-    customer_actions(&state, set_id, customer_id, reports::future_actions)
+    customer_actions(&state, set_id, customer_id, reports::future_actions, false)
 }
 
 /// Every action, open and closed: complete date, cancel reason, proposed or automated,
@@ -510,7 +511,8 @@ async fn action_history(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
 ) -> Response {
-    customer_actions(&state, set_id, customer_id, reports::action_history)
+    // The history shows the actions that left the hot state too.
+    customer_actions(&state, set_id, customer_id, reports::action_history, true)
 }
 
 /// One action: where notifications link to.
@@ -749,20 +751,41 @@ async fn disputed_items(State(state): State<ApiState>, uri: Uri, headers: Header
     across(&state, &uri, &headers, local, by_customer).await
 }
 
+/// Answers from the customer's state (its partition is held here: see `to_holder`).
 fn with_customer(
     state: &ApiState,
     key: CustomerKey,
     respond: impl FnOnce(crate::engine::CustomerState) -> Response,
 ) -> Response {
+    with_customer_and_history(state, key, false, respond)
+}
+
+/// The same, with the actions that left the hot state put back among the customer's actions
+/// (`with_history`).
+fn with_customer_and_history(
+    state: &ApiState,
+    key: CustomerKey,
+    with_history: bool,
+    respond: impl FnOnce(crate::engine::CustomerState) -> Response,
+) -> Response {
+    let partition = crate::kafka::partition_for(key.encode().as_bytes(), state.partitions);
     let mut txn = state.store.txn();
-    for partition in state.health.held() {
-        match customer_state(&mut txn, partition, &key) {
-            Ok(Some(found)) => return respond(found),
-            Ok(None) => {}
-            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    let found = customer_state(&mut txn, partition, &key).and_then(|found| {
+        let Some(mut found) = found else {
+            return Ok(None);
+        };
+        if with_history {
+            for action in crate::pipeline::customers::history_actions(&mut txn, partition, &key)? {
+                found.actions.insert(action.id.clone(), action);
+            }
         }
+        Ok(Some(found))
+    });
+    match found {
+        Ok(Some(found)) => respond(found),
+        Ok(None) => (StatusCode::NOT_FOUND, format!("no customer {key}\n")).into_response(),
+        Err(e) => internal(e),
     }
-    (StatusCode::NOT_FOUND, format!("no customer {key}\n")).into_response()
 }
 
 /// Serves the router on `listen` until the process ends.

@@ -10,6 +10,7 @@ mod commands;
 pub mod conditions;
 pub mod conversations;
 pub mod fx;
+pub mod history;
 pub mod inquiry;
 mod plans;
 pub mod reports;

@@ -950,6 +950,9 @@ mod tests {
             "{below}"
         );
         let beyond = check_position("ar.items", 2, Some(91), (10, 90)).unwrap_err();
-        assert!(beyond.contains("read up to offset 91 but the partition ends at 90"), "{beyond}");
+        assert!(
+            beyond.contains("read up to offset 91 but the partition ends at 90"),
+            "{beyond}"
+        );
     }
 }

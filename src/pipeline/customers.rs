@@ -17,6 +17,9 @@ use crate::state::{StateError, StoreName, Txn, customer_key, customer_prefix};
 pub struct ConversationRecord {
     pub conversation: Option<ConversationChange>,
     pub promise: Option<PromiseState>,
+    /// In the history store: the marks of its call actions carried out.
+    #[serde(default)]
+    pub calls_done: Vec<String>,
 }
 
 fn ledger_key(customer: &CustomerKey) -> Vec<u8> {
@@ -108,6 +111,7 @@ fn split(mut state: CustomerState) -> Parts {
             let record = ConversationRecord {
                 conversation: conversations.remove(&id),
                 promise: promises.remove(&id),
+                calls_done: Vec::new(),
             };
             (id, record)
         })
@@ -150,6 +154,72 @@ pub fn save(
         &ledger_key(customer),
         parts.ledger,
     )
+}
+
+/// What left the customer's hot state goes to its history store: actions under `A/<id>`,
+/// conversations under `C/<id>`.
+pub fn save_history(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+    retired: crate::engine::history::Retired,
+) -> Result<(), StateError> {
+    let key = customer.encode();
+    for action in retired.actions {
+        let at = customer_key(&key, &format!("A/{}", action.id));
+        txn.put_value(partition, StoreName::History, &at, action)?;
+    }
+    for c in retired.conversations {
+        let at = customer_key(&key, &format!("C/{}", c.id));
+        let record = ConversationRecord {
+            conversation: c.conversation,
+            promise: c.promise,
+            calls_done: c.calls_done,
+        };
+        txn.put_value(partition, StoreName::History, &at, record)?;
+    }
+    Ok(())
+}
+
+/// A conversation saved again after it left the hot state comes back from the history with its
+/// promise's status and its call actions' marks (nothing of it is done twice).
+pub fn recall_conversation(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+    id: &str,
+    state: &mut CustomerState,
+) -> Result<(), StateError> {
+    if state.conversations.contains_key(id) || state.promises.contains_key(id) {
+        return Ok(());
+    }
+    let at = customer_key(&customer.encode(), &format!("C/{id}"));
+    if let Some(record) =
+        txn.take_value::<ConversationRecord>(partition, StoreName::History, &at)?
+    {
+        if let Some(conversation) = record.conversation {
+            state.conversations.insert(id.to_string(), conversation);
+        }
+        if let Some(promise) = record.promise {
+            state.promises.insert(id.to_string(), promise);
+        }
+        state.calls_done.extend(record.calls_done);
+    }
+    Ok(())
+}
+
+/// The customer's actions that left the hot state (for its action history).
+pub fn history_actions(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+) -> Result<Vec<Action>, StateError> {
+    let prefix = customer_key(&customer.encode(), "A/");
+    let mut out = Vec::new();
+    for key in txn.value_keys(partition, StoreName::History, &prefix)? {
+        out.extend(txn.take_value::<Action>(partition, StoreName::History, &key)?);
+    }
+    Ok(out)
 }
 
 /// The records of a customer value of the layout before the split (JSON, the whole customer
@@ -334,5 +404,88 @@ mod tests {
         // Migrated once: the old families are gone.
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.partitions(), vec![0]);
+    }
+
+    #[test]
+    fn a_finished_conversation_leaves_the_hot_state_and_comes_back_whole_when_saved_again() {
+        use std::sync::Arc;
+
+        use crate::model::{InputEvent, OutputEvent, Stream};
+        use crate::pipeline::{Operator, Outcome, Payload};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let customer = CustomerKey::new("SHARE", "LUTHOR");
+        let (state, json) = legacy_whole();
+        let mut txn = store.txn();
+        save(&mut txn, 0, &customer, state).unwrap();
+        store.commit(txn, &[]).unwrap();
+        let rules = crate::rules::RuleSet::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml"),
+        )
+        .unwrap();
+        let operator = Operator::new(
+            Arc::new(rules),
+            Arc::new(crate::codec::SchemaCatalog::bundled().unwrap()),
+        );
+        // Over a year and a half after July 2026: CV-2 (its promise long judged) and CV-3 (a
+        // call) are done; CV-1 still has an open call action.
+        let mut txn = store.txn();
+        operator
+            .reconcile_partition(&mut txn, 0, "2028-01-01".parse().unwrap())
+            .unwrap();
+        store.commit(txn, &[]).unwrap();
+        let mut txn = store.txn();
+        let hot = load(&mut txn, 0, &customer).unwrap().unwrap();
+        assert_eq!(hot.conversations.keys().collect::<Vec<_>>(), ["CV-1"]);
+        assert!(!hot.calls_done.iter().any(|c| c.starts_with("CV-3/")));
+        drop(txn);
+
+        // CV-3 saved again: it comes back with its marks (its call actions are not done twice),
+        // and, still done, goes back to the history.
+        let cv3: crate::model::ConversationChange =
+            serde_json::from_value(json["conversations"]["CV-3"].clone()).unwrap();
+        let mut txn = store.txn();
+        let Outcome::Processed(events) = operator
+            .process(
+                &mut txn,
+                &[0],
+                Stream::Conversations,
+                Some("SHARE|LUTHOR"),
+                Payload::Json(crate::codec::input_to_json(&InputEvent::Conversation(cv3))),
+                "2028-01-02".parse().unwrap(),
+            )
+            .unwrap()
+        else {
+            panic!("refused")
+        };
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, OutputEvent::Request(_) | OutputEvent::DunningDecision(_))),
+            "{events:?}"
+        );
+        store.commit(txn, &[]).unwrap();
+        let mut txn = store.txn();
+        let back: ConversationRecord = txn
+            .take_value(
+                0,
+                StoreName::History,
+                &customer_key("SHARE|LUTHOR", "C/CV-3"),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.calls_done, ["CV-3/1", "CV-3/2"]);
+        // CV-2's promise status stays in the history with its count of changes.
+        let record: ConversationRecord = txn
+            .take_value(
+                0,
+                StoreName::History,
+                &customer_key("SHARE|LUTHOR", "C/CV-2"),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.promise.unwrap().changes, 3);
     }
 }

@@ -484,6 +484,13 @@ impl Operator {
                 ));
             }
             Some(InputEvent::Conversation(conversation)) => {
+                customers::recall_conversation(
+                    txn,
+                    partition,
+                    customer,
+                    &conversation.conversation_id,
+                    &mut state,
+                )?;
                 out.extend(engine::take_conversation(
                     &mut state,
                     customer,
@@ -542,6 +549,10 @@ impl Operator {
                 CUSTOMERS_FLAGGED,
                 if flagged_after { 1 } else { -1 },
             )?;
+        }
+        let retired = engine::history::retire(&mut state, &rules, today);
+        if !retired.is_empty() {
+            customers::save_history(txn, partition, customer, retired)?;
         }
         customers::save(txn, partition, customer, state)?;
         Ok(out)
@@ -882,6 +893,76 @@ due_days = 1
             customers_of_owner(&mut txn, 0, "NOBODY")
                 .unwrap()
                 .is_empty()
+        );
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn item(id: &str, open: &str, due: NaiveDate) -> serde_json::Value {
+        serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":"C1",
+            "item_id":id,"item_line":0,"item_type":"INVOICE","original_amount":"2000",
+            "open_amount":open,"currency":"USD","accounting_date":(due - chrono::Duration::days(30)).to_string(),
+            "due_date":due.to_string(),"entry_type":"IN","disputed_amount":"0"})
+    }
+
+    #[test]
+    fn closed_actions_leave_the_hot_state_after_the_horizon_and_stay_in_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let rules = RuleSet::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml"),
+        )
+        .unwrap();
+        assert_eq!(rules.options.history_after_days, 400);
+        let operator = Operator::new(Arc::new(rules), Arc::new(SchemaCatalog::bundled().unwrap()));
+        let customer = CustomerKey::new("SHARE", "C1");
+        let start: NaiveDate = "2026-01-01".parse().unwrap();
+        // Five years of a monthly invoice 45 days late (a plan opens) then paid (it is cancelled).
+        let months = 60;
+        let mut hot_peak = 0;
+        for month in 0..months {
+            let today = start + chrono::Duration::days(30 * month);
+            let id = format!("INV-{month}");
+            let due = today - chrono::Duration::days(45);
+            for open in ["2000", "0"] {
+                let mut txn = store.txn();
+                let Outcome::Processed(_) = operator
+                    .process(
+                        &mut txn,
+                        &[0],
+                        Stream::Items,
+                        Some("SHARE|C1"),
+                        Payload::Json(item(&id, open, due)),
+                        today,
+                    )
+                    .unwrap()
+                else {
+                    panic!("refused")
+                };
+                store.commit(txn, &[]).unwrap();
+            }
+            let mut txn = store.txn();
+            let state = customer_state(&mut txn, 0, &customer).unwrap().unwrap();
+            assert!(state.actions.values().all(|a| !a.status.is_open()));
+            hot_peak = hot_peak.max(state.actions.len());
+        }
+        let mut txn = store.txn();
+        let state = customer_state(&mut txn, 0, &customer).unwrap().unwrap();
+        let history = customers::history_actions(&mut txn, 0, &customer).unwrap();
+        let created = state.actions.len() + history.len();
+        assert!(created >= months as usize * 3, "{created} actions in all");
+        // 400 days of closed plans stay hot (about 14 months of them), not five years.
+        assert!(hot_peak <= 16 * 3, "hot actions peaked at {hot_peak}");
+        assert!(history.len() >= 40 * 3, "{} in the history", history.len());
+        let last = start + chrono::Duration::days(30 * (months - 1));
+        assert!(
+            history
+                .iter()
+                .all(|a| a.closed_on.unwrap() < last - chrono::Duration::days(400))
         );
     }
 }

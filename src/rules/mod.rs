@@ -71,6 +71,10 @@ pub struct Options {
     /// A broken promise opens a plan from this template (condition `BRKP`) until its review
     /// is done.
     pub broken_promise_template: Option<String>,
+    /// Closed actions and finished conversations leave a customer's hot state this many days
+    /// after they closed (kept in its history store). At least 366: payments are kept a year
+    /// for judging promises, so nothing that moves can still change a decision.
+    pub history_after_days: u32,
 }
 
 impl Default for Options {
@@ -86,6 +90,7 @@ impl Default for Options {
             override_scoring_rule: None,
             promise_grace_days: 0,
             broken_promise_template: None,
+            history_after_days: 400,
         }
     }
 }
@@ -1190,6 +1195,12 @@ impl RuleSet {
             push(
                 "options".into(),
                 format!("broken_promise_template `{t}` is not defined"),
+            );
+        }
+        if !(366..=36_600).contains(&self.options.history_after_days) {
+            push(
+                "options".into(),
+                "history_after_days must be 366 (a year of payments) to 36600".into(),
             );
         }
         if self.options.promise_grace_days > 366 {
