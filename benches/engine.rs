@@ -3,7 +3,10 @@
 //! - `reconcile`: the pure decision for a customer with 50 open items, under the whole sample
 //!   rule set (every condition of the catalog and its risk score);
 //! - `operator`: decode + validate + state read/write in RocksDB + timers, per record,
-//!   committed in batches of 1000 like the run loop.
+//!   committed in batches of 1000 like the run loop;
+//! - `restore`: applying a partition's changelog records to empty local stores, as a restore
+//!   does once they are read (bulk writes without the WAL, the flush, `timers-by-due` rebuilt);
+//!   and the state size per customer, split and as the one JSON value of before.
 //!
 //! Figures are in the README ("Performance").
 
@@ -118,6 +121,103 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The changelog of the partition the operator bench filled: every record of every
+    // changelogged store, as a restore reads it.
+    let records: Vec<(condmon::state::StoreName, condmon::kafka::LogRecord)> =
+        condmon::pipeline::changelog::changelogged()
+            .flat_map(|s| {
+                store
+                    .entries(0, s)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |(key, value)| (s, key, value))
+            })
+            .enumerate()
+            .map(|(offset, (s, key, value))| {
+                (
+                    s,
+                    condmon::kafka::LogRecord {
+                        offset: offset as i64,
+                        key,
+                        value: Some(value),
+                        headers: vec![("condmon.writer".into(), "1.1".into())],
+                    },
+                )
+            })
+            .collect();
+    state_sizes(&store);
+    let committed = std::collections::BTreeMap::from([(1u64, 1u64)]);
+    let mut group = c.benchmark_group("restore");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    let mut partition = 100;
+    group.bench_function(format!("apply_{}_changelog_records", records.len()), |b| {
+        b.iter_batched(
+            || {
+                partition += 1;
+                store.ensure_partition(partition).unwrap();
+                (partition, records.clone())
+            },
+            |(partition, records)| {
+                let mut repairs = std::collections::BTreeSet::new();
+                let mut applier = condmon::pipeline::changelog::Applier::new(
+                    &store,
+                    partition,
+                    &committed,
+                    &mut repairs,
+                );
+                for (s, record) in records {
+                    applier.apply(s, record).unwrap();
+                }
+                applier.finish().unwrap()
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+/// The state size per customer of partition 0: its records split over the stores, against
+/// the one JSON value the layout before the split kept.
+fn state_sizes(store: &Store) {
+    use condmon::state::{StoreName, split_customer_key};
+    let mut split = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for s in [
+        StoreName::Ledger,
+        StoreName::Actions,
+        StoreName::Conversations,
+    ] {
+        for (key, value) in store.entries(0, s).unwrap() {
+            let customer = match s {
+                StoreName::Ledger => String::from_utf8(key.clone()).unwrap(),
+                _ => split_customer_key(&key).unwrap().0.to_string(),
+            };
+            let entry = split.entry(customer).or_default();
+            entry.0 += key.len() + value.len();
+            entry.1 += 1;
+        }
+    }
+    let mut txn = store.txn();
+    let mut json = 0;
+    for customer in split.keys() {
+        let key = CustomerKey::decode(customer).unwrap();
+        let state = condmon::pipeline::customer_state(&mut txn, 0, &key)
+            .unwrap()
+            .unwrap();
+        let mut whole = serde_json::to_value(&state).unwrap();
+        whole["actions"] = serde_json::to_value(&state.actions).unwrap();
+        json += serde_json::to_vec(&whole).unwrap().len();
+    }
+    let n = split.len().max(1);
+    let bytes: usize = split.values().map(|(b, _)| b).sum();
+    let records: usize = split.values().map(|(_, r)| r).sum();
+    eprintln!(
+        "state per customer ({n} customers, 5 items and a plan each): split {} bytes in {:.1} \
+         records; as one JSON value {} bytes",
+        bytes / n,
+        records as f64 / n as f64,
+        json / n
+    );
 }
 
 criterion_group! {

@@ -138,6 +138,11 @@ pub struct PipelineConfig {
     /// A dead letter carries at most this much of the refused record's value (the headers then
     /// give its original size and SHA-256).
     pub dead_letter_max_value_bytes: usize,
+    /// A partition that has neither state nor changelog (condmon's first start on topics that
+    /// already hold records) builds its state from those records without sending the
+    /// notifications, letters and ERP requests they would cause: they happened before condmon
+    /// ran. From the records that arrive afterwards on, everything is sent.
+    pub first_start_quiet: bool,
 }
 
 impl Default for Config {
@@ -216,6 +221,7 @@ impl Default for PipelineConfig {
             retry_backoff_ms: 100,
             max_message_bytes: 1_000_000,
             dead_letter_max_value_bytes: 512 * 1024,
+            first_start_quiet: true,
         }
     }
 }

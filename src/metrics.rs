@@ -21,6 +21,7 @@ pub struct Metrics {
     pub restore_records: IntCounter,
     pub changelog_intrusions: IntCounter,
     pub outputs_not_resent: IntCounter,
+    pub outputs_suppressed: IntCounterVec,
     pub restore_remaining: IntGauge,
     pub partitions_restoring: IntGauge,
     pub store_reads: IntCounterVec,
@@ -132,6 +133,12 @@ impl Metrics {
                 "outputs_not_resent_total",
                 "Outputs of a redone batch that its first, uncommitted run had sent already \
                  (found on the output topics when the partition was taken up): not sent again.",
+            ),
+            outputs_suppressed: counter_vec(
+                "outputs_suppressed_total",
+                "Notifications, letters and ERP requests not sent because they are of records \
+                 that were on the inputs before condmon first ran, by topic.",
+                &["topic"],
             ),
             restore_remaining: gauge(
                 "restore_remaining_records",

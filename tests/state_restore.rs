@@ -181,3 +181,53 @@ fn kafka_actions(config: &condmon::config::Config) -> Vec<(ActionEventKind, Stri
         })
         .collect()
 }
+
+#[test]
+fn a_first_start_on_inputs_that_already_hold_records_sends_no_notification_for_them() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker, dir.path());
+    create_topics(&config);
+    // A year of the ERP's history is on the topics before condmon ever runs.
+    let old: Vec<String> = (0..6).map(|i| format!("OLD{i}")).collect();
+    produce(
+        &config,
+        old.iter().map(|c| record(&config, &master(c))).collect(),
+    );
+    produce(
+        &config,
+        old.iter().map(|c| record(&config, &invoice(c))).collect(),
+    );
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    let actions = |r: &[ReadRecord]| {
+        decode(&config, Stream::Actions, r)
+            .into_iter()
+            .filter(|e| matches!(e, OutputEvent::Action(a) if a.kind == ActionEventKind::Created))
+            .count()
+    };
+    // Their state is built and their actions are on the lists...
+    wait_for(&config, &config.topics.actions, WAIT, |r| {
+        actions(r) >= old.len() * 3
+    });
+    condmon.wait_metric(
+        "condmon_outputs_suppressed_total{topic=\"cm.notifications\"}",
+        old.len() as f64,
+        WAIT,
+    );
+    // ...but nobody is e-mailed about what happened before condmon ran. A new customer's
+    // action, after the start, is e-mailed.
+    produce(&config, vec![record(&config, &master("NEW"))]);
+    condmon.wait_customer("NEW", WAIT);
+    produce(&config, vec![record(&config, &invoice("NEW"))]);
+    let records = wait_for(&config, &config.topics.notifications, WAIT, |r| {
+        !r.is_empty()
+    });
+    let notified: Vec<String> = decode(&config, Stream::Notifications, &records)
+        .into_iter()
+        .filter_map(|e| match e {
+            OutputEvent::Notification(n) => Some(n.customer_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notified, ["NEW"]);
+}

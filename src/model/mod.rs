@@ -108,6 +108,15 @@ impl Stream {
         Stream::DunningDecisions,
     ];
 
+    /// Outputs that make something happen outside (an e-mail, a letter, a change in the ERP):
+    /// never sent for what happened before condmon first ran (see `first_start_quiet`).
+    pub fn is_side_effect(self) -> bool {
+        matches!(
+            self,
+            Stream::Notifications | Stream::Correspondence | Stream::Requests
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Items => "items",

@@ -46,6 +46,9 @@ const COMMIT: &str = "commit/";
 /// `out/<topic>`: the next offset of the partition's outputs on that topic once its last batch
 /// was committed. What lies beyond was sent by a batch that never committed.
 const OUT: &str = "out/";
+/// `quiet/<topic>`: where the inputs ended when condmon first took the partition up (see
+/// `pipeline.first_start_quiet`).
+pub const QUIET: &str = "quiet/";
 
 /// The changelog topic of a store.
 pub fn topic(config: &Config, store: StoreName) -> String {
@@ -246,6 +249,10 @@ pub struct TakenOver {
     pub sent: BTreeSet<(String, String)>,
     /// Output topics with no committed position yet, and where they end now.
     pub unpositioned: BTreeMap<String, i64>,
+    /// A partition new to condmon (no state, no changelog) on inputs that hold records
+    /// already: where each input ends now. Up to there its side effects are not sent (see
+    /// `pipeline.first_start_quiet`).
+    pub quiet: BTreeMap<String, i64>,
 }
 
 /// Brings `partition`'s local state up to what its changelogs have committed (catching up
@@ -271,6 +278,23 @@ pub fn take_over(
     let stores: Vec<StoreName> = changelogged().collect();
     let mut repairs = BTreeSet::new();
     let mut from_scratch = false;
+    let fresh = checkpoint.is_empty() && changelog_empty && !store.has_data(partition, &stores)?;
+    let mut quiet = BTreeMap::new();
+    if fresh && config.pipeline.first_start_quiet {
+        for input in config.topics.partitioned_inputs() {
+            let (_, high) = reader.watermarks(input, partition)?;
+            if high > 0 {
+                quiet.insert(input.to_string(), high);
+            }
+        }
+        if !quiet.is_empty() {
+            info!(
+                partition,
+                "First start on inputs that hold records: no notification, letter or ERP \
+                 request is sent for them."
+            );
+        }
+    }
     let mut starts: BTreeMap<StoreName, i64> = BTreeMap::new();
     if checkpoint.is_empty() && changelog_empty && store.has_data(partition, &stores)? {
         // State written before there were changelogs: it becomes the changelog, every key
@@ -352,6 +376,7 @@ pub fn take_over(
         ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
         sent,
         unpositioned,
+        quiet,
     })
 }
 
@@ -462,13 +487,10 @@ fn restore(
             Ok(())
         },
     )?;
-    let committed = |epoch: u64| {
-        if epoch == claim.epoch {
-            commits.get(&epoch).copied()
-        } else {
-            claim.committed.get(&epoch).copied()
-        }
-    };
+    let mut committed = claim.committed.clone();
+    if let Some(seq) = commits.get(&claim.epoch) {
+        committed.insert(claim.epoch, *seq);
+    }
     // Pass 2: every changelog, committed records applied.
     let stores: Vec<StoreName> = changelogged().collect();
     let topics: Vec<String> = stores.iter().map(|s| topic(config, *s)).collect();
@@ -477,35 +499,20 @@ fn restore(
         .zip(&topics)
         .map(|(s, t)| (t.as_str(), starts[s], ends[s].1))
         .collect();
-    let mut writer = store.bulk_writer();
-    let (mut read, mut timers_changed) = (0u64, false);
+    let mut applier = Applier::new(store, partition, &committed, repairs);
+    let mut read = 0u64;
     reader.read(
         partition,
         &logs,
         IDLE,
         |index, record: LogRecord| -> Result<(), RestoreError> {
-            let store_name = stores[index];
             read += 1;
             metrics.restore_records.inc();
             metrics.restore_remaining.dec();
-            let bookkeeping = store_name == StoreName::Meta
-                && (record.key == CLAIM || record.key.starts_with(COMMIT.as_bytes()));
-            let is_committed = parse_writer(&record)
-                .is_some_and(|(epoch, seq)| committed(epoch).is_some_and(|c| seq <= c));
-            if bookkeeping || is_committed {
-                writer.put(partition, store_name, &record.key, record.value.as_deref())?;
-                repairs.remove(&(store_name, record.key.clone()));
-                timers_changed |= store_name == StoreName::Timers;
-            } else {
-                repairs.insert((store_name, record.key));
-            }
-            Ok(())
+            Ok(applier.apply(stores[index], record)?)
         },
     )?;
-    let applied = writer.finish()?;
-    if timers_changed {
-        crate::timer::rebuild_due_index(store, partition)?;
-    }
+    let applied = applier.finish()?;
     // The checkpoint: everything up to the ends is reflected (applied, or to be repaired).
     let mut checkpoint = store.bulk_writer();
     for (store_name, (_, high)) in ends {
@@ -518,16 +525,70 @@ fn restore(
     }
     checkpoint.finish()?;
     // The next epoch: after every epoch seen, covering what each committed.
-    let mut committed_before = claim.committed.clone();
-    if let Some(seq) = commits.get(&claim.epoch) {
-        committed_before.insert(claim.epoch, *seq);
-    }
     let next = Claim {
         epoch: highest_epoch + 1,
         owner: String::new(),
-        committed: committed_before,
+        committed,
     };
     Ok((next, read, applied))
+}
+
+/// Applies a partition's changelog records to its local stores, each changelog in offset
+/// order: a committed record is written (in bulk, see [`Store::bulk_writer`]), any other's key
+/// is remembered to be rewritten (and forgotten again if a committed record of it follows).
+pub struct Applier<'s, 'r> {
+    writer: crate::state::BulkWriter<'s>,
+    store: &'s Store,
+    partition: i32,
+    /// The last committed seq of each epoch.
+    committed: &'r BTreeMap<u64, u64>,
+    repairs: &'r mut BTreeSet<(StoreName, Vec<u8>)>,
+    timers_changed: bool,
+}
+
+impl<'s, 'r> Applier<'s, 'r> {
+    pub fn new(
+        store: &'s Store,
+        partition: i32,
+        committed: &'r BTreeMap<u64, u64>,
+        repairs: &'r mut BTreeSet<(StoreName, Vec<u8>)>,
+    ) -> Self {
+        Applier {
+            writer: store.bulk_writer(),
+            store,
+            partition,
+            committed,
+            repairs,
+            timers_changed: false,
+        }
+    }
+
+    pub fn apply(&mut self, store: StoreName, record: LogRecord) -> Result<(), StateError> {
+        let bookkeeping = store == StoreName::Meta
+            && (record.key == CLAIM || record.key.starts_with(COMMIT.as_bytes()));
+        let committed = parse_writer(&record).is_some_and(|(epoch, seq)| {
+            self.committed.get(&epoch).is_some_and(|last| seq <= *last)
+        });
+        if bookkeeping || committed {
+            self.writer
+                .put(self.partition, store, &record.key, record.value.as_deref())?;
+            self.repairs.remove(&(store, record.key));
+            self.timers_changed |= store == StoreName::Timers;
+        } else {
+            self.repairs.insert((store, record.key));
+        }
+        Ok(())
+    }
+
+    /// Makes what was applied durable and rebuilds `timers-by-due` if `timers` changed; the
+    /// records applied.
+    pub fn finish(self) -> Result<u64, StateError> {
+        let applied = self.writer.finish()?;
+        if self.timers_changed {
+            crate::timer::rebuild_due_index(self.store, self.partition)?;
+        }
+        Ok(applied)
+    }
 }
 
 fn corrupt_claim(message: String) -> RestoreError {
@@ -556,7 +617,27 @@ pub fn claim_record(config: &Config, partition: i32, claim: &Claim) -> OutRecord
     }
 }
 
-/// The claim as a local write (with the checkpoint of the meta changelog past it).
+/// The quiet marks of a partition new to condmon, as meta changelog records (with its claim).
+pub fn quiet_records(
+    config: &Config,
+    partition: i32,
+    epoch: u64,
+    quiet: &BTreeMap<String, i64>,
+) -> Vec<OutRecord> {
+    quiet
+        .iter()
+        .map(|(topic_name, end)| OutRecord {
+            topic: topic(config, StoreName::Meta),
+            partition: Some(partition),
+            key: Some(format!("{QUIET}{topic_name}").into_bytes()),
+            payload: Some(end.to_be_bytes().to_vec()),
+            headers: vec![(WRITER.into(), format!("{epoch}.0"))],
+        })
+        .collect()
+}
+
+/// The claim as a local write (with the checkpoint of the meta changelog past `meta_offset`,
+/// where the claim's records ended).
 pub fn claim_writes(
     partition: i32,
     claim: &Claim,
@@ -595,8 +676,14 @@ pub fn batch_records(
         .filter(|(_, s, _)| changelogged.contains(s))
         .map(|(p, _, _)| *p)
         .collect();
-    touched.extend(repairs.keys().copied());
-    touched.retain(|p| writers.contains_key(p));
+    // A change without its changelog would be lost by the next restore: a defect, not a case.
+    if let Some(p) = touched.iter().find(|p| !writers.contains_key(p)) {
+        return Err(StateError::Corrupt {
+            store: StoreName::Meta.as_str().into(),
+            message: format!("partition {p} changed but is not claimed by this instance"),
+        });
+    }
+    touched.extend(repairs.keys().copied().filter(|p| writers.contains_key(p)));
     let mut records = Vec::new();
     for partition in &touched {
         let writer = writers.get_mut(partition).expect("retained above");

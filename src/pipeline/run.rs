@@ -172,6 +172,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let mut sent: BTreeMap<i32, BTreeSet<(String, String)>> = BTreeMap::new();
     // Output positions of partitions taken up, committed with their first batch.
     let mut positions: BTreeMap<(i32, String), i64> = BTreeMap::new();
+    // Partitions new to condmon, built quietly from what their inputs held (see
+    // `first_start_quiet`): input topic -> where the quiet part ends.
+    let mut quiet: Quiet = BTreeMap::new();
     let sink = Sink::new(&rt.config)?;
     let topics = &rt.config.topics;
     let reference = GlobalReader::new(&rt.config, &[&topics.fx_rates, &topics.rules])?;
@@ -255,6 +258,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 positions.insert((t.partition, topic.clone()), *next);
             }
         }
+        let claimed_partitions: Vec<i32> = claimed.iter().map(|t| t.partition).collect();
         if !claimed.is_empty()
             && !claim(
                 &rt,
@@ -268,10 +272,17 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         {
             break;
         }
+        for partition in claimed_partitions {
+            let marks = rt.store.meta_numbers(partition, changelog::QUIET)?;
+            if !marks.is_empty() {
+                quiet.insert(partition, marks.into_iter().collect());
+            }
+        }
         writers.retain(|p, _| assigned.contains(p));
         repairs.retain(|p, _| assigned.contains(p));
         sent.retain(|p, _| assigned.contains(p));
         positions.retain(|(p, _), _| assigned.contains(p));
+        quiet.retain(|p, _| assigned.contains(p));
         rt.health.hold(writers.keys().copied().collect());
         let today = rt.clock.today();
         // A batch that needs something outside (the schema registry) is redone from scratch
@@ -289,6 +300,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 assigned: &assigned,
                 today,
                 poisoned: &poisoned,
+                quiet: &quiet,
             };
             let failed = match process_batch(&rt, &batch) {
                 Ok(done) => break done,
@@ -322,6 +334,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 BatchError::Fatal(e) => return Err(e),
             }
         };
+        pass_quiet(&mut quiet, &offsets, &mut txn);
         if reference_changed {
             // The partitions that were up to date saw the change applied where it reached them;
             // the others still go through the stored fingerprint below.
@@ -345,9 +358,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                     partition,
                     "Reference data changed since this state was reconciled: reconciling every customer."
                 );
-                let events = rt
+                let mut events = rt
                     .operator
                     .reconcile_partition(&mut txn, *partition, today)?;
+                if quiet.contains_key(partition) {
+                    suppress(&rt, &mut events);
+                }
                 records.extend(fit(&rt, encode(&rt, &events)?));
             }
             reconciled.insert(*partition, fingerprint);
@@ -359,8 +375,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if timers_due {
             last_tick = Instant::now();
             for partition in source.assigned() {
-                let events = rt.operator.fire_timers(&mut txn, partition, today)?;
+                let mut events = rt.operator.fire_timers(&mut txn, partition, today)?;
                 rt.metrics.timers_fired.inc_by(events.len() as u64);
+                if quiet.contains_key(&partition) {
+                    suppress(&rt, &mut events);
+                }
                 records.extend(fit(&rt, encode(&rt, &events)?));
             }
         }
@@ -511,6 +530,10 @@ fn load_reference(rt: &Runtime, reference: &GlobalReader) -> Result<(), Pipeline
     Ok(())
 }
 
+/// Per partition new to condmon: input topic -> the offset up to which its records are
+/// taken in quietly (see `first_start_quiet`).
+type Quiet = BTreeMap<i32, BTreeMap<String, i64>>;
+
 /// A batch's records and what they are processed against.
 struct Batch<'a> {
     messages: &'a [InputMessage],
@@ -518,6 +541,44 @@ struct Batch<'a> {
     today: chrono::NaiveDate,
     /// Records the batch is being redone without (by index), and why: dead-lettered instead.
     poisoned: &'a BTreeMap<usize, Rejection>,
+    quiet: &'a Quiet,
+}
+
+/// Takes the side effects (notifications, letters, ERP requests) out of `events`: they are of
+/// what happened before condmon first ran.
+fn suppress(rt: &Runtime, events: &mut Vec<OutputEvent>) {
+    events.retain(|e| {
+        let keep = !e.stream().is_side_effect();
+        if !keep {
+            rt.metrics
+                .outputs_suppressed
+                .with_label_values(&[rt.config.topics.topic(e.stream())])
+                .inc();
+        }
+        keep
+    });
+}
+
+/// Marks of quiet input topics the batch has read past are removed (in the batch's changes).
+fn pass_quiet(quiet: &mut Quiet, offsets: &Offsets, txn: &mut Txn<'_>) {
+    for ((partition, topic), next) in offsets {
+        let Some(marks) = quiet.get_mut(partition) else {
+            continue;
+        };
+        if marks.get(topic).is_some_and(|end| next >= end) {
+            marks.remove(topic);
+            let key = format!("{}{topic}", changelog::QUIET);
+            txn.delete(*partition, StoreName::Meta, key.as_bytes());
+            if marks.is_empty() {
+                info!(
+                    partition,
+                    "Caught up with the records that were there at the first start: from now on \
+                     everything is sent."
+                );
+            }
+        }
+    }
+    quiet.retain(|_, marks| !marks.is_empty());
 }
 
 /// Runs every message of a batch through the operator in one transaction. Metrics are counted
@@ -578,7 +639,15 @@ fn process_batch<'s>(
             }
         };
         match outcome {
-            Outcome::Processed(events) => {
+            Outcome::Processed(mut events) => {
+                let quiet_record = batch
+                    .quiet
+                    .get(&message.partition)
+                    .and_then(|marks| marks.get(&message.topic))
+                    .is_some_and(|end| message.offset < *end);
+                if quiet_record {
+                    suppress(rt, &mut events);
+                }
                 let encoded = encode(rt, &events)?;
                 let max = rt.config.pipeline.max_message_bytes;
                 let caused_by_customer = is_customer_record(rt, message);
@@ -938,7 +1007,11 @@ async fn claim(
 ) -> Result<bool, PipelineError> {
     let records = taken
         .iter()
-        .map(|t| changelog::claim_record(&rt.config, t.partition, &t.claim))
+        .flat_map(|t| {
+            std::iter::once(changelog::claim_record(&rt.config, t.partition, &t.claim)).chain(
+                changelog::quiet_records(&rt.config, t.partition, t.claim.epoch, &t.quiet),
+            )
+        })
         .collect();
     let Some(delivered) = deliver(rt, sink, records, shutdown).await else {
         return Ok(false);
@@ -951,9 +1024,24 @@ async fn claim(
     if deliver(rt, sink, entries, shutdown).await.is_none() {
         return Ok(false);
     }
-    let offsets: BTreeMap<i32, i64> = delivered.iter().map(|(_, p, o)| (*p, *o)).collect();
+    // Where each partition's last record (its claim, or a quiet mark after it) landed in the
+    // meta changelog.
+    let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    for (_, p, o) in &delivered {
+        let last = offsets.entry(*p).or_insert(*o);
+        *last = (*last).max(*o);
+    }
     let mut txn = rt.store.txn();
     for t in taken {
+        for (topic, end) in &t.quiet {
+            let key = format!("{}{topic}", changelog::QUIET);
+            txn.put_raw(
+                t.partition,
+                StoreName::Meta,
+                key.as_bytes(),
+                end.to_be_bytes().to_vec(),
+            );
+        }
         for (partition, store, key, value) in
             changelog::claim_writes(t.partition, &t.claim, offsets[&t.partition])
         {
@@ -1135,11 +1223,13 @@ mod tests {
         messages: &'a [InputMessage],
         poisoned: &'a BTreeMap<usize, Rejection>,
     ) -> Batch<'a> {
+        static NO_QUIET: Quiet = BTreeMap::new();
         Batch {
             messages,
             assigned: &[0, 1],
             today: "2026-03-31".parse().unwrap(),
             poisoned,
+            quiet: &NO_QUIET,
         }
     }
 

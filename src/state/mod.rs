@@ -276,6 +276,15 @@ impl Store {
         self.meta_prefix(partition, meta_key::OFFSET)
     }
 
+    /// The meta entries of `partition` under `prefix`, as numbers, by the rest of the key.
+    pub fn meta_numbers(
+        &self,
+        partition: i32,
+        prefix: &str,
+    ) -> Result<HashMap<String, i64>, StateError> {
+        self.meta_prefix(partition, prefix)
+    }
+
     /// The durable counters of `partition`.
     pub fn counters(&self, partition: i32) -> Result<HashMap<String, i64>, StateError> {
         self.meta_prefix(partition, meta_key::COUNTER)
