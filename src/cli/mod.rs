@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand. `anyhow` lives here and in `main` only.
 
+mod bench;
 mod feed;
 mod replay;
 mod rules;
@@ -71,6 +72,8 @@ enum Command {
     Feed(feed::Args),
     /// Print the records of an output topic as JSON lines.
     Tail(tail::Args),
+    /// Time the hot path in-process over a realistic mixed stream (no broker).
+    Bench(bench::Args),
 }
 
 pub fn main() -> anyhow::Result<()> {
@@ -84,6 +87,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Rules { command } => rules::run(command),
         Command::Feed(args) => feed::run(args),
         Command::Tail(args) => tail::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 
