@@ -56,6 +56,20 @@ enum Decision<'r> {
     Upgrade(Opening<'r>),
 }
 
+/// Reconciles the customer and says which timers it wants: one evaluation, the applicable
+/// rules found once for both.
+pub fn evaluate(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    fx: &FxTable,
+    today: NaiveDate,
+) -> (Vec<OutputEvent>, Vec<(String, NaiveDate)>) {
+    let (events, applicable) = reconcile_with(state, key, rules, fx, today);
+    let timers = timers_for(state, key, rules, fx, today, &applicable);
+    (events, timers)
+}
+
 /// Brings the customer's violations and action plans in line with the rules as of `today`.
 pub fn reconcile(
     state: &mut CustomerState,
@@ -64,6 +78,18 @@ pub fn reconcile(
     fx: &FxTable,
     today: NaiveDate,
 ) -> Vec<OutputEvent> {
+    reconcile_with(state, key, rules, fx, today).0
+}
+
+/// [`reconcile`], with the rules it found applicable (they do not change with what it
+/// decides: they depend on the customer's group and children).
+fn reconcile_with<'r>(
+    state: &mut CustomerState,
+    key: &CustomerKey,
+    rules: &'r RuleSet,
+    fx: &FxTable,
+    today: NaiveDate,
+) -> (Vec<OutputEvent>, Applicable<'r>) {
     state
         .stats
         .prune(today, rules.options.statistics_window_days);
@@ -134,7 +160,7 @@ pub fn reconcile(
     work::release_letters(state, key, today, &mut out);
     work::notify(state, key, rules, today, &mut out);
     out.extend(children::contributions(state, key, rules));
-    out
+    (out, applicable)
 }
 
 /// The rules for the customer. A rule monitoring a relationship applies at the customers that
@@ -478,14 +504,24 @@ pub fn wanted_timers(
     fx: &FxTable,
     today: NaiveDate,
 ) -> Vec<(String, NaiveDate)> {
+    timers_for(state, key, rules, fx, today, &applicable(state, key, rules))
+}
+
+fn timers_for(
+    state: &CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    fx: &FxTable,
+    today: NaiveDate,
+    applicable: &Applicable<'_>,
+) -> Vec<(String, NaiveDate)> {
     let mut timers: Vec<(String, NaiveDate)> = state
         .actions
         .values()
         .filter(|a| a.status == crate::model::ActionStatus::Future)
         .map(|a| (format!("{ACTION_TIMER_PREFIX}{}", a.id), a.action_date))
         .collect();
-    let applicable = applicable(state, key, rules);
-    let views = role_views(state, &applicable);
+    let views = role_views(state, applicable);
     let contexts = role_contexts(state, &views, rules, fx, today);
     let context = |role: MonitorRole| &contexts[&role];
     let currencies = state.currencies();

@@ -502,8 +502,8 @@ impl Operator {
             None => {}
         }
         let fx = self.fx.read().expect("fx lock");
-        out.extend(engine::reconcile(&mut state, customer, &rules, &fx, today));
-        let wanted = engine::wanted_timers(&state, customer, &rules, &fx, today);
+        let (events, wanted) = engine::evaluate(&mut state, customer, &rules, &fx, today);
+        out.extend(events);
         drop(fx);
         Timers { txn, partition }.replace_all(customer, &wanted)?;
         let (held, owners) = (state.currencies(), state.open_action_owners());

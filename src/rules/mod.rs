@@ -596,23 +596,21 @@ impl AssessmentRule {
     /// What a lower-level rule overrides: the same condition code about the same thing (a
     /// KSTE rule on DSO does not override one on NSF payments, nor ETRC rules of other
     /// entry types each other).
-    pub fn override_key(&self) -> String {
+    pub fn override_key(&self) -> (&str, &str, &str) {
         match &self.check {
             Check::KeyStatistic {
                 history_id, source, ..
-            } => {
-                format!("{}|{}|{history_id}", self.code(), source.as_str())
-            }
+            } => (self.code(), source.as_str(), history_id),
             Check::EntryTypeReason {
                 entry_type,
                 entry_reason,
                 ..
-            } => format!(
-                "{}|{entry_type}|{}",
+            } => (
                 self.code(),
-                entry_reason.as_deref().unwrap_or("*")
+                entry_type,
+                entry_reason.as_deref().unwrap_or("*"),
             ),
-            _ => self.code().to_string(),
+            _ => (self.code(), "", ""),
         }
     }
 
