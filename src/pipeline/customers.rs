@@ -22,6 +22,15 @@ pub struct ConversationRecord {
     pub calls_done: Vec<String>,
 }
 
+/// `value NUL customer-key`, the key of the index stores: the customers with a value (a
+/// currency held, an owner with open actions) are one prefix.
+pub fn index_key(value: &str, customer: &CustomerKey) -> Vec<u8> {
+    let mut key = value.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(customer.encode().as_bytes());
+    key
+}
+
 fn ledger_key(customer: &CustomerKey) -> Vec<u8> {
     customer.encode().into_bytes()
 }
@@ -252,12 +261,25 @@ pub fn split_legacy(
         .map_err(|e| format!("conversations: {e}"))?;
     state.promises =
         serde_json::from_value(or_empty(promises)).map_err(|e| format!("promises: {e}"))?;
+    // The indexes it belongs in (an index is written only when it changes from now on).
+    let key = CustomerKey::decode(customer).ok_or("not a customer key")?;
+    let mut out: Vec<(StoreName, Vec<u8>, Vec<u8>)> = state
+        .currencies()
+        .iter()
+        .map(|c| (StoreName::CurrencyIndex, index_key(c, &key), Vec::new()))
+        .chain(
+            state
+                .open_action_owners()
+                .iter()
+                .map(|o| (StoreName::OwnerIndex, index_key(o, &key), Vec::new())),
+        )
+        .collect();
     let parts = split(state);
-    let mut out = vec![(
+    out.push((
         StoreName::Ledger,
         customer.as_bytes().to_vec(),
         encode(&parts.ledger),
-    )];
+    ));
     out.extend(parts.actions.iter().map(|(id, action)| {
         (
             StoreName::Actions,
@@ -312,7 +334,15 @@ mod tests {
         store.ensure_partition(0).unwrap();
         let customer = CustomerKey::new("SHARE", "LUTHOR");
         let records = split_legacy(&customer.encode(), FIXTURE).unwrap();
-        assert_eq!(records.len(), 1 + 8 + 3);
+        let indexes = records
+            .iter()
+            .filter(|(s, _, _)| matches!(s, StoreName::CurrencyIndex | StoreName::OwnerIndex))
+            .count();
+        assert_eq!(records.len(), indexes + 1 + 8 + 3);
+        assert!(
+            indexes >= 2,
+            "a currency held and an owner with open actions"
+        );
         let mut txn = store.txn();
         for (store_name, key, bytes) in &records {
             // Through the same write path as a batch, as raw bytes.

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::rules::RuleSet;
 use crate::state::{StateError, StoreName, StoreSpec, Txn};
 
-use super::customers;
+use super::customers::{self, index_key};
 
 /// The stores the operator uses, per input partition. Every store is changelogged but
 /// `timers-by-due`, which is `timers` inverted (rebuilt from it).
@@ -513,7 +513,6 @@ impl Operator {
             StoreName::CurrencyIndex,
             customer,
             (&held_before, &held),
-            false,
         );
         reindex(
             txn,
@@ -521,7 +520,6 @@ impl Operator {
             StoreName::OwnerIndex,
             customer,
             (&owners_before, &owners),
-            true,
         );
         for event in &out {
             match event {
@@ -559,33 +557,20 @@ impl Operator {
     }
 }
 
-/// `value NUL customer-key`: the customers with a value (a currency held, an owner) are one
-/// prefix.
-fn index_key(value: &str, customer: &CustomerKey) -> Vec<u8> {
-    let mut key = value.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(customer.encode().as_bytes());
-    key
-}
-
 /// Keeps an index (`value NUL customer-key`) in step with the customer: values gone are
-/// deleted, values new are written. With `rewrite`, every value is written again (idempotent),
-/// so state from before the index existed gets its entries on its first update.
+/// deleted, values new are written (only changes: each is a changelog record).
 fn reindex(
     txn: &mut Txn<'_>,
     partition: i32,
     index: StoreName,
     customer: &CustomerKey,
     (before, after): (&BTreeSet<String>, &BTreeSet<String>),
-    rewrite: bool,
 ) {
     for gone in before.difference(after) {
         txn.delete(partition, index, &index_key(gone, customer));
     }
-    for value in after {
-        if rewrite || !before.contains(value) {
-            txn.put(partition, index, &index_key(value, customer), Vec::new());
-        }
+    for new in after.difference(before) {
+        txn.put(partition, index, &index_key(new, customer), Vec::new());
     }
 }
 
