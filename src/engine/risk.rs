@@ -26,6 +26,7 @@ pub struct RiskScore {
     pub rule_id: String,
     pub rule_version: i32,
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub total: Decimal,
     pub complete: bool,
     pub elements: Vec<RiskElement>,

@@ -105,6 +105,7 @@ pub struct PromiseState {
     pub status: Option<PromiseStatus>,
     /// Paid towards it by its deadline, as last judged.
     #[serde(default)]
+    #[serde(with = "crate::model::compact::decimal")]
     pub paid: Decimal,
     /// Numbers the status changes, so each has its own event id.
     pub changes: u32,
@@ -114,8 +115,10 @@ pub struct PromiseState {
 /// promise is judged from the payments whatever order conversations and payments arrive in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentNote {
+    #[serde(with = "crate::model::compact::date")]
     pub date: NaiveDate,
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
     /// Applications: (`item_id#line`, amount).
     pub applications: Vec<(String, Decimal)>,
@@ -124,11 +127,14 @@ pub struct PaymentNote {
 /// An item line amount placed in dispute by a customer call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dispute {
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
     pub conversation_id: String,
     pub call_action_id: String,
+    #[serde(with = "crate::model::compact::date")]
     pub since: NaiveDate,
     /// What the ERP says is in dispute, restored when the call's dispute ends.
+    #[serde(with = "crate::model::compact::decimal")]
     pub erp_amount: Decimal,
 }
 
@@ -144,12 +150,16 @@ pub struct DunningState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     /// Open amounts of all open items: debits positive, credits negative.
+    #[serde(with = "crate::model::compact::decimal")]
     pub open: Decimal,
     /// Amounts in dispute on open debit items.
+    #[serde(with = "crate::model::compact::decimal")]
     pub disputed: Decimal,
     /// Unapplied cash: what posted payments' applications do not cover.
+    #[serde(with = "crate::model::compact::decimal")]
     pub unapplied: Decimal,
     /// Payments received and not yet posted.
+    #[serde(with = "crate::model::compact::decimal")]
     pub in_process: Decimal,
 }
 
@@ -185,6 +195,7 @@ pub struct Violation {
     /// Collection violations share one slot per condition and role (one plan at a time).
     #[serde(default)]
     pub collection: bool,
+    #[serde(with = "crate::model::compact::date")]
     pub since: NaiveDate,
     /// The figures as last evaluated.
     pub evidence: Evidence,
@@ -215,7 +226,9 @@ pub struct Action {
     pub automated: bool,
     pub status: ActionStatus,
     pub business_unit: String,
+    #[serde(with = "crate::model::compact::date")]
     pub action_date: NaiveDate,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     pub cancel_reason: Option<CancelReason>,
     pub evidence: Evidence,
@@ -347,6 +360,7 @@ pub struct QueuedLetter {
     pub delivery: Delivery,
     pub delivery_method: Option<String>,
     /// Produced on or after this date.
+    #[serde(with = "crate::model::compact::date")]
     pub release_on: NaiveDate,
 }
 

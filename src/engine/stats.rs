@@ -25,6 +25,7 @@ pub struct Statistics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentSample {
+    #[serde(with = "crate::model::compact::date")]
     pub date: NaiveDate,
     pub currency: String,
     pub nsf: bool,
@@ -34,8 +35,10 @@ pub struct PaymentSample {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sale {
+    #[serde(with = "crate::model::compact::date")]
     pub date: NaiveDate,
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
 }
 

@@ -154,8 +154,10 @@ pub enum ActionEventKind {
 pub struct Evidence {
     /// The rule's anchor currency: every amount here is in it.
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub past_due_amount: Decimal,
     /// The amount the measured figure was compared with (0 when the rule has none).
+    #[serde(with = "crate::model::compact::decimal")]
     pub threshold_amount: Decimal,
     pub oldest_days_past_due: i32,
     /// The days the rule compares with (0 when it has none).
@@ -196,6 +198,7 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketAmount {
     pub category: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
 }
 
@@ -205,8 +208,10 @@ pub struct StatisticEvidence {
     pub history_id: String,
     /// `CONDMON` (kept by condmon from item and payment events) or `ERP` (history events).
     pub source: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub value: Decimal,
     pub comparison: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub threshold: Decimal,
     /// Payments, sales or periods the value was computed from.
     pub samples: i32,
@@ -218,11 +223,15 @@ pub struct ItemEvidence {
     pub item_line: i32,
     pub item_type: String,
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub open_amount: Decimal,
+    #[serde(with = "crate::model::compact::decimal")]
     pub disputed_amount: Decimal,
     pub entry_type: String,
     pub entry_reason: Option<String>,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
+    #[serde(with = "crate::model::compact::date")]
     pub accounting_date: NaiveDate,
 }
 
@@ -247,11 +256,14 @@ pub struct ActionEvent {
     pub automated: bool,
     pub status: ActionStatus,
     pub previous_status: Option<ActionStatus>,
+    #[serde(with = "crate::model::compact::date")]
     pub action_date: NaiveDate,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     pub cancel_reason: Option<CancelReason>,
     pub evidence: Evidence,
     /// The business date on which the transition happened.
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
     /// The item, for actions of item-level conditions.
     #[serde(default)]
@@ -302,6 +314,7 @@ pub struct ConditionEvent {
     /// Why a violation ended, or what blocks the evaluation.
     pub reason: Option<String>,
     pub evidence: Evidence,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -336,8 +349,10 @@ pub struct RiskElement {
     pub range_high: Option<Decimal>,
     pub range_value: Option<Decimal>,
     /// Percent.
+    #[serde(with = "crate::model::compact::decimal")]
     pub weight: Decimal,
     /// range value × weight / 100; zero when the element did not score (see `status`).
+    #[serde(with = "crate::model::compact::decimal")]
     pub score: Decimal,
     /// Why it did not score, in words.
     pub detail: Option<String>,
@@ -354,10 +369,12 @@ pub struct RiskScoreEvent {
     pub rule_version: i32,
     /// The anchor currency amounts were converted to.
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub total: Decimal,
     /// Every element scored (none missing, out of range or dividing by zero).
     pub complete: bool,
     pub elements: Vec<RiskElement>,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -376,6 +393,7 @@ pub struct EscalationEvent {
     pub action_code: String,
     pub days_in_violation: i32,
     pub evidence: Evidence,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 

@@ -15,6 +15,7 @@ pub struct ConversationChange {
     pub business_unit: String,
     /// The collector (or other user) who had the conversation.
     pub user: String,
+    #[serde(with = "crate::model::compact::date")]
     pub conversation_date: NaiveDate,
     #[serde(default)]
     pub contact: Option<String>,
@@ -60,6 +61,7 @@ pub struct FollowUp {
     #[serde(default)]
     pub action_code: Option<String>,
     pub owner: String,
+    #[serde(with = "crate::model::compact::date")]
     pub date: NaiveDate,
     #[serde(default)]
     pub done: bool,
@@ -67,7 +69,9 @@ pub struct FollowUp {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Promise {
+    #[serde(with = "crate::model::compact::date")]
     pub date: NaiveDate,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
     pub currency: String,
     /// The items the promise covers; empty: the customer's account.
@@ -173,16 +177,21 @@ pub struct PromiseStatusEvent {
     pub conversation_id: String,
     pub status: PromiseStatus,
     pub previous_status: Option<PromiseStatus>,
+    #[serde(with = "crate::model::compact::date")]
     pub promise_date: NaiveDate,
     /// The last day a payment keeps the promise (promise date + grace business days).
+    #[serde(with = "crate::model::compact::date")]
     pub deadline: NaiveDate,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
     /// Paid towards the promise so far.
+    #[serde(with = "crate::model::compact::decimal")]
     pub paid: Decimal,
     pub currency: String,
     pub items: Vec<ItemRef>,
     pub collector: Option<String>,
     pub supervisor: Option<String>,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -217,5 +226,6 @@ pub struct DunningDecisionEvent {
     pub site: Option<String>,
     pub decision: DunningDecision,
     pub message: String,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }

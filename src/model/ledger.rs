@@ -49,13 +49,18 @@ pub struct ItemChange {
     pub item_id: String,
     pub item_line: i32,
     pub item_type: ItemType,
+    #[serde(with = "crate::model::compact::decimal")]
     pub original_amount: Decimal,
+    #[serde(with = "crate::model::compact::decimal")]
     pub open_amount: Decimal,
     pub currency: String,
+    #[serde(with = "crate::model::compact::date")]
     pub accounting_date: NaiveDate,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     pub entry_type: String,
     pub entry_reason: Option<String>,
+    #[serde(with = "crate::model::compact::decimal")]
     pub disputed_amount: Decimal,
     pub ar_specialist: Option<String>,
     pub collector: Option<String>,
@@ -113,6 +118,7 @@ pub enum PaymentStatus {
 pub struct PaymentApplication {
     pub item_id: String,
     pub item_line: i32,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
 }
 
@@ -124,8 +130,10 @@ pub struct PaymentChange {
     pub customer_id: String,
     pub payment_id: String,
     pub status: PaymentStatus,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
     pub currency: String,
+    #[serde(with = "crate::model::compact::date")]
     pub payment_date: NaiveDate,
     pub applications: Vec<PaymentApplication>,
 }
@@ -139,6 +147,7 @@ impl PaymentChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgingBucket {
     pub category: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub amount: Decimal,
 }
 
@@ -149,6 +158,7 @@ pub struct AgingSnapshot {
     pub business_unit: String,
     pub customer_id: String,
     pub aging_id: String,
+    #[serde(with = "crate::model::compact::date")]
     pub as_of_date: NaiveDate,
     pub currency: String,
     pub buckets: Vec<AgingBucket>,
@@ -233,6 +243,7 @@ pub struct HistoryChange {
     pub history_id: String,
     pub fiscal_year: i32,
     pub accounting_period: i32,
+    #[serde(with = "crate::model::compact::decimal")]
     pub value: Decimal,
     pub currency: Option<String>,
 }
@@ -244,6 +255,7 @@ pub struct CreditAgencyRecord {
     pub set_id: String,
     pub customer_id: String,
     pub duns_number: String,
+    #[serde(with = "crate::model::compact::date")]
     pub report_date: NaiveDate,
     pub currency: String,
     pub sales: Option<Decimal>,
@@ -263,7 +275,9 @@ pub struct FxRate {
     pub rate_type: String,
     pub from_currency: String,
     pub to_currency: String,
+    #[serde(with = "crate::model::compact::date")]
     pub effective_date: NaiveDate,
+    #[serde(with = "crate::model::compact::decimal")]
     pub rate: Decimal,
 }
 
@@ -297,10 +311,13 @@ pub struct ChildFigures {
 pub struct ChildLine {
     pub business_unit: String,
     pub currency: String,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     /// Credits (credit memos, on-account) rather than debits.
     pub credit: bool,
+    #[serde(with = "crate::model::compact::decimal")]
     pub open_amount: Decimal,
+    #[serde(with = "crate::model::compact::decimal")]
     pub disputed_amount: Decimal,
     /// The smallest item id of the line: named as the oldest item when it is.
     pub item_id: String,
@@ -309,7 +326,9 @@ pub struct ChildLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildCash {
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub unapplied: Decimal,
+    #[serde(with = "crate::model::compact::decimal")]
     pub in_process: Decimal,
 }
 

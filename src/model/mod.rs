@@ -1,6 +1,7 @@
 //! Domain types: the events condmon consumes and emits. Pure data, no I/O.
 
 mod actions;
+pub mod compact;
 mod conversations;
 mod ledger;
 pub mod validate;

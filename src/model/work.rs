@@ -197,6 +197,7 @@ pub struct CommandResultEvent {
     pub reasons: Vec<String>,
     /// The actions it changed or created.
     pub action_ids: Vec<String>,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -248,15 +249,18 @@ pub struct NotificationEvent {
     pub action_status: ActionStatus,
     pub owner: Option<String>,
     pub condition: String,
+    #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     /// The amounts of the condition, in `currency`.
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub past_due_amount: Decimal,
     pub balance: Option<Decimal>,
     pub item_id: Option<String>,
     pub item_line: Option<i32>,
     /// The path of the action in condmon's HTTP API.
     pub link: String,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -299,8 +303,10 @@ pub struct CorrespondenceEvent {
     pub delivery: Delivery,
     pub delivery_method: Option<String>,
     pub currency: String,
+    #[serde(with = "crate::model::compact::decimal")]
     pub past_due_amount: Decimal,
     pub balance: Option<Decimal>,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }
 
@@ -355,5 +361,6 @@ pub struct RequestEvent {
     pub currency: Option<String>,
     /// Who asked: the user who performed it, or `condmon` for automated steps.
     pub requested_by: String,
+    #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
 }

@@ -1,0 +1,186 @@
+//! Compact forms of amounts and dates for binary formats (the state's MessagePack values): a
+//! `Decimal` as its 16 bytes, a `NaiveDate` as days since 1970-01-01. Human-readable formats
+//! (JSON: the replay format, the HTTP API, the Avro bridge, values of the layout before the
+//! split) keep the strings, so only the state's encoding changes. Used on fields as
+//! `#[serde(with = "compact::decimal")]` (and `optional_decimal`, `date`, `optional_date`).
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")
+}
+
+fn days(date: &NaiveDate) -> i32 {
+    (*date - epoch()).num_days() as i32
+}
+
+fn from_days<E: serde::de::Error>(days: i32) -> Result<NaiveDate, E> {
+    epoch()
+        .checked_add_signed(chrono::Duration::days(i64::from(days)))
+        .ok_or_else(|| E::custom(format!("{days} days is not a date")))
+}
+
+fn from_bytes<E: serde::de::Error>(bytes: &[u8]) -> Result<Decimal, E> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| E::custom(format!("a decimal of {} bytes", bytes.len())))?;
+    Ok(Decimal::deserialize(bytes))
+}
+
+pub mod decimal {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            Serialize::serialize(value, s)
+        } else {
+            s.serialize_bytes(&Decimal::serialize(value))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        if d.is_human_readable() {
+            <Decimal as Deserialize>::deserialize(d)
+        } else {
+            from_bytes(&serde_bytes_buf(d)?)
+        }
+    }
+}
+
+pub mod optional_decimal {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            value.serialize(s)
+        } else {
+            value.map(|v| serde_bytes_of(&Decimal::serialize(&v))).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        if d.is_human_readable() {
+            Option::<Decimal>::deserialize(d)
+        } else {
+            Option::<Bytes>::deserialize(d)?
+                .map(|b| from_bytes(&b.0))
+                .transpose()
+        }
+    }
+}
+
+pub mod date {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            value.serialize(s)
+        } else {
+            s.serialize_i32(days(value))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        if d.is_human_readable() {
+            NaiveDate::deserialize(d)
+        } else {
+            from_days(i32::deserialize(d)?)
+        }
+    }
+}
+
+pub mod optional_date {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            value.serialize(s)
+        } else {
+            value.as_ref().map(days).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+        if d.is_human_readable() {
+            Option::<NaiveDate>::deserialize(d)
+        } else {
+            Option::<i32>::deserialize(d)?.map(from_days).transpose()
+        }
+    }
+}
+
+/// Bytes as serde's byte-string type (not a sequence of numbers).
+struct Bytes(Vec<u8>);
+
+fn serde_bytes_of(bytes: &[u8; 16]) -> Bytes {
+    Bytes(bytes.to_vec())
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
+}
+
+fn serde_bytes_buf<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    Bytes::deserialize(d).map(|b| b.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        #[serde(with = "super::decimal")]
+        amount: rust_decimal::Decimal,
+        #[serde(with = "super::optional_decimal")]
+        limit: Option<rust_decimal::Decimal>,
+        #[serde(with = "super::date")]
+        due: chrono::NaiveDate,
+        #[serde(with = "super::optional_date")]
+        closed: Option<chrono::NaiveDate>,
+    }
+
+    #[test]
+    fn binary_formats_get_bytes_and_days_json_keeps_its_strings() {
+        let sample = Sample {
+            amount: "-1234.5600".parse().unwrap(),
+            limit: Some("0.0001".parse().unwrap()),
+            due: "1969-12-31".parse().unwrap(),
+            closed: None,
+        };
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"amount": "-1234.5600", "limit": "0.0001", "due": "1969-12-31", "closed": null})
+        );
+        assert_eq!(serde_json::from_value::<Sample>(json).unwrap(), sample);
+        let binary = crate::state::value::encode(&sample);
+        assert!(binary.len() < 60, "{} bytes", binary.len());
+        let back: Sample = crate::state::value::decode(&binary).unwrap();
+        assert_eq!(back, sample);
+        assert_eq!(back.amount.to_string(), "-1234.5600", "the scale survives");
+    }
+}
