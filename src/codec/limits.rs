@@ -20,14 +20,13 @@ pub const MAX_ITEMS: usize = 100_000;
 /// How deeply values may nest (a recursive writer schema cannot exhaust the stack).
 const MAX_DEPTH: usize = 64;
 
-/// Checks `datum` against `schema` without decoding it. The error names the field.
-pub fn check(schema: &Schema, datum: &[u8]) -> Result<(), String> {
-    let resolved = apache_avro::schema::ResolvedSchema::try_from(schema)
-        .map_err(|e| format!("writer schema: {e}"))?;
+/// Checks `datum` against `schema` (its named types resolved in `names`) without decoding it.
+/// The error names the field.
+pub fn check(schema: &Schema, names: &NamesRef<'_>, datum: &[u8]) -> Result<(), String> {
     let mut walk = Walk {
         bytes: datum,
         pos: 0,
-        names: resolved.get_names(),
+        names,
     };
     walk.value(schema, None, "<record>", 0)?;
     if walk.pos != datum.len() {
@@ -39,13 +38,13 @@ pub fn check(schema: &Schema, datum: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-struct Walk<'a, 's> {
+struct Walk<'a, 'n, 's> {
     bytes: &'a [u8],
     pos: usize,
-    names: &'s NamesRef<'s>,
+    names: &'n NamesRef<'s>,
 }
 
-impl Walk<'_, '_> {
+impl Walk<'_, '_, '_> {
     fn truncated(&self, field: &str) -> String {
         format!("the datum is truncated (in field `{field}`)")
     }
@@ -208,6 +207,11 @@ mod tests {
 
     fn schema() -> Schema {
         Schema::parse_str(SCHEMA).unwrap()
+    }
+
+    fn check(schema: &Schema, datum: &[u8]) -> Result<(), String> {
+        let resolved = apache_avro::schema::ResolvedSchema::try_from(schema).unwrap();
+        super::check(schema, resolved.get_names(), datum)
     }
 
     /// A zig-zag varint, minimal.

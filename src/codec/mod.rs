@@ -85,15 +85,53 @@ struct ManifestEntry {
     file: String,
 }
 
+/// A schema with what reading and writing its records needs, resolved once: its named types,
+/// a datum reader and a datum writer. Schemas live as long as the process (a catalog has one
+/// per schema version, a registry few more), so they are leaked to lend the reader and writer
+/// their `'static` references.
+pub struct Compiled {
+    pub schema: &'static Schema,
+    names: apache_avro::schema::ResolvedSchema<'static>,
+    reader: apache_avro::reader::datum::GenericDatumReader<'static>,
+    writer: apache_avro::writer::datum::GenericDatumWriter<'static>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.schema.fmt(f)
+    }
+}
+
+impl Compiled {
+    fn new(schema: Schema) -> Result<Arc<Compiled>, String> {
+        let schema: &'static Schema = Box::leak(Box::new(schema));
+        let names = apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+            .build()
+            .map_err(|e| e.to_string())?;
+        // The bridge builds values of the schema's own shape: no second walk to validate them.
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .validate(false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(Compiled {
+            schema,
+            names,
+            reader,
+            writer,
+        }))
+    }
+}
+
 /// Writer schemas by id, with the stream each belongs to; shared by clones of a catalog.
-type SchemaCache = Arc<RwLock<HashMap<u32, (Stream, Arc<Schema>)>>>;
+type SchemaCache = Arc<RwLock<HashMap<u32, (Stream, Arc<Compiled>)>>>;
 
 /// All known schemas by id, and the current (newest) schema per stream.
 #[derive(Debug, Clone)]
 pub struct SchemaCatalog {
     /// Shared by clones: ids fetched from the registry are cached for every user.
     by_id: SchemaCache,
-    current: HashMap<Stream, (u32, Arc<Schema>)>,
+    current: HashMap<Stream, (u32, Arc<Compiled>)>,
     registry: Option<Registry>,
 }
 
@@ -114,12 +152,13 @@ impl SchemaCatalog {
         let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
             .map_err(|e| invalid(&manifest_path, e.to_string()))?;
         let mut by_id = HashMap::new();
-        let mut current: HashMap<Stream, (u32, Arc<Schema>)> = HashMap::new();
+        let mut current: HashMap<Stream, (u32, Arc<Compiled>)> = HashMap::new();
         for entry in manifest.schema {
             let path = dir.join(&entry.file);
-            let schema = Arc::new(
+            let schema = Compiled::new(
                 Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?,
-            );
+            )
+            .map_err(|e| invalid(&path, e))?;
             if by_id
                 .insert(entry.id, (entry.stream, schema.clone()))
                 .is_some()
@@ -169,7 +208,7 @@ impl SchemaCatalog {
         for (stream, (_, schema)) in &self.current {
             let subject = format!("{}-value", topic_of(*stream));
             // The full schema, logical types included (the canonical form would drop them).
-            let text = serde_json::to_string(schema.as_ref()).expect("schemas serialize");
+            let text = serde_json::to_string(schema.schema).expect("schemas serialize");
             let id = registry.register(&subject, &text)?;
             by_id.insert(id, (*stream, schema.clone()));
             current.insert(*stream, (id, schema.clone()));
@@ -186,7 +225,7 @@ impl SchemaCatalog {
     }
 
     /// The writer schema of `id`, from the cache or else the registry.
-    fn schema(&self, id: u32, stream: Stream) -> Result<(Stream, Arc<Schema>), CodecError> {
+    fn schema(&self, id: u32, stream: Stream) -> Result<(Stream, Arc<Compiled>), CodecError> {
         if let Some(found) = self.by_id.read().expect("schema cache").get(&id) {
             return Ok(found.clone());
         }
@@ -200,10 +239,10 @@ impl SchemaCatalog {
                 RegistryError::Refused { .. } => CodecError::Avro(e.to_string()),
             })?
             .ok_or(CodecError::UnknownSchemaId(id))?;
-        let schema = Arc::new(
-            Schema::parse_str(&text)
-                .map_err(|e| CodecError::Avro(format!("schema {id} from the registry: {e}")))?,
-        );
+        let schema = Schema::parse_str(&text)
+            .map_err(|e| e.to_string())
+            .and_then(Compiled::new)
+            .map_err(|e| CodecError::Avro(format!("schema {id} from the registry: {e}")))?;
         // The id belongs to the topic it came on: the registry's subjects are per topic.
         let entry = (stream, schema);
         self.by_id
@@ -219,16 +258,15 @@ impl SchemaCatalog {
         stream: Stream,
         json: &serde_json::Value,
     ) -> Result<Vec<u8>, CodecError> {
-        let (id, schema) = &self.current[&stream];
-        let value = json_to_avro(schema, json, stream.as_str())?;
-        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-            .build()
-            .and_then(|w| w.write_value_to_vec(value))
-            .map_err(|e| CodecError::Avro(e.to_string()))?;
-        let mut out = Vec::with_capacity(5 + datum.len());
+        let (id, compiled) = &self.current[&stream];
+        let value = json_to_avro(compiled.schema, json, stream.as_str())?;
+        let mut out = Vec::with_capacity(256);
         out.push(MAGIC);
         out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&datum);
+        compiled
+            .writer
+            .write_value(&mut out, value)
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
         Ok(out)
     }
 
@@ -246,7 +284,6 @@ impl SchemaCatalog {
         }
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let (found, writer) = self.schema(id, stream)?;
-        let writer = writer.as_ref();
         if found != stream {
             return Err(CodecError::WrongStream {
                 id,
@@ -255,14 +292,13 @@ impl SchemaCatalog {
             });
         }
         let (current, reader) = &self.current[&stream];
-        let reader = reader.as_ref();
         let datum = &bytes[5..];
         // Bounds, truncation and trailing bytes, before the decoder reserves anything.
-        limits::check(writer, datum).map_err(CodecError::Avro)?;
+        limits::check(writer.schema, writer.names.get_names(), datum).map_err(CodecError::Avro)?;
         let mut rest = datum;
-        let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
-            .build()
-            .and_then(|r| r.read_value(&mut rest))
+        let value = writer
+            .reader
+            .read_value(&mut rest)
             .map_err(|e| CodecError::Avro(e.to_string()))?;
         let value = if id == *current {
             value
@@ -270,10 +306,10 @@ impl SchemaCatalog {
             let mut value = value;
             widen_decimals(&mut value);
             value
-                .resolve(reader)
+                .resolve(reader.schema)
                 .map_err(|e| CodecError::Avro(e.to_string()))?
         };
-        avro_to_json(reader, &value, stream.as_str())
+        avro_to_json(reader.schema, &value, stream.as_str())
     }
 
     pub fn decode_input(&self, stream: Stream, bytes: &[u8]) -> Result<InputEvent, CodecError> {
