@@ -14,6 +14,8 @@ pub struct Metrics {
     pub outcomes: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub processing_seconds: Histogram,
+    pub record_e2e_latency: Histogram,
+    pub timer_lateness: Histogram,
     pub batches_committed: IntCounter,
     pub produce_retries: IntCounter,
     pub external_retries: IntCounter,
@@ -80,7 +82,29 @@ impl Metrics {
         registry
             .register(Box::new(processing_seconds.clone()))
             .expect("unique metric");
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let m = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        };
+        let record_e2e_latency = histogram(
+            "record_e2e_latency_seconds",
+            "From an input record's Kafka timestamp to the acknowledgement of the outputs it \
+             caused (its batch's).",
+            prometheus::exponential_buckets(0.001, 2.0, 17).expect("valid buckets"),
+        );
+        let timer_lateness = histogram(
+            "timer_lateness_seconds",
+            "From a timer's due instant (the start of its business day) to the acknowledgement \
+             of the outputs its firing caused.",
+            prometheus::exponential_buckets(0.05, 3.0, 14).expect("valid buckets"),
+        );
         Metrics {
+            record_e2e_latency,
+            timer_lateness,
             records_in: counter_vec(
                 "records_in_total",
                 "Input records read, by topic.",

@@ -256,6 +256,26 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
     assert_eq!(count(&moved, "ACME", ActionEventKind::MovedToList), 1);
     let escalations = wait_for(&config, &config.topics.escalations, WAIT, |r| !r.is_empty());
     assert_eq!(escalations.len(), 1);
+    // Latency: every record's (Kafka timestamp to its outputs acknowledged), each record's
+    // processing, and the timers' lateness.
+    let body = wait_metrics(&|b| {
+        metric(b, "condmon_timer_lateness_seconds_count").is_some_and(|n| n >= 1.0)
+    });
+    assert!(metric(&body, "condmon_record_e2e_latency_seconds_count").is_some_and(|n| n >= 6.0));
+    assert!(
+        metric(
+            &body,
+            "condmon_record_e2e_latency_seconds_bucket{le=\"65.536\"}"
+        )
+        .is_some_and(|n| n >= 6.0),
+        "{body}"
+    );
+    assert!(metric(&body, "condmon_processing_seconds_count").is_some_and(|n| n >= 6.0));
+    // The clock jumped ten days, so a timer is at most that late (measured on the injected
+    // clock, not the wall clock).
+    let fired = metric(&body, "condmon_timer_lateness_seconds_count").unwrap_or_default();
+    let late = metric(&body, "condmon_timer_lateness_seconds_sum").unwrap_or(f64::MAX);
+    assert!(late > 0.0 && late <= fired * 10.0 * 86_400.0, "{body}");
 
     // GLOBEX ages into violation? No: 800.00 stays under the amount. A second invoice does it.
     produce(

@@ -105,7 +105,8 @@ impl std::fmt::Debug for Compiled {
 impl Compiled {
     fn new(schema: Schema) -> Result<Arc<Compiled>, String> {
         let schema: &'static Schema = Box::leak(Box::new(schema));
-        let names = apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
+        let names =
+            apache_avro::schema::ResolvedSchema::try_from(schema).map_err(|e| e.to_string())?;
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
             .build()
             .map_err(|e| e.to_string())?;

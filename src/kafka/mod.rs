@@ -111,6 +111,8 @@ pub struct InputMessage {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
+    /// The record's Kafka timestamp (milliseconds since the epoch), if it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl InputMessage {
@@ -500,6 +502,7 @@ fn detach<M: Message>(m: &M) -> InputMessage {
         key: m.key().map(<[u8]>::to_vec),
         payload: m.payload().map(<[u8]>::to_vec),
         headers: headers_of(m),
+        timestamp_ms: m.timestamp().to_millis(),
     }
 }
 

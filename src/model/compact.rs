@@ -56,7 +56,9 @@ pub mod optional_decimal {
         if s.is_human_readable() {
             value.serialize(s)
         } else {
-            value.map(|v| serde_bytes_of(&Decimal::serialize(&v))).serialize(s)
+            value
+                .map(|v| serde_bytes_of(&Decimal::serialize(&v)))
+                .serialize(s)
         }
     }
 

@@ -451,7 +451,19 @@ impl Operator {
         partition: i32,
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
+        Ok(self.fire_timers_due(txn, partition, today)?.0)
+    }
+
+    /// [`Operator::fire_timers`], with the due date of every timer that fired (to measure how
+    /// late they fired).
+    pub fn fire_timers_due(
+        &self,
+        txn: &mut Txn<'_>,
+        partition: i32,
+        today: NaiveDate,
+    ) -> Result<(Vec<OutputEvent>, Vec<NaiveDate>), StateError> {
         let due = Timers { txn, partition }.due(today)?;
+        let dates = due.iter().map(|t| t.due).collect();
         let mut customers: Vec<CustomerKey> = due.into_iter().map(|t| t.key).collect();
         customers.sort();
         customers.dedup();
@@ -459,7 +471,7 @@ impl Operator {
         for customer in customers {
             out.extend(self.update(txn, partition, &customer, None, today)?);
         }
-        Ok(out)
+        Ok((out, dates))
     }
 
     /// Loads a customer, folds in the event (if any), reconciles, resets its timers, saves.

@@ -372,10 +372,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             offsets.insert((*partition, FINGERPRINT.to_string()), fingerprint);
         }
         let timers_due = last_tick.elapsed() >= tick;
+        let mut fired_due = Vec::new();
         if timers_due {
             last_tick = Instant::now();
             for partition in source.assigned() {
-                let mut events = rt.operator.fire_timers(&mut txn, partition, today)?;
+                let (mut events, due) = rt.operator.fire_timers_due(&mut txn, partition, today)?;
+                fired_due.extend(due);
                 rt.metrics.timers_fired.inc_by(events.len() as u64);
                 if quiet.contains_key(&partition) {
                     suppress(&rt, &mut events);
@@ -413,6 +415,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         };
         guard(&rt, &mut writers, &mut repairs, &commits_delivered)?;
         delivered.extend(commits_delivered);
+        observe_latency(&rt, &messages, &fired_due);
         for (record, _, _) in &delivered {
             rt.metrics
                 .records_out
@@ -592,9 +595,12 @@ fn process_batch<'s>(
     let mut offsets = Offsets::new();
     let mut rejected = Vec::new();
     let mut rerouted = Vec::new();
-    let started = Instant::now();
+    // Each record's own processing time (decode to encoded outputs), observed if the batch
+    // goes through.
+    let mut timings = Vec::with_capacity(batch.messages.len());
     let partitioned = rt.config.topics.partitioned_inputs();
     for (index, message) in batch.messages.iter().enumerate() {
+        let record_started = Instant::now();
         if partitioned.contains(&message.topic.as_str()) {
             offsets.insert(
                 (message.partition, message.topic.clone()),
@@ -609,6 +615,7 @@ fn process_batch<'s>(
                 Ok(record) => {
                     rerouted.push(message.topic.as_str());
                     records.push(record);
+                    timings.push(record_started.elapsed());
                     continue;
                 }
                 Err(rejection) => Outcome::Rejected(rejection),
@@ -685,6 +692,10 @@ fn process_batch<'s>(
                 ));
             }
         }
+        timings.push(record_started.elapsed());
+    }
+    for took in timings {
+        rt.metrics.processing_seconds.observe(took.as_secs_f64());
     }
     for message in batch.messages {
         rt.metrics
@@ -711,12 +722,6 @@ fn process_batch<'s>(
             );
         }
         counter.inc();
-    }
-    if !batch.messages.is_empty() {
-        let per_record = started.elapsed().as_secs_f64() / batch.messages.len() as f64;
-        for _ in batch.messages {
-            rt.metrics.processing_seconds.observe(per_record);
-        }
     }
     Ok((txn, records, offsets))
 }
@@ -944,6 +949,27 @@ fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, Pipeli
             output_record(&rt.config.topics, rt.operator.catalog(), e).map_err(PipelineError::from)
         })
         .collect()
+}
+
+/// The batch's outputs are acknowledged: how long after its input records were written, and
+/// after the due instants of the timers that fired.
+fn observe_latency(rt: &Runtime, messages: &[InputMessage], fired_due: &[chrono::NaiveDate]) {
+    // Kafka timestamps are the producers' wall clocks, so this one is the wall clock too (the
+    // injected business clock may be a file that tests move by days).
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for m in messages {
+        if let Some(at) = m.timestamp_ms.filter(|at| *at > 0) {
+            rt.metrics
+                .record_e2e_latency
+                .observe((now_ms - at).max(0) as f64 / 1000.0);
+        }
+    }
+    let business_now = rt.clock.now();
+    for due in fired_due {
+        let due_instant = due.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let late = (business_now - due_instant).num_milliseconds().max(0);
+        rt.metrics.timer_lateness.observe(late as f64 / 1000.0);
+    }
 }
 
 /// Whether `record` is an output that a batch which never committed sent already (it is then
@@ -1216,6 +1242,7 @@ mod tests {
             payload: Some(rt.operator.catalog().encode_input(event).unwrap()),
             key: Some(key),
             headers: Vec::new(),
+            timestamp_ms: None,
         }
     }
 
@@ -1287,6 +1314,7 @@ mod tests {
             key: sent.key.clone(),
             payload: sent.payload.clone(),
             headers: sent.headers.clone(),
+            timestamp_ms: None,
         };
         let (txn, records, offsets) =
             process_batch(&rt, &batch(std::slice::from_ref(&arrived), &none))
