@@ -26,6 +26,36 @@ pub struct Config {
     /// `$(POD_NAME).<headless service>:9464`.
     pub http_advertised: Option<String>,
     pub pipeline: PipelineConfig,
+    pub state: StateConfig,
+}
+
+/// RocksDB's memory, shared by every partition and store this node holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// The block cache (index and filter blocks and the memtables' reservation included).
+    pub block_cache_mb: usize,
+    /// All memtables together.
+    pub write_buffer_mb: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        let budget = crate::state::MemoryBudget::default();
+        StateConfig {
+            block_cache_mb: budget.block_cache_bytes >> 20,
+            write_buffer_mb: budget.write_buffer_bytes >> 20,
+        }
+    }
+}
+
+impl StateConfig {
+    pub fn budget(&self) -> crate::state::MemoryBudget {
+        crate::state::MemoryBudget {
+            block_cache_bytes: self.block_cache_mb << 20,
+            write_buffer_bytes: self.write_buffer_mb << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +187,7 @@ impl Default for Config {
             http_listen: "127.0.0.1:9464".into(),
             http_advertised: None,
             pipeline: PipelineConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }

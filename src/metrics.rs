@@ -11,6 +11,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub records_in: IntCounterVec,
     pub records_out: IntCounterVec,
+    pub records_committed: IntCounterVec,
     pub outcomes: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub processing_seconds: Histogram,
@@ -38,6 +39,8 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     pub assigned_partitions: IntGauge,
     pub rules_version: IntGauge,
+    pub state_block_cache_bytes: IntGauge,
+    pub state_memtable_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -113,6 +116,11 @@ impl Metrics {
             records_out: counter_vec(
                 "records_out_total",
                 "Records produced and acknowledged, by topic.",
+                &["topic"],
+            ),
+            records_committed: counter_vec(
+                "records_committed_total",
+                "Input records whose batch is done: outputs acknowledged, state and offsets committed, by topic.",
                 &["topic"],
             ),
             outcomes: counter_vec(
@@ -227,8 +235,23 @@ impl Metrics {
                 "rules_version",
                 "Version of the rule set in force (the topology file's, or a newer one from the rules topic).",
             ),
+            state_block_cache_bytes: gauge(
+                "state_block_cache_bytes",
+                "RocksDB's shared block cache in use (`[state] block_cache_mb` bounds it).",
+            ),
+            state_memtable_bytes: gauge(
+                "state_memtable_bytes",
+                "RocksDB's memtables, all stores together (`[state] write_buffer_mb` bounds them).",
+            ),
             registry,
         }
+    }
+
+    pub fn set_memory_gauges(&self, usage: crate::state::MemoryUsage) {
+        self.state_block_cache_bytes
+            .set(usage.block_cache_bytes as i64);
+        self.state_memtable_bytes
+            .set(usage.write_buffer_bytes as i64);
     }
 
     /// Counts a committed batch's reads and writes per store (the stores' metrics layer).

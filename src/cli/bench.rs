@@ -39,6 +39,16 @@ pub struct Args {
     /// State directory (default: a temporary one).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Skip the load: the state directory holds a previous run's customers (same
+    /// `--customers` and `--items`).
+    #[arg(long, requires = "state_dir")]
+    reuse_state: bool,
+    /// RocksDB's shared block cache, as `[state] block_cache_mb`.
+    #[arg(long)]
+    block_cache_mb: Option<usize>,
+    /// RocksDB's memtables together, as `[state] write_buffer_mb`.
+    #[arg(long)]
+    write_buffer_mb: Option<usize>,
 }
 
 /// A small deterministic generator: the same stream on every run.
@@ -133,38 +143,58 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let operator = Operator::new(Arc::new(rules), catalog.clone());
     let temp = tempfile::tempdir()?;
     let dir = args.state_dir.clone().unwrap_or(temp.path().to_path_buf());
-    let store = Store::open(&dir)?;
+    let defaults = crate::config::StateConfig::default();
+    let budget = crate::config::StateConfig {
+        block_cache_mb: args.block_cache_mb.unwrap_or(defaults.block_cache_mb),
+        write_buffer_mb: args.write_buffer_mb.unwrap_or(defaults.write_buffer_mb),
+    }
+    .budget();
+    let store = crate::pipeline::open_store(&dir, budget)?;
     store.ensure_partition(0)?;
     let today: NaiveDate = TODAY.parse()?;
     let encoded = |event: &InputEvent| -> anyhow::Result<(String, Vec<u8>)> {
         Ok((event.record_key(), catalog.encode_input(event)?))
     };
 
-    let load: Vec<(String, Vec<u8>)> = (0..args.customers)
-        .flat_map(|c| {
-            std::iter::once(master(c, 20_000))
-                .chain((0..args.items).map(move |n| invoice(c, n, Decimal::from(1_000_000))))
-        })
-        .map(|e| encoded(&e))
-        .collect::<anyhow::Result<_>>()?;
+    // The load is encoded batch by batch (a million customers' records held at once would
+    // distort the memory figure), so its rate includes the encoding.
+    let mut load = (0..args.customers).flat_map(|c| {
+        std::iter::once(master(c, 20_000))
+            .chain((0..args.items).map(move |n| invoice(c, n, Decimal::from(1_000_000))))
+    });
     let started = Instant::now();
-    let (_, outputs) = process(&operator, &store, &load, args.batch, today)?;
+    let (mut loaded, mut outputs) = (0usize, 0usize);
+    let mut offset = 0;
+    while !args.reuse_state {
+        let chunk: Vec<(String, Vec<u8>)> = load
+            .by_ref()
+            .take(args.batch)
+            .map(|e| encoded(&e))
+            .collect::<anyhow::Result<_>>()?;
+        if chunk.is_empty() {
+            break;
+        }
+        loaded += chunk.len();
+        outputs += process(&operator, &store, &chunk, args.batch, today, &mut offset)?.1;
+    }
     let took = started.elapsed().as_secs_f64();
     println!(
-        "load:  {} records ({} customers × (master + {} items)) in {took:.1} s: {:.0} records/s, \
-         {outputs} outputs",
-        load.len(),
+        "load:  {loaded} records ({} customers × (master + {} items)) in {took:.1} s: {:.0} \
+         records/s, {outputs} outputs",
         args.customers,
         args.items,
-        load.len() as f64 / took
+        loaded as f64 / took
     );
+    store.flush()?;
+    println!("state: {}", footprint(&store, &dir));
 
     let mut stream = Stream(0x2545_f491_4f6c_dd1d);
     let records: Vec<(String, Vec<u8>)> = (0..args.records)
         .map(|seq| encoded(&mixed(&mut stream, args.customers, args.items, seq)))
         .collect::<anyhow::Result<_>>()?;
     let started = Instant::now();
-    let (refused, outputs) = mixed_phase(&operator, &store, &records, args.batch, today)?;
+    let (refused, outputs) =
+        mixed_phase(&operator, &store, &records, args.batch, today, &mut offset)?;
     let took = started.elapsed().as_secs_f64();
     println!(
         "mixed: {} records (60 % items, 25 % payments, 10 % aging, 5 % masters) in {took:.2} s: \
@@ -173,7 +203,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         records.len() as f64 / took,
         took * 1e6 / records.len() as f64
     );
+    drop(records);
+    println!("state: {}", footprint(&store, &dir));
     Ok(())
+}
+
+/// Resident memory of the process, RocksDB's share of it and the state directory's size.
+fn footprint(store: &Store, dir: &std::path::Path) -> String {
+    let rss_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0);
+    let disk: u64 = walk_size(dir);
+    let usage = store.memory_usage();
+    format!(
+        "resident {} MiB (block cache {} MiB, memtables {} MiB), on disk {} MiB",
+        rss_kb >> 10,
+        usage.block_cache_bytes >> 20,
+        usage.write_buffer_bytes >> 20,
+        disk >> 20
+    )
+}
+
+fn walk_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => walk_size(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// The timed phase, a function of its own so that a profiler can collect it alone
@@ -185,8 +250,9 @@ fn mixed_phase(
     records: &[(String, Vec<u8>)],
     batch: usize,
     today: NaiveDate,
+    offset: &mut i64,
 ) -> anyhow::Result<(usize, usize)> {
-    process(operator, store, records, batch, today)
+    process(operator, store, records, batch, today, offset)
 }
 
 /// Runs `records` through the operator in batches, as the run loop does without Kafka: each
@@ -198,9 +264,9 @@ fn process(
     records: &[(String, Vec<u8>)],
     batch: usize,
     today: NaiveDate,
+    offset: &mut i64,
 ) -> anyhow::Result<(usize, usize)> {
     let (mut refused, mut outputs) = (0, 0);
-    let mut offset = 0i64;
     for chunk in records.chunks(batch) {
         let mut txn = store.txn();
         for (key, bytes) in chunk {
@@ -225,8 +291,8 @@ fn process(
                 Outcome::Rejected(_) => refused += 1,
             }
         }
-        offset += chunk.len() as i64;
-        store.apply(&txn.finish(&[(0, "bench".into(), offset)]))?;
+        *offset += chunk.len() as i64;
+        store.apply(&txn.finish(&[(0, "bench".into(), *offset)]))?;
     }
     Ok((refused, outputs))
 }

@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
-    let store = pipeline::open_store(&config.state_dir)?;
+    let store = pipeline::open_store(&config.state_dir, config.state.budget())?;
     let clock: Arc<dyn Clock> = match args.clock.strip_prefix("file:") {
         Some(path) => Arc::new(FileClock::new(path.into()).map_err(anyhow::Error::msg)?),
         None if args.clock == "system" => Arc::new(SystemClock),

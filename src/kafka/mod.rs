@@ -39,12 +39,38 @@ impl From<KafkaError> for BrokerError {
     }
 }
 
-fn client_config(config: &Config) -> ClientConfig {
+/// The settings every client of `config` shares (brokers, security).
+pub fn client_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.brokers);
     for (k, v) in &config.kafka.client {
         client.set(k, v);
     }
+    client
+}
+
+/// The producer's settings: condmon's defaults, then `[kafka.producer]`, then what correctness
+/// needs whatever the file says. Public for the broker benchmark's passthrough, which must
+/// produce exactly as condmon does.
+pub fn producer_config(config: &Config) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in &config.kafka.producer {
+        client.set(k, v);
+    }
+    client
+        .set(
+            "message.max.bytes",
+            config.pipeline.max_message_bytes.to_string(),
+        )
+        // Durable and in order: a customer's events never overtake each other.
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // The Java clients' partitioner, so our outputs for a customer land on the same
+        // partition number as the ERP's inputs for it.
+        .set("partitioner", "murmur2_random");
     client
 }
 
@@ -652,23 +678,7 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(config: &Config) -> Result<Sink, BrokerError> {
-        let mut client = client_config(config);
-        for (k, v) in &config.kafka.producer {
-            client.set(k, v);
-        }
-        let producer = client
-            .set(
-                "message.max.bytes",
-                config.pipeline.max_message_bytes.to_string(),
-            )
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000")
-            // The Java clients' partitioner, so our outputs for a customer land on the same
-            // partition number as the ERP's inputs for it.
-            .set("partitioner", "murmur2_random")
-            .create()?;
+        let producer = producer_config(config).create()?;
         Ok(Sink { producer })
     }
 

@@ -416,7 +416,7 @@ mod tests {
             Store::open(dir.path()).is_err(),
             "a plain open refuses the old layout rather than ignore it"
         );
-        let store = super::super::open_store(dir.path()).unwrap();
+        let store = super::super::open_store(dir.path(), Default::default()).unwrap();
         assert_eq!(store.offsets(0).unwrap()["ar.items"], 42);
         assert_eq!(store.counters(0).unwrap()["actions.new"], 3);
         let mut txn = store.txn();

@@ -20,9 +20,13 @@ pub use operator::{
     customers_of_owner, violation_counter,
 };
 
-/// Opens a state directory, migrating one written before the stores were split.
-pub fn open_store(path: &std::path::Path) -> Result<crate::state::Store, crate::state::StateError> {
-    crate::state::Store::open_migrating(path, customers::split_legacy)
+/// Opens a state directory within `budget`, migrating one written before the stores were
+/// split.
+pub fn open_store(
+    path: &std::path::Path,
+    budget: crate::state::MemoryBudget,
+) -> Result<crate::state::Store, crate::state::StateError> {
+    crate::state::Store::open_migrating(path, budget, customers::split_legacy)
 }
 pub use run::{Faults, Health, PipelineError, Runtime, run};
 

@@ -454,13 +454,13 @@ pub struct ReplayState {
 pub fn open_state(dir: Option<&Path>) -> Result<ReplayState, ReplayError> {
     match dir {
         Some(dir) => Ok(ReplayState {
-            store: super::open_store(dir)?,
+            store: super::open_store(dir, Default::default())?,
             _temp: None,
         }),
         None => {
             let temp = tempfile::tempdir()?;
             Ok(ReplayState {
-                store: super::open_store(temp.path())?,
+                store: super::open_store(temp.path(), Default::default())?,
                 _temp: Some(temp),
             })
         }

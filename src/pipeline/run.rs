@@ -444,6 +444,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.batches_committed.inc();
+        for message in &messages {
+            rt.metrics
+                .records_committed
+                .with_label_values(&[&message.topic])
+                .inc();
+        }
         let progress: Vec<(i32, String, i64)> = committed
             .into_iter()
             .filter(|(_, topic, _)| topic != FINGERPRINT)
@@ -1183,6 +1189,7 @@ fn refresh_gauges(rt: &Runtime, source: &Source) {
         .filter_map(|p| rt.store.counters(*p).ok())
         .collect();
     rt.metrics.set_state_gauges(&counters);
+    rt.metrics.set_memory_gauges(rt.store.memory_usage());
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options,
+    WriteBatch, WriteBufferManager, WriteOptions,
 };
 use thiserror::Error;
 
@@ -162,9 +163,75 @@ pub struct Changes {
     pub stats: [StoreStats; StoreName::ALL.len()],
 }
 
+/// How much memory RocksDB may use, whatever the number of partitions and stores: every column
+/// family shares one block cache (index and filter blocks included) and one write-buffer
+/// budget, so a node holding many partitions does not multiply RocksDB's per-family defaults
+/// (a 64 MiB memtable and an 8 MiB cache each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// The block cache shared by every store: hot blocks of the customers' records.
+    pub block_cache_bytes: usize,
+    /// All memtables together; a family whose memtable would overrun it is flushed early.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 128 << 20,
+        }
+    }
+}
+
+/// What RocksDB holds in memory now (for the gauges).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryUsage {
+    pub block_cache_bytes: usize,
+    pub write_buffer_bytes: usize,
+}
+
+/// The options every column family is opened with: the shared cache and write-buffer budget.
+struct Tuning {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    family: Options,
+}
+
+impl Tuning {
+    fn new(budget: MemoryBudget) -> Tuning {
+        let cache = Cache::new_lru_cache(budget.block_cache_bytes);
+        // The memtables' memory is charged to the cache, so the two together stay within the
+        // block cache plus the write-buffer budget; writes are not stalled, a full budget
+        // flushes the largest memtable instead.
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            budget.write_buffer_bytes,
+            false,
+            cache.clone(),
+        );
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        table.set_bloom_filter(10.0, false);
+        let mut family = Options::default();
+        family.set_block_based_table_factory(&table);
+        // A memtable per family is at most a quarter of the budget, so one busy store cannot
+        // take it all before the manager flushes.
+        family.set_write_buffer_size((budget.write_buffer_bytes / 4).max(1 << 20));
+        family.set_max_write_buffer_number(2);
+        Tuning {
+            cache,
+            write_buffers,
+            family,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Db>,
+    tuning: Arc<Tuning>,
 }
 
 impl Store {
@@ -172,7 +239,7 @@ impl Store {
     /// directory written before the stores were split is refused: open it with
     /// [`Store::open_migrating`].
     pub fn open(path: &Path) -> Result<Store, StateError> {
-        Self::open_migrating(path, |customer, _| {
+        Self::open_migrating(path, MemoryBudget::default(), |customer, _| {
             Err(format!(
                 "{customer}: a customer value of the layout before the stores were split"
             ))
@@ -182,19 +249,28 @@ impl Store {
     /// Opens the state directory, moving what the layout before the stores were split left
     /// into today's stores once: `split` turns a customer's value of that layout into its
     /// records (store, key, encoded value).
-    pub fn open_migrating(path: &Path, split: legacy::Split) -> Result<Store, StateError> {
-        let mut options = Options::default();
+    pub fn open_migrating(
+        path: &Path,
+        budget: MemoryBudget,
+        split: legacy::Split,
+    ) -> Result<Store, StateError> {
+        let tuning = Tuning::new(budget);
+        let mut options = tuning.family.clone();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        options.set_write_buffer_manager(&tuning.write_buffers);
         let mut names = Db::list_cf(&options, path).unwrap_or_default();
         if !names.iter().any(|n| n == "default") {
             names.push("default".into());
         }
         let descriptors = names
             .into_iter()
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(name, tuning.family.clone()));
         let db = Db::open_cf_descriptors(&options, path, descriptors)?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            tuning: Arc::new(tuning),
+        };
         legacy::migrate(&store, split)?;
         Ok(store)
     }
@@ -204,7 +280,7 @@ impl Store {
         for store in StoreName::ALL {
             let name = store.cf_name(partition);
             if self.db.cf_handle(&name).is_none() {
-                self.db.create_cf(&name, &Options::default())?;
+                self.db.create_cf(&name, &self.tuning.family)?;
             }
         }
         Ok(())
@@ -219,6 +295,14 @@ impl Store {
             .collect();
         found.sort_unstable();
         found
+    }
+
+    /// The block cache's and the memtables' memory now.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        MemoryUsage {
+            block_cache_bytes: self.tuning.cache.get_usage(),
+            write_buffer_bytes: self.tuning.write_buffers.get_usage(),
+        }
     }
 
     pub fn txn(&self) -> Txn<'_> {
@@ -422,7 +506,7 @@ impl Store {
     ) -> Result<(), StateError> {
         self.db.drop_cf(&store.cf_name(partition))?;
         self.db
-            .create_cf(store.cf_name(partition), &Options::default())?;
+            .create_cf(store.cf_name(partition), &self.tuning.family)?;
         let mut writer = self.bulk_writer();
         for (k, v) in entries {
             writer.put(partition, store, &k, Some(&v))?;
@@ -648,6 +732,44 @@ mod tests {
                 .unwrap(),
             Some("typed".to_string())
         );
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget_however_many_partitions_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = MemoryBudget {
+            block_cache_bytes: 8 << 20,
+            write_buffer_bytes: 4 << 20,
+        };
+        let store = Store::open_migrating(dir.path(), budget, |_, _| Err("none".into())).unwrap();
+        // 8 partitions × 11 stores: RocksDB's defaults would allow 64 MiB of memtables each.
+        let value = vec![7u8; 1000];
+        for partition in 0..8 {
+            store.ensure_partition(partition).unwrap();
+            for round in 0..4 {
+                let mut txn = store.txn();
+                for n in 0..2000u32 {
+                    let key = format!("SHARE|C{round}{n:06}");
+                    txn.put(partition, StoreName::Timers, key.as_bytes(), value.clone());
+                }
+                store.commit(txn, &[]).unwrap();
+                let usage = store.memory_usage();
+                assert!(
+                    usage.write_buffer_bytes <= 2 * budget.write_buffer_bytes,
+                    "memtables {usage:?} over the budget"
+                );
+                assert!(usage.block_cache_bytes <= 2 * budget.block_cache_bytes);
+            }
+        }
+        // Everything written is still there, flushed out of the bounded memtables.
+        let mut txn = store.txn();
+        for partition in 0..8 {
+            assert_eq!(
+                txn.get(partition, StoreName::Timers, b"SHARE|C3001999")
+                    .unwrap(),
+                Some(value.clone())
+            );
+        }
     }
 
     #[test]

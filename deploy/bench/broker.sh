@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Through the broker, side by side (README, "Performance"): starts its own Tansu, loads N item
+# changes for C customers into the items topic, then measures in one run
+#   (a) a plain consume → produce passthrough written with rdkafka (examples/broker_bench.rs),
+#       with condmon's producer settings, over those records, and
+#   (b) condmon over the same records (from ready to every record's batch committed),
+# and prints both rates and their ratio; then, with condmon still running, (c) the time from an
+# invoice that opens a collection plan to its action event under a steady background load of
+# RATE item changes a second, as a client sees it and as condmon's own
+# condmon_record_e2e_latency_seconds histogram does.
+#   deploy/bench/broker.sh                 # N=50000 C=10000 RATE=1000 LATENCY_SECONDS=30
+#   BATCHING=librdkafka deploy/bench/broker.sh   # without topology/condmon.toml's
+#                                                # batch.num.messages=1 (see the README)
+#   CONSUMER='"fetch.wait.max.ms" = "10"' deploy/bench/broker.sh   # [kafka.consumer] settings
+# Release build; a few minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-50000}
+C=${C:-10000}
+RATE=${RATE:-1000}
+LATENCY_SECONDS=${LATENCY_SECONDS:-30}
+BATCHING=${BATCHING:-one}
+deploy/install-deps.sh >/dev/null
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --locked --bin condmon --example broker_bench 2>&1 | tail -1
+BIN=$PWD/target/release/condmon
+BENCH=$PWD/target/release/examples/broker_bench
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port); HTTP=$(free_port)
+tansu broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT \
+  --storage-engine memory://tansu/ > "$WORK/tansu.log" 2>&1 &
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+{
+  cat <<TOML
+state_dir = "$WORK/state"
+http_listen = "127.0.0.1:$HTTP"
+rules_file = "$PWD/topology/rules.toml"
+schemas_dir = "$PWD/schemas"
+[kafka]
+brokers = "127.0.0.1:$PORT"
+group_id = "bench"
+[topics]
+partitions = 4
+TOML
+  if [ "$BATCHING" = one ]; then printf '[kafka.producer]\n"batch.num.messages" = "1"\n'; fi
+  if [ -n "${CONSUMER:-}" ]; then printf '[kafka.consumer]\n%s\n' "$CONSUMER"; fi
+} > "$WORK/condmon.toml"
+echo 2026-03-01 > "$WORK/today"
+$BIN topics create --config "$WORK/condmon.toml" > /dev/null
+echo "== $N item changes for $C customers, producer batching: $BATCHING"
+$BENCH --config "$WORK/condmon.toml" load --count "$N" --customers "$C"
+echo "== (a) passthrough"
+pass=$($BENCH --config "$WORK/condmon.toml" passthrough --count "$N" --to bench.passthrough)
+echo "$pass"
+metric() { curl -s "http://127.0.0.1:$HTTP/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+echo "== (b) condmon"
+RUST_LOG=warn $BIN run --config "$WORK/condmon.toml" --clock "file:$WORK/today" > "$WORK/condmon.log" 2>&1 &
+CONDMON=$!
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP/readyz")" = 200 ]; do sleep 0.05; done
+start=$(date +%s%N)
+until [ "$(metric 'condmon_records_committed_total{topic="ar.items"}')" = "$N" ]; do sleep 0.05; done
+end=$(date +%s%N)
+out=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '$1 ~ /^condmon_records_out_total/ {s += $2} END {print s}')
+python3 - "$N" "$start" "$end" "$out" "$pass" <<'PY'
+import re, sys
+n, start, end, out, passthrough = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+took = (end - start) / 1e9
+rate = n / took
+base = float(re.search(r"\(([0-9.]+) records/s\)", passthrough).group(1))
+print(f"condmon: {n} records in {took:.2f} s ({rate:.0f} records/s, {out} records produced: "
+      f"{out / n:.1f} per input)")
+print(f"ratio condmon / passthrough: {rate / base:.2f}")
+PY
+echo "== (c) input → action event under $RATE item changes/s"
+e2e_before=$(curl -s "http://127.0.0.1:$HTTP/metrics" | grep '^condmon_record_e2e_latency_seconds' || true)
+$BENCH --config "$WORK/condmon.toml" latency --rate "$RATE" --customers "$C" --seconds "$LATENCY_SECONDS"
+curl -s "http://127.0.0.1:$HTTP/metrics" | grep '^condmon_record_e2e_latency_seconds' > "$WORK/e2e_after" || true
+echo "$e2e_before" > "$WORK/e2e_before"
+python3 - "$WORK/e2e_before" "$WORK/e2e_after" <<'PY'
+import re, sys
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'condmon_record_e2e_latency_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if m:
+            out[float(m.group(1))] = float(m.group(2))
+    return out
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+counts = sorted((le, after[le] - before.get(le, 0)) for le in after)
+total = counts[-1][1] if counts else 0
+def quantile(q):
+    for le, c in counts:
+        if c >= q * total:
+            return le
+print(f"condmon_record_e2e_latency_seconds over the latency run: {total:.0f} records, "
+      f"p50 ≤ {quantile(0.5) * 1000:.0f} ms, p99 ≤ {quantile(0.99) * 1000:.0f} ms (bucket bounds)")
+PY
+kill -TERM $CONDMON; wait $CONDMON || true

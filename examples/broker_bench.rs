@@ -1,0 +1,339 @@
+//! The client side of the broker benchmark (`deploy/bench/broker.sh` drives it): loads item
+//! changes into the items topic, runs the plain consume → produce passthrough condmon is
+//! compared with, and times input → action event under a steady background load.
+//!
+//! Every producer here is configured as condmon's own (`condmon::kafka::producer_config`:
+//! condmon's defaults, the file's `[kafka.producer]`, idempotence and the Java partitioner),
+//! so the passthrough and condmon differ only in what happens between consume and produce.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use rust_decimal::Decimal;
+
+use condmon::codec::SchemaCatalog;
+use condmon::config::Config;
+use condmon::model::{CustomerKey, InputEvent, ItemChange};
+
+#[derive(Parser)]
+struct Cli {
+    /// condmon's configuration (brokers, topics, producer settings, schemas).
+    #[arg(long)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produces `count` item changes for `customers` customers to the items topic, as fast as
+    /// the producer goes.
+    Load {
+        #[arg(long)]
+        count: u32,
+        #[arg(long)]
+        customers: u32,
+    },
+    /// Reads `count` records of the items topic from its beginning and produces each to `to`;
+    /// prints records/s from the first record read to the last acknowledgement.
+    Passthrough {
+        #[arg(long)]
+        count: u32,
+        #[arg(long)]
+        to: String,
+    },
+    /// For `seconds`, produces item changes for `customers` existing customers at `rate` a
+    /// second and, `probes` times a second, an invoice of a new customer that opens a
+    /// collection plan at once; times each probe from just before its send to its first action
+    /// event read from the actions topic. Prints the percentiles.
+    Latency {
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        customers: u32,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long, default_value_t = 10)]
+        probes: u32,
+    },
+}
+
+/// Past due on the benchmark's business date (the script's file clock says 2026-03-01), so
+/// an invoice of a new customer opens a collection plan at once.
+fn due() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 15).expect("a date")
+}
+
+/// Change `n` of the stream: an invoice of customer `n % customers`, a new item or a new open
+/// amount of an earlier one.
+fn item_change(n: u32, customers: u32, prefix: &str) -> InputEvent {
+    let key = CustomerKey::new("SHARE", format!("{prefix}{:07}", n % customers));
+    let amount = Decimal::from(1000 + 100 * (n % 7));
+    let mut item = ItemChange::invoice(
+        &key,
+        "US001",
+        &format!("INV-{}", (n / customers) % 5),
+        amount,
+        "USD",
+        due(),
+    );
+    item.open_amount = amount - Decimal::from(n % 3 * 100);
+    InputEvent::Item(item)
+}
+
+struct Bench {
+    config: Config,
+    catalog: SchemaCatalog,
+    producer: FutureProducer,
+}
+
+impl Bench {
+    fn send(&self, topic: &str, event: &InputEvent) -> anyhow::Result<DeliveryFuture> {
+        let key = event.record_key();
+        let value = self.catalog.encode_input(event)?;
+        self.producer
+            .send_result(FutureRecord::to(topic).key(&key).payload(&value))
+            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))
+    }
+
+    /// A consumer with condmon's consumer settings (`[kafka.consumer]`), plus `extra`.
+    fn consumer(&self, group: &str, extra: &[(&str, &str)]) -> anyhow::Result<StreamConsumer> {
+        let mut client = condmon::kafka::client_config(&self.config);
+        for (k, v) in &self.config.kafka.consumer {
+            client.set(k, v);
+        }
+        for (k, v) in extra {
+            client.set(*k, *v);
+        }
+        Ok(client
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?)
+    }
+}
+
+/// Awaits acknowledgements in the order the records were sent, counting them; returns when
+/// `count` have been acknowledged.
+fn acknowledge(
+    count: u32,
+) -> (
+    tokio::sync::mpsc::Sender<DeliveryFuture>,
+    tokio::task::JoinHandle<anyhow::Result<Instant>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(100_000);
+    let acker = tokio::spawn(async move {
+        let mut acked = 0;
+        while let Some(delivery) = rx.recv().await {
+            delivery
+                .await?
+                .map_err(|(e, _)| anyhow::anyhow!("delivery: {e}"))?;
+            acked += 1;
+            if acked == count {
+                return Ok(Instant::now());
+            }
+        }
+        anyhow::bail!("{acked} of {count} acknowledged")
+    });
+    (tx, acker)
+}
+
+async fn load(bench: &Bench, count: u32, customers: u32) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (tx, acker) = acknowledge(count);
+    for n in 0..count {
+        let delivery = bench.send(&bench.config.topics.items, &item_change(n, customers, "C"))?;
+        tx.send(delivery).await?;
+    }
+    let done = acker.await??;
+    let took = (done - started).as_secs_f64();
+    println!(
+        "load: {count} item changes in {took:.1} s ({:.0} records/s)",
+        f64::from(count) / took
+    );
+    Ok(())
+}
+
+async fn passthrough(bench: &Bench, count: u32, to: &str) -> anyhow::Result<()> {
+    // The target topic, as many partitions as the items topic.
+    let admin: AdminClient<DefaultClientContext> =
+        condmon::kafka::client_config(&bench.config).create()?;
+    let topic = NewTopic::new(
+        to,
+        bench.config.topics.partitions,
+        TopicReplication::Fixed(bench.config.topics.replication_factor),
+    );
+    for created in admin.create_topics([&topic], &AdminOptions::new()).await? {
+        match created {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating {topic}: {code}"),
+        }
+    }
+    let consumer = bench.consumer("bench-passthrough", &[])?;
+    consumer.subscribe(&[&bench.config.topics.items])?;
+    let (tx, acker) = acknowledge(count);
+    let mut started = None;
+    for _ in 0..count {
+        let message = consumer.recv().await?;
+        started.get_or_insert_with(Instant::now);
+        let mut record = FutureRecord::to(to);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        let delivery = bench
+            .producer
+            .send_result(record)
+            .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
+        tx.send(delivery).await?;
+    }
+    let done = acker.await??;
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)?;
+    let took = (done - started.expect("a record")).as_secs_f64();
+    println!(
+        "passthrough: {count} records in {took:.2} s ({:.0} records/s)",
+        f64::from(count) / took
+    );
+    Ok(())
+}
+
+async fn latency(
+    bench: &Bench,
+    rate: u32,
+    customers: u32,
+    seconds: u64,
+    probes: u32,
+) -> anyhow::Result<()> {
+    // Read the actions from their end, assigned before the first probe is sent.
+    // The instrument must not add its own fetch wait to what it measures.
+    let actions = bench.consumer("bench-latency", &[("fetch.wait.max.ms", "1")])?;
+    let topic = &bench.config.topics.actions;
+    let metadata = actions.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment.add_partition_offset(topic, partition.id(), Offset::End)?;
+    }
+    actions.assign(&assignment)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<Vec<u8>, Instant>>> = Default::default();
+    let producing = {
+        let sent = sent.clone();
+        let period = Duration::from_millis(10);
+        let background_per_tick = f64::from(rate) / 100.0;
+        let probe_every = 100 / probes.max(1);
+        let bench_items = bench.config.topics.items.clone();
+        let catalog = bench.catalog.clone();
+        let producer = bench.producer.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            let (mut background, mut owed, mut probe) = (0u32, 0f64, 0u32);
+            for tick in 0..seconds * 100 {
+                ticker.tick().await;
+                owed += background_per_tick;
+                while owed >= 1.0 {
+                    let event = item_change(background, customers, "C");
+                    let value = catalog.encode_input(&event)?;
+                    let key = event.record_key();
+                    let _ = producer
+                        .send_result(FutureRecord::to(&bench_items).key(&key).payload(&value));
+                    background += 1;
+                    owed -= 1.0;
+                }
+                if tick % u64::from(probe_every) == 0 {
+                    let event = item_change(probe, u32::MAX, "P");
+                    let value = catalog.encode_input(&event)?;
+                    let key = event.record_key();
+                    sent.lock()
+                        .expect("sent lock")
+                        .insert(key.clone().into_bytes(), Instant::now());
+                    let _ = producer
+                        .send_result(FutureRecord::to(&bench_items).key(&key).payload(&value));
+                    probe += 1;
+                }
+            }
+            anyhow::Ok((background, probe))
+        })
+    };
+
+    let mut seen: HashMap<Vec<u8>, Duration> = HashMap::new();
+    let note = |message: &rdkafka::message::BorrowedMessage<'_>,
+                seen: &mut HashMap<Vec<u8>, Duration>| {
+        let arrived = Instant::now();
+        if let Some(key) = message.key()
+            && let Some(at) = sent.lock().expect("sent lock").get(key)
+        {
+            seen.entry(key.to_vec()).or_insert(arrived - *at);
+        }
+    };
+    while !producing.is_finished() {
+        if let Ok(Ok(message)) =
+            tokio::time::timeout(Duration::from_millis(100), actions.recv()).await
+        {
+            note(&message, &mut seen);
+        }
+    }
+    let (background, probes_sent) = producing.await??;
+    // The last probes' actions may still be on their way.
+    let drain_until = Instant::now() + Duration::from_secs(10);
+    while seen.len() < probes_sent as usize && Instant::now() < drain_until {
+        if let Ok(Ok(message)) =
+            tokio::time::timeout(Duration::from_millis(100), actions.recv()).await
+        {
+            note(&message, &mut seen);
+        }
+    }
+    let mut times: Vec<Duration> = seen.into_values().collect();
+    times.sort();
+    let at = |q: f64| {
+        times
+            .get(((times.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "latency: {background} background item changes at {rate}/s for {seconds} s; \
+         {} of {probes_sent} probes answered with an action event: \
+         p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        times.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(&cli.config)?;
+    let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
+    let producer: FutureProducer = condmon::kafka::producer_config(&config).create()?;
+    let bench = Bench {
+        config,
+        catalog,
+        producer,
+    };
+    match cli.command {
+        Command::Load { count, customers } => load(&bench, count, customers).await,
+        Command::Passthrough { count, to } => passthrough(&bench, count, &to).await,
+        Command::Latency {
+            rate,
+            customers,
+            seconds,
+            probes,
+        } => latency(&bench, rate, customers, seconds, probes).await,
+    }
+}
