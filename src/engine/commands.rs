@@ -330,6 +330,6 @@ fn add_item_action(
         today,
     ));
     let id = action.id.clone();
-    state.actions.insert(id.clone(), action);
+    state.add_action(action);
     id
 }

@@ -150,7 +150,7 @@ fn carry_out(
                 None,
                 today,
             ));
-            state.actions.insert(action.id.clone(), action);
+            state.add_action(action);
             Carried::Done
         }
         CallActionKind::CreditMemo => {
@@ -655,7 +655,7 @@ fn follow_up(
         None,
         today,
     ));
-    state.actions.insert(action.id.clone(), action);
+    state.add_action(action);
 }
 
 fn follow_up_id(conversation_id: &str) -> String {

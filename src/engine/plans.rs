@@ -86,6 +86,7 @@ impl Plans<'_> {
                 item_key: opening.item_key.clone(),
                 priority: opening.priority,
                 monitor_role: opening.role,
+                created_seq: 0,
                 due_days: step.due_days,
                 added_on: on_list_now.then_some(self.today),
                 created_by: None,
@@ -108,7 +109,7 @@ impl Plans<'_> {
                 None,
                 self.today,
             ));
-            self.state.actions.insert(action.id.clone(), action);
+            self.state.add_action(action);
         }
         self.out.push(condition_event(
             self.key,

@@ -97,6 +97,10 @@ pub struct CustomerState {
     /// Call actions that asked a question (a decision event) not answered yet.
     #[serde(default)]
     pub calls_asked: BTreeSet<String>,
+    /// Numbers every action created, in order (plan steps, item and call actions alike).
+    /// (New fields go last: the stored form is a MessagePack array.)
+    #[serde(default)]
+    pub action_seq: u64,
 }
 
 /// A promise's status as last reported.
@@ -280,6 +284,12 @@ pub struct Action {
     /// Who performed it (`condmon` for automated steps).
     #[serde(default)]
     pub performed_by: Option<String>,
+    /// Its place in the order the customer's actions were created (see
+    /// [`CustomerState::add_action`]): the most recent action is the highest. 0 for actions
+    /// created before it was kept. (New fields go last: the stored form is a MessagePack
+    /// array, which a field added in the middle would misalign.)
+    #[serde(default)]
+    pub created_seq: u64,
 }
 
 impl Action {
@@ -320,6 +330,7 @@ impl Action {
             item_key: None,
             priority: 0,
             monitor_role: MonitorRole::default(),
+            created_seq: 0,
             due_days: 0,
             added_on: on_list.then_some(today),
             created_by: None,
@@ -393,6 +404,14 @@ fn payment_totals(payment: &PaymentChange) -> Totals {
 }
 
 impl CustomerState {
+    /// Keeps a new action, numbered in creation order (which action of a kind is the most
+    /// recent is decided by this number, not by when the actions are performed).
+    pub fn add_action(&mut self, mut action: Action) {
+        self.action_seq += 1;
+        action.created_seq = self.action_seq;
+        self.actions.insert(action.id.clone(), action);
+    }
+
     /// Folds an input event into the ledger on business date `today`. Decisions are made
     /// afterwards, by `reconcile`.
     pub fn apply(&mut self, event: InputEvent, today: NaiveDate) {

@@ -229,8 +229,10 @@ fn write_off_item<'s>(
     subject_item(state, action.item_key.as_deref(), &action.evidence)
 }
 
-/// Puts a letter in the queue. A letter of the same kind already waiting is replaced: only the
-/// most recent action produces a letter, standing for the ones it supersedes.
+/// Puts a letter in the queue. Of two letters of the same kind, only the one of the most
+/// recent action (the one created last, whatever order they are performed in) is produced,
+/// standing for the other, whose action says it was superseded. The result for the action
+/// just performed.
 fn queue_letter(
     state: &mut CustomerState,
     key: &CustomerKey,
@@ -238,21 +240,34 @@ fn queue_letter(
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) -> String {
-    if let Some(pos) = state.letters.iter().position(|l| l.kind == letter.kind) {
-        let older = state.letters.remove(pos);
-        letter.superseded.extend(older.superseded);
-        letter.superseded.push(older.action_id.clone());
-        // The earlier of the two runs: a "now" letter does not wait for a later one's run.
-        letter.release_on = letter.release_on.min(older.release_on);
-        let result = format!("letter superseded by action {}", letter.action_id);
-        change_result(state, key, &older.action_id, result, today, out);
-    }
-    let result = match letter.delivery {
+    let requested = match letter.delivery {
         Delivery::Now => "letter requested",
         Delivery::NextRun => "letter requested with the next run",
     };
+    let Some(pos) = state.letters.iter().position(|l| l.kind == letter.kind) else {
+        state.letters.push(letter);
+        return requested.to_string();
+    };
+    let mut older = state.letters.remove(pos);
+    let created = |id: &str| state.actions.get(id).map_or(0, |a| a.created_seq);
+    // A tie (actions from before the order was kept) goes to the one performed last.
+    let waiting_is_newer = created(&older.action_id) > created(&letter.action_id);
+    if waiting_is_newer {
+        std::mem::swap(&mut older, &mut letter);
+    }
+    letter.superseded.extend(older.superseded);
+    letter.superseded.push(older.action_id.clone());
+    // The earlier of the two runs: a "now" letter does not wait for a later one's run.
+    letter.release_on = letter.release_on.min(older.release_on);
+    let superseded = format!("letter superseded by action {}", letter.action_id);
     state.letters.push(letter);
-    result.to_string()
+    if waiting_is_newer {
+        // The action just performed is the older one: its result is the superseding.
+        superseded
+    } else {
+        change_result(state, key, &older.action_id, superseded, today, out);
+        requested.to_string()
+    }
 }
 
 /// A performed action's result changed after the fact (its letter superseded or suppressed):

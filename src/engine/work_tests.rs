@@ -665,6 +665,47 @@ fn only_the_most_recent_letter_of_a_kind_is_produced() {
 }
 
 #[test]
+fn the_most_recent_action_s_letter_wins_whatever_order_they_are_performed_in() {
+    let rules = one_step("DLTR", Some("L1"), false);
+    let (mut state, _) = violated(&rules, "2026-11-23");
+    // A newer dunning action (added after the plan's) is performed first, with the next run...
+    let mut add = command(CommandKind::AddItemAction, "COLL1", &[]);
+    add.owner = Some("COLL1".into());
+    add.action_code = Some("DLTR".into());
+    add.action_parameter = Some("L3".into());
+    add.item_id = Some("INV1".into());
+    add.item_line = Some(0);
+    run(&mut state, &rules, &add, "2026-11-23");
+    assert!(state.actions["ITEM-1"].created_seq > state.actions[CALL].created_seq);
+    let mut newer = command(CommandKind::Perform, "COLL1", &["ITEM-1"]);
+    newer.delivery = Some(Delivery::NextRun);
+    assert!(letters(&run(&mut state, &rules, &newer, "2026-11-23")).is_empty());
+    // ...then the older plan action is performed, for a letter now.
+    let out = run(
+        &mut state,
+        &rules,
+        &command(CommandKind::Perform, "COLL1", &[CALL]),
+        "2026-11-23",
+    );
+    let sent = letters(&out);
+    assert_eq!(sent.len(), 1, "one letter, at once");
+    assert_eq!(sent[0].action_id, "ITEM-1", "the most recent action's");
+    assert_eq!(sent[0].letter_code.as_deref(), Some("L3"));
+    assert_eq!(sent[0].superseded_action_ids, vec![CALL.to_string()]);
+    assert_eq!(state.actions[CALL].status, ActionStatus::Complete);
+    assert_eq!(
+        state.actions[CALL].result.as_deref(),
+        Some("letter superseded by action ITEM-1")
+    );
+    assert_eq!(
+        state.actions["ITEM-1"].result.as_deref(),
+        Some("letter requested with the next run")
+    );
+    // Nothing is left for the next run.
+    assert!(letters(&rec(&mut state, &rules, "2026-11-24")).is_empty());
+}
+
+#[test]
 fn a_letter_with_the_next_run_goes_out_the_next_day() {
     let rules = one_step("STMT", None, false);
     let (mut state, _) = violated(&rules, "2026-11-23");

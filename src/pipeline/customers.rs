@@ -314,6 +314,29 @@ mod tests {
         (state, json)
     }
 
+    /// Records as the release of 2026-11-30 wrote them (MessagePack arrays, before
+    /// `action_seq` and `created_seq` were appended): a field added anywhere but at the end
+    /// would misalign them.
+    #[test]
+    fn records_written_by_an_earlier_release_still_read() {
+        let ledger: CustomerState = crate::state::value::decode(include_bytes!(
+            "../../tests/fixtures/ledger-v1-2026-11-30.bin"
+        ))
+        .unwrap();
+        assert_eq!(ledger.items.len(), 10);
+        assert_eq!(ledger.action_seq, 0, "appended since: its default");
+        let action: Action = crate::state::value::decode(include_bytes!(
+            "../../tests/fixtures/action-v1-2026-11-30.bin"
+        ))
+        .unwrap();
+        assert_eq!(action.id, "COLL-30-1-1");
+        assert_eq!(action.created_seq, 0);
+        // Written again, they read back the same.
+        let again: CustomerState =
+            crate::state::value::decode(&crate::state::value::encode(&ledger)).unwrap();
+        assert_eq!(again, ledger);
+    }
+
     #[test]
     fn a_customer_written_by_the_previous_version_reads_whole_from_its_split_records() {
         let (expected, json) = legacy_whole();
