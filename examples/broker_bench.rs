@@ -253,7 +253,13 @@ async fn latency(
                     owed -= 1.0;
                 }
                 if tick % u64::from(probe_every) == 0 {
-                    let event = item_change(probe, u32::MAX, "P");
+                    // A new customer's invoice of 2,000.00, past due: over every collection
+                    // rule's threshold, so each probe opens a plan.
+                    let mut event = item_change(probe, u32::MAX, "P");
+                    if let InputEvent::Item(item) = &mut event {
+                        item.original_amount = Decimal::from(2000);
+                        item.open_amount = Decimal::from(2000);
+                    }
                     let value = catalog.encode_input(&event)?;
                     let key = event.record_key();
                     sent.lock()

@@ -247,7 +247,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             max_batch: 1000,
-            linger_ms: 20,
+            linger_ms: 5,
             tick_ms: 1000,
             retry_backoff_ms: 100,
             max_message_bytes: 1_000_000,

@@ -11,7 +11,8 @@
 #   deploy/bench/broker.sh                 # N=50000 C=10000 RATE=1000 LATENCY_SECONDS=30
 #   BATCHING=librdkafka deploy/bench/broker.sh   # without topology/condmon.toml's
 #                                                # batch.num.messages=1 (see the README)
-#   CONSUMER='"fetch.wait.max.ms" = "10"' deploy/bench/broker.sh   # [kafka.consumer] settings
+#   CONSUMER='"fetch.wait.max.ms" = "10"' PRODUCER='"linger.ms" = "1"' PIPELINE='linger_ms = 5' \
+#     deploy/bench/broker.sh   # settings for [kafka.consumer], [kafka.producer], [pipeline]
 # Release build; a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,8 +45,10 @@ group_id = "bench"
 [topics]
 partitions = 4
 TOML
-  if [ "$BATCHING" = one ]; then printf '[kafka.producer]\n"batch.num.messages" = "1"\n'; fi
-  if [ -n "${CONSUMER:-}" ]; then printf '[kafka.consumer]\n%s\n' "$CONSUMER"; fi
+  printf '[kafka.producer]\n%s\n' "${PRODUCER:-}"
+  if [ "$BATCHING" = one ]; then printf '"batch.num.messages" = "1"\n'; fi
+  printf '[kafka.consumer]\n%s\n' "${CONSUMER:-}"
+  printf '[pipeline]\n%s\n' "${PIPELINE:-}"
 } > "$WORK/condmon.toml"
 echo 2026-03-01 > "$WORK/today"
 $BIN topics create --config "$WORK/condmon.toml" > /dev/null

@@ -54,8 +54,10 @@ pub fn client_config(config: &Config) -> ClientConfig {
 /// produce exactly as condmon does.
 pub fn producer_config(config: &Config) -> ClientConfig {
     let mut client = client_config(config);
+    // condmon sends a batch's records together and waits for them: lingering only delays the
+    // last partial batch.
     client
-        .set("linger.ms", "5")
+        .set("linger.ms", "1")
         .set("message.timeout.ms", "30000");
     for (k, v) in &config.kafka.producer {
         client.set(k, v);
@@ -328,6 +330,10 @@ impl Source {
             // Static membership: a restarted instance gets its partitions back, no rebalance.
             client.set("group.instance.id", instance);
         }
+        // A fetch returns as soon as it has data on Kafka, but Tansu holds it for the whole
+        // wait: 500 ms (librdkafka's default) was the median input → action latency there.
+        // On an idle cluster this is the poll interval.
+        client.set("fetch.wait.max.ms", "10");
         for (k, v) in &config.kafka.consumer {
             client.set(k, v);
         }
