@@ -143,7 +143,8 @@ fn the_sample_ledger_scored_at_a_date_matches_the_golden_scores() {
 
 /// A collection plan from its violation to its end, worked by commands: reviewed, a refused
 /// perform, performed; an item action added by hand and written off; a future step re-dated;
-/// a step reassigned by the supervisor and its letter sent with the next run; the automated
+/// a step reassigned by the supervisor whose letter, performed after a newer dunning action's,
+/// is superseded by that one's, sent with the next run; the automated
 /// hold on its (new) day; reminders on their business days; the invoice paid.
 #[test]
 fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_output() {
@@ -186,12 +187,20 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
         ["C3", "C9"],
         "a stranger's perform; a cancel after completion"
     );
-    assert_eq!(answers.len(), 9);
+    assert_eq!(answers.len(), 11);
+    // Two dunning letters asked for on Friday the 12th, the newer action's (ITEM-2, added that
+    // day) first: one letter, the most recent action's, at the next run (the next business
+    // day), standing for the plan's older one performed after it.
     let letters = of("correspondence");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0]["letter_code"], "DUN2");
-    // Performed on Friday the 12th: the next run is on the next business day.
+    assert_eq!(letters[0]["action_id"], "ITEM-2");
+    assert_eq!(letters[0]["letter_code"], "DUN3");
+    assert_eq!(letters[0]["superseded_action_ids"][0], "COLL-30-1-2");
     assert_eq!(letters[0]["business_date"], "2026-06-15", "the next run");
+    assert!(
+        of("actions").iter().any(|a| a["action_id"] == "COLL-30-1-2"
+            && a["result"] == "letter superseded by action ITEM-2")
+    );
     let requests: Vec<(&str, &str)> = of("requests")
         .iter()
         .map(|r| {
@@ -217,14 +226,15 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
     assert_eq!(last_status("COLL-30-1-2"), "COMPLETE");
     assert_eq!(last_status("COLL-30-1-3"), "SYSTEM_COMPLETE");
     assert_eq!(last_status("ITEM-1"), "COMPLETE");
+    assert_eq!(last_status("ITEM-2"), "COMPLETE");
 }
 
 /// Conversations with LUTHOR: a promise on an item kept by its payment, a follow-up done; a
 /// promise on the account partly paid and broken by timer (its plan ends once reviewed); a
 /// partial dispute placed and ended; an alert for the supervisor; a site without a profile
 /// excluded from dunning only once the call says to update the customer profile, after which
-/// the dunning letter is suppressed; a credit memo requested; a promise of a negative amount
-/// refused.
+/// the dunning letter is suppressed, until the user re-includes the customer by its profile; a
+/// credit memo requested; a promise of a negative amount refused.
 #[test]
 fn conversations_and_promises_replay_to_the_golden_output() {
     let dir = tempfile::tempdir().unwrap();
@@ -278,6 +288,18 @@ fn conversations_and_promises_replay_to_the_golden_output() {
             && a["result"] == "suppressed: customer excluded from dunning"
     });
     assert!(suppressed, "the dunning letter after the exclusion");
+    // The ERP applies the exclusion to the profile (21st), the user updates the profile to
+    // re-include the customer (22nd): the next dunning letter goes out.
+    let letters: Vec<(String, String)> = values("correspondence")
+        .iter()
+        .map(|l| {
+            (
+                l["action_id"].as_str().unwrap().to_string(),
+                l["business_date"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(letters, [("ITEM-1".to_string(), "2026-07-22".to_string())]);
     let brkp: Vec<String> = values("conditions")
         .iter()
         .filter(|c| c["condition"] == "BRKP")

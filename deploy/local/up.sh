@@ -72,7 +72,14 @@ echo "== OSCORP's action history (GET /customers/SHARE/OSCORP/action-history)"
 exec 4<>/dev/tcp/127.0.0.1/9464; printf 'GET /customers/SHARE/OSCORP/action-history HTTP/1.0\r\n\r\n' >&4
 sed -n '/^\r*$/,$p' <&4 | tail -n +2 | python3 -c 'import json,sys; [print(a["id"], a["action_code"], a["status"], a["owner"], "due", a["due_date"], a.get("result") or "", a.get("cancel_reason") or "") for a in json.load(sys.stdin)]' || true
 echo "== conversations: LUTHOR's promises, dispute and exclusion (topology/sample/conversations.ndjson)"
-grep -v '"action-commands"' topology/sample/conversations.ndjson > var/conversations.ndjson
+# The ledger (master, items, payments) first, then the conversations: everything arrives today
+# and topics are read side by side, so a promise read before its payment would be judged (past
+# its deadline) with nothing paid.
+grep -v '"action-commands"' topology/sample/conversations.ndjson | grep -v '"stream":"conversations"' \
+  > var/conversations-ledger.ndjson
+grep '"stream":"conversations"' topology/sample/conversations.ndjson > var/conversations.ndjson
+$BIN feed --input var/conversations-ledger.ndjson
+sleep 3
 $BIN feed --input var/conversations.ndjson
 sleep 4
 echo "== promise statuses (cm.promise-status)"

@@ -666,6 +666,61 @@ fn excluding_a_site_follows_the_customer_calls_rule() {
 }
 
 #[test]
+fn the_profile_and_the_calls_decide_dunning_in_the_order_they_come() {
+    let rules = rules();
+    let profile = |excluded: bool, limit: &str| {
+        let InputEvent::Customer(mut m) = master(vec![]) else {
+            unreachable!()
+        };
+        m.exclude_from_dunning = excluded;
+        m.credit_limit = Some(limit.parse().unwrap());
+        InputEvent::Customer(m)
+    };
+    let mut state = CustomerState::default();
+    state.apply(profile(false, "10000"), d("2026-11-23"));
+    // A call excludes the customer; a master change that leaves the profile's flag alone (a
+    // new credit limit) does not undo it.
+    save(&mut state, &rules, exclude("1", None, None), "2026-11-23");
+    assert!(state.excluded_from_dunning());
+    state.apply(profile(false, "12000"), d("2026-11-24"));
+    assert!(state.excluded_from_dunning(), "the call still decides");
+    // The ERP applies condmon's request to the profile, then the user re-includes the
+    // customer by updating the profile: back on dunning.
+    state.apply(profile(true, "12000"), d("2026-11-25"));
+    assert!(state.excluded_from_dunning());
+    state.apply(profile(false, "12000"), d("2026-11-26"));
+    assert!(!state.excluded_from_dunning(), "re-included by the profile");
+    // A letter of its plan now goes out.
+    let out = step(&mut state, &rules, invoice("INV1", "1500"), "2026-11-26");
+    assert!(
+        out.iter()
+            .any(|e| matches!(e, OutputEvent::Correspondence(_)))
+    );
+    // The other way round: the profile excludes, a later call re-includes, and the call
+    // stands until the profile's flag changes again.
+    state.apply(profile(true, "12000"), d("2026-11-27"));
+    assert!(state.excluded_from_dunning());
+    let mut include = conversation("INC", "2026-11-27");
+    include.call_actions = vec![call("1", CallActionKind::IncludeInDunning)];
+    save(&mut state, &rules, include, "2026-11-27");
+    assert!(
+        !state.excluded_from_dunning(),
+        "the call is the latest decision"
+    );
+    state.apply(profile(true, "15000"), d("2026-11-28"));
+    assert!(
+        !state.excluded_from_dunning(),
+        "the profile's flag did not change"
+    );
+    state.apply(profile(false, "15000"), d("2026-11-29"));
+    state.apply(profile(true, "15000"), d("2026-11-30"));
+    assert!(
+        state.excluded_from_dunning(),
+        "the profile is the latest decision"
+    );
+}
+
+#[test]
 fn an_excluded_customer_gets_no_dunning_letter_from_its_plan() {
     let rules = rules();
     let mut state = CustomerState::default();

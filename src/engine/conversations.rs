@@ -163,6 +163,11 @@ fn carry_out(
         CallActionKind::PartialDispute => Carried::Done,
         CallActionKind::IncludeInDunning => {
             state.dunning.customer_excluded = false;
+            // Until the ERP updates the profile (the request below), the call decides.
+            state.dunning.included_by_call = state
+                .customer
+                .as_ref()
+                .is_some_and(|c| c.exclude_from_dunning);
             out.push(decision(
                 key,
                 conversation,
@@ -186,6 +191,7 @@ fn carry_out(
             match verdict {
                 DunningDecision::CustomerExcluded | DunningDecision::CustomerProfileUpdated => {
                     state.dunning.customer_excluded = true;
+                    state.dunning.included_by_call = false;
                 }
                 DunningDecision::SiteExcluded => {
                     let site = call.site.clone().expect("a site decision has a site");

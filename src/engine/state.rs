@@ -142,12 +142,21 @@ pub struct Dispute {
     pub erp_amount: Decimal,
 }
 
+/// Whether the customer gets dunning letters is decided by two sources, customer calls and the
+/// master's profile (`exclude_from_dunning`); the most recent decision wins. A master change
+/// decides only when it changes the profile's flag (any other master change leaves a call's
+/// decision standing).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DunningState {
-    /// The customer was excluded by a call (and not re-included since).
+    /// The customer was excluded by a call (and neither a call nor the profile re-included it
+    /// since).
     pub customer_excluded: bool,
     /// Sites excluded by calls.
     pub sites_excluded: BTreeSet<String>,
+    /// A call re-included the customer while the profile still says excluded (until the
+    /// profile's flag changes).
+    #[serde(default)]
+    pub included_by_call: bool,
 }
 
 /// The running components of a customer's balance in one currency.
@@ -468,7 +477,18 @@ impl CustomerState {
                     self.aging.insert(key, snapshot);
                 }
             }
-            InputEvent::Customer(customer) => self.customer = Some(customer),
+            InputEvent::Customer(customer) => {
+                let was_excluded = self
+                    .customer
+                    .as_ref()
+                    .is_some_and(|c| c.exclude_from_dunning);
+                if customer.exclude_from_dunning != was_excluded {
+                    // The profile was updated: the latest decision, over the calls' earlier ones.
+                    self.dunning.customer_excluded = false;
+                    self.dunning.included_by_call = false;
+                }
+                self.customer = Some(customer);
+            }
             InputEvent::History(h) => {
                 let key = format!(
                     "{}#{}#{:04}#{:03}",
@@ -542,13 +562,14 @@ impl CustomerState {
             .collect()
     }
 
-    /// No dunning letters: the master's profile says so, or a customer call excluded it.
+    /// No dunning letters: a customer call excluded it, or the master's profile says so and no
+    /// call re-included it since (see [`DunningState`]).
     pub fn excluded_from_dunning(&self) -> bool {
-        self.dunning.customer_excluded
-            || self
-                .customer
-                .as_ref()
-                .is_some_and(|c| c.exclude_from_dunning)
+        let profile = self
+            .customer
+            .as_ref()
+            .is_some_and(|c| c.exclude_from_dunning);
+        self.dunning.customer_excluded || (profile && !self.dunning.included_by_call)
     }
 
     /// Sets what is in dispute on an open item, keeping the running totals in step.
