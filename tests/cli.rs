@@ -95,6 +95,20 @@ fn topology_prints_every_topic_with_its_cleanup_policy() {
 }
 
 #[test]
+fn replay_requires_the_rule_set_it_tries() {
+    let out = condmon(&[
+        "replay",
+        "--input",
+        "topology/sample/ledger.ndjson",
+        "--start",
+        "2026-01-01",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--rules"), "{stderr}");
+}
+
+#[test]
 fn replay_writes_ndjson_and_reports_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.ndjson");
@@ -102,6 +116,8 @@ fn replay_writes_ndjson_and_reports_dead_letters() {
         "replay",
         "--input",
         "topology/sample/ledger.ndjson",
+        "--rules",
+        "topology/rules.toml",
         "--start",
         "2026-01-01",
         "--until",

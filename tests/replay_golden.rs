@@ -144,7 +144,8 @@ fn the_sample_ledger_scored_at_a_date_matches_the_golden_scores() {
 /// A collection plan from its violation to its end, worked by commands: reviewed, a refused
 /// perform, performed; an item action added by hand and written off; a future step re-dated;
 /// a step reassigned by the supervisor whose letter, performed after a newer dunning action's,
-/// is superseded by that one's, sent with the next run; the automated
+/// is superseded by that one's, sent with the next run; a call added on a Saturday due in 0
+/// business days, due on Monday; the automated
 /// hold on its (new) day; reminders on their business days; the invoice paid.
 #[test]
 fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_output() {
@@ -187,7 +188,13 @@ fn an_action_plan_worked_from_violation_to_completion_replays_to_the_golden_outp
         ["C3", "C9"],
         "a stranger's perform; a cancel after completion"
     );
-    assert_eq!(answers.len(), 11);
+    assert_eq!(answers.len(), 12);
+    // Added on Saturday the 13th, due in 0 business days: due on Monday, the next business day.
+    let added_saturday = of("actions")
+        .into_iter()
+        .find(|a| a["action_id"] == "ITEM-3")
+        .unwrap();
+    assert_eq!(added_saturday["due_date"], "2026-06-15");
     // Two dunning letters asked for on Friday the 12th, the newer action's (ITEM-2, added that
     // day) first: one letter, the most recent action's, at the next run (the next business
     // day), standing for the plan's older one performed after it.
@@ -314,6 +321,24 @@ fn conversations_and_promises_replay_to_the_golden_output() {
     assert_eq!(
         brkp,
         ["VIOLATION_OPENED 2026-07-14", "VIOLATION_ENDED 2026-07-15"]
+    );
+    // Each output line names its cause: the broken promise, time alone (its timer on the 14th);
+    // the payment that partly kept it, its input line.
+    let cause = |status: &str| -> (serde_json::Value, serde_json::Value) {
+        let line: serde_json::Value = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|l| l["stream"] == "promise-status" && l["value"]["status"] == status)
+            .unwrap();
+        (line["line"].clone(), line["timer"].clone())
+    };
+    assert_eq!(
+        cause("BROKEN"),
+        (serde_json::Value::Null, "2026-07-14".into())
+    );
+    assert_eq!(
+        cause("PARTIALLY_KEPT"),
+        (10.into(), serde_json::Value::Null)
     );
 }
 

@@ -18,8 +18,8 @@ pub struct Args {
     /// NDJSON input: `{"stream": "items", "at": "2026-01-05", "value": {...}}` per line.
     #[arg(long)]
     input: PathBuf,
-    /// Rule set (TOML).
-    #[arg(long, default_value = "topology/rules.toml")]
+    /// Rule set (TOML). Required: a what-if replay must say which rules it tries.
+    #[arg(long)]
     rules: PathBuf,
     /// Business date the clock starts on.
     #[arg(long)]

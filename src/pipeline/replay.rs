@@ -9,9 +9,12 @@
 //! falls due on the way fires on its own day. `{"rules": "<TOML rule document>"}` replaces
 //! the rule set live, as a document on the rules topic does. Output lines:
 //! ```json
-//! {"stream": "actions", "key": "SHARE|C1", "value": { ...ActionEvent JSON... }}
+//! {"stream": "actions", "key": "SHARE|C1", "line": 3, "value": { ...ActionEvent JSON... }}
+//! {"stream": "actions", "key": "SHARE|C1", "timer": "2026-02-02", "value": { ... }}
 //! {"stream": "dead-letter", "line": 7, "kind": "invalid", "reason": "...", "input": "..."}
 //! ```
+//! Every output line names its cause: the input line (`line`, from 1) or, when time alone
+//! caused it, the day its timers fired (`timer`).
 //! With a state directory, a replay that stops part-way (`stop_after`) resumes where it
 //! stopped: the line number and the clock are committed with the state, like Kafka offsets.
 
@@ -123,6 +126,7 @@ pub fn replay(
         out,
         metrics: options.metrics,
         summary: ReplaySummary::default(),
+        cause: Cause::Line(0),
     };
     for (index, line) in input.lines().enumerate() {
         if index < resume_line {
@@ -169,6 +173,15 @@ struct Driver<'a> {
     out: &'a mut dyn Write,
     metrics: &'a Metrics,
     summary: ReplaySummary,
+    /// What the events being written were caused by (every output line says).
+    cause: Cause,
+}
+
+/// An output line's cause: an input line (its number), or time alone (a timer on its day).
+#[derive(Debug, Clone, Copy)]
+enum Cause {
+    Line(usize),
+    Timer(NaiveDate),
 }
 
 fn day_start(date: NaiveDate) -> DateTime<Utc> {
@@ -221,6 +234,7 @@ impl Driver<'_> {
                     RulesChange::Applied { version, events } => {
                         let line = json!({"stream": "rules", "line": line_no, "outcome": "applied", "version": version});
                         writeln!(self.out, "{line}")?;
+                        self.cause = Cause::Line(line_no);
                         self.emit(&mut txn, events)?;
                         self.commit_txn(txn, index)
                     }
@@ -263,6 +277,7 @@ impl Driver<'_> {
                 )?;
                 match outcome {
                     Outcome::Processed(events) => {
+                        self.cause = Cause::Line(line_no);
                         self.emit(&mut txn, events)?;
                         self.commit_txn(txn, index)
                     }
@@ -344,6 +359,7 @@ impl Driver<'_> {
                     let today = self.clock.today();
                     let events = self.operator.fire_timers(&mut txn, PARTITION, today)?;
                     self.metrics.timers_fired.inc_by(events.len() as u64);
+                    self.cause = Cause::Timer(today);
                     self.emit(&mut txn, events)?;
                     let clock = day_number(today);
                     self.store
@@ -390,11 +406,15 @@ impl Driver<'_> {
 
     fn write_events(&mut self, events: &[OutputEvent]) -> Result<(), ReplayError> {
         for event in events {
-            let line = json!({
+            let mut line = json!({
                 "stream": event.stream().as_str(),
                 "key": event.customer_key().encode(),
                 "value": crate::codec::output_to_json(event),
             });
+            match self.cause {
+                Cause::Line(n) => line["line"] = json!(n),
+                Cause::Timer(day) => line["timer"] = json!(day),
+            }
             writeln!(self.out, "{line}")?;
             self.metrics
                 .records_out

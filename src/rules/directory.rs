@@ -56,10 +56,15 @@ impl Calendar {
                 .any(|d| weekday(d) == Some(date.weekday()))
     }
 
-    /// `date` moved by `days` business days: forward when positive, back when negative; 0 is
-    /// `date` itself. Weekends and holidays are skipped, as the manual's due and notification
-    /// dates skip them.
+    /// `date` moved by `days` business days: forward when positive, back when negative.
+    /// Weekends and holidays are skipped, as the manual's due and notification dates skip them.
+    /// 0 is `date` itself if it is a business day, else the next business day: something due
+    /// "in 0 business days" on a Saturday is due on Monday, so a due date is always a day
+    /// someone works.
     pub fn add_business_days(&self, date: NaiveDate, days: i32) -> NaiveDate {
+        if days == 0 {
+            return self.add_business_days(date - Duration::days(1), 1);
+        }
         let step = Duration::days(if days < 0 { -1 } else { 1 });
         let mut left = days.unsigned_abs();
         let mut current = date;
@@ -210,6 +215,16 @@ mod tests {
         assert_eq!(
             us().add_business_days(date("2026-11-27"), 0),
             date("2026-11-27")
+        );
+        // 0 on a day nobody works: the next business day (Saturday 28 → Monday 30; the
+        // Christmas holiday, Friday 25 → Monday 28).
+        assert_eq!(
+            us().add_business_days(date("2026-11-28"), 0),
+            date("2026-11-30")
+        );
+        assert_eq!(
+            us().add_business_days(date("2026-12-25"), 0),
+            date("2026-12-28")
         );
     }
 
