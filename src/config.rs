@@ -173,6 +173,11 @@ pub struct PipelineConfig {
     /// notifications, letters and ERP requests they would cause: they happened before condmon
     /// ran. From the records that arrive afterwards on, everything is sent.
     pub first_start_quiet: bool,
+    /// `/livez` (and `/healthz`) fail when the loop has shown no sign of life for this long:
+    /// wedged, not merely waiting for a broker or registry it retries.
+    pub liveness_timeout_ms: u64,
+    /// `/readyz` fails while a held partition is more input records than this behind.
+    pub ready_max_lag: i64,
 }
 
 impl Default for Config {
@@ -243,6 +248,15 @@ impl Default for TopicsConfig {
     }
 }
 
+impl PipelineConfig {
+    pub fn probe_limits(&self) -> crate::pipeline::ProbeLimits {
+        crate::pipeline::ProbeLimits {
+            liveness_timeout: std::time::Duration::from_millis(self.liveness_timeout_ms),
+            ready_max_lag: self.ready_max_lag,
+        }
+    }
+}
+
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -253,6 +267,8 @@ impl Default for PipelineConfig {
             max_message_bytes: 1_000_000,
             dead_letter_max_value_bytes: 512 * 1024,
             first_start_quiet: true,
+            liveness_timeout_ms: 60_000,
+            ready_max_lag: 10_000,
         }
     }
 }

@@ -145,4 +145,16 @@ fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
         WAIT,
     );
     assert_eq!(condmon.get("/healthz").0, 200, "no partition stalled");
+    assert_eq!(condmon.get("/livez").0, 200);
+    // Ready once every held partition's lag is measured and within the limit: nothing stalled
+    // behind the refused records.
+    let deadline = std::time::Instant::now() + WAIT;
+    while condmon.get("/readyz").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            condmon.get("/readyz").1
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -30,7 +30,9 @@ use serde::Deserialize;
 use crate::engine::{CustomerState, inquiry, reports};
 use crate::metrics::Metrics;
 use crate::model::CustomerKey;
-use crate::pipeline::{Health, Operator, customer_state, customer_states, customers_of_owner};
+use crate::pipeline::{
+    Health, Operator, ProbeLimits, customer_state, customer_states, customers_of_owner,
+};
 use crate::state::Store;
 use crate::timer::Clock;
 
@@ -39,8 +41,8 @@ pub struct ApiState {
     pub metrics: Metrics,
     pub health: Arc<Health>,
     pub store: Store,
-    /// `/healthz` fails when the loop has not beaten for this long.
-    pub max_silence: Duration,
+    /// What `/livez`, `/healthz` and `/readyz` compare with.
+    pub probes: ProbeLimits,
     /// For the rule set in force (the owner directory: supervisors).
     pub operator: Operator,
     pub clock: Arc<dyn Clock>,
@@ -151,7 +153,8 @@ pub fn router(state: ApiState) -> Router {
         ));
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
         .route("/readyz", get(readyz))
         .merge(customers)
         .route("/owners/{owner}/actions", get(owner_actions))
@@ -389,20 +392,23 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         .into_response()
 }
 
-async fn healthz(State(state): State<ApiState>) -> Response {
+/// Live: the loop is not wedged (a broker or registry being retried is life). `/healthz` is
+/// the same probe, kept for what already polls it.
+async fn livez(State(state): State<ApiState>) -> Response {
     probe(
-        state.health.is_healthy(state.max_silence),
+        state.health.is_live(state.probes),
         "ok",
-        "the processing loop is not running",
+        "the processing loop has shown no sign of life within pipeline.liveness_timeout_ms",
     )
 }
 
-/// 200 once the instance holds partitions whose state is restored and up to date.
+/// 200 once the instance holds partitions restored, claimed and caught up to within
+/// `pipeline.ready_max_lag`.
 async fn readyz(State(state): State<ApiState>) -> Response {
     probe(
-        state.health.is_ready(state.max_silence),
+        state.health.is_ready(state.probes),
         "ready",
-        "not ready: no partition held and restored yet",
+        state.health.not_ready_reason(state.probes),
     )
 }
 

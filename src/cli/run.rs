@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -87,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             health: health.clone(),
             store: store.clone(),
-            max_silence: Duration::from_millis(config.pipeline.tick_ms * 10 + 10_000),
+            probes: config.pipeline.probe_limits(),
             operator: operator.clone(),
             clock: clock.clone(),
             directory,

@@ -620,6 +620,22 @@ fn letters_go_to_the_correspondence_topic_with_the_owners_choices() {
     }
 }
 
+/// COLL1 adds a dunning-letter action (`letter_code`) to INV1: `ITEM-<n>`.
+fn add_dunning_item_action(
+    state: &mut CustomerState,
+    rules: &RuleSet,
+    letter_code: &str,
+    on: &str,
+) {
+    let mut add = command(CommandKind::AddItemAction, "COLL1", &[]);
+    add.owner = Some("COLL1".into());
+    add.action_code = Some("DLTR".into());
+    add.action_parameter = Some(letter_code.into());
+    add.item_id = Some("INV1".into());
+    add.item_line = Some(0);
+    run(state, rules, &add, on);
+}
+
 #[test]
 fn only_the_most_recent_letter_of_a_kind_is_produced() {
     let rules = one_step("DLTR", Some("L1"), false);
@@ -634,13 +650,7 @@ fn only_the_most_recent_letter_of_a_kind_is_produced() {
         Some("letter requested with the next run")
     );
     // ...and before it, an item action for another dunning letter is performed now.
-    let mut add = command(CommandKind::AddItemAction, "COLL1", &[]);
-    add.owner = Some("COLL1".into());
-    add.action_code = Some("DLTR".into());
-    add.action_parameter = Some("L3".into());
-    add.item_id = Some("INV1".into());
-    add.item_line = Some(0);
-    run(&mut state, &rules, &add, "2026-11-23");
+    add_dunning_item_action(&mut state, &rules, "L3", "2026-11-23");
     let out = run(
         &mut state,
         &rules,
@@ -669,13 +679,7 @@ fn the_most_recent_action_s_letter_wins_whatever_order_they_are_performed_in() {
     let rules = one_step("DLTR", Some("L1"), false);
     let (mut state, _) = violated(&rules, "2026-11-23");
     // A newer dunning action (added after the plan's) is performed first, with the next run...
-    let mut add = command(CommandKind::AddItemAction, "COLL1", &[]);
-    add.owner = Some("COLL1".into());
-    add.action_code = Some("DLTR".into());
-    add.action_parameter = Some("L3".into());
-    add.item_id = Some("INV1".into());
-    add.item_line = Some(0);
-    run(&mut state, &rules, &add, "2026-11-23");
+    add_dunning_item_action(&mut state, &rules, "L3", "2026-11-23");
     assert!(state.actions["ITEM-1"].created_seq > state.actions[CALL].created_seq);
     let mut newer = command(CommandKind::Perform, "COLL1", &["ITEM-1"]);
     newer.delivery = Some(Delivery::NextRun);

@@ -809,9 +809,11 @@ impl LogReader {
             .fetch_watermarks(topic, partition, Duration::from_secs(10))?)
     }
 
-    /// Hands every record of each topic of `logs` (partition `partition`, from its first offset
-    /// up to, not including, its second) to `each` with the topic's index in `logs`: all read
-    /// at once, each in offset order. Fails if the broker stops answering for `idle`.
+    /// Hands every record of each range of `logs` (a topic's partition `partition`, from its
+    /// first offset up to, not including, its second) to `each` with the range's index in
+    /// `logs`: all read at once, each topic in offset order. A topic may have several ranges
+    /// (a writer's gaps in one changelog); it is read once, from the first. Fails if the broker
+    /// stops answering for `idle`.
     pub fn read<E: From<BrokerError>>(
         &self,
         partition: i32,
@@ -819,17 +821,25 @@ impl LogReader {
         idle: Duration,
         mut each: impl FnMut(usize, LogRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut open: HashMap<&str, (usize, i64)> = HashMap::new();
-        let mut tpl = TopicPartitionList::new();
+        // Topic → its ranges (index, from, to); and where each topic is read up to.
+        let mut ranges: HashMap<&str, Vec<(usize, i64, i64)>> = HashMap::new();
         for (index, (topic, from, to)) in logs.iter().enumerate() {
             if from < to {
-                tpl.add_partition_offset(topic, partition, Offset::Offset(*from))
-                    .map_err(BrokerError::from)?;
-                open.insert(topic, (index, *to));
+                ranges.entry(topic).or_default().push((index, *from, *to));
             }
         }
+        let mut open: HashMap<&str, i64> = ranges
+            .iter()
+            .map(|(topic, r)| (*topic, r.iter().map(|(_, _, to)| *to).max().unwrap_or(0)))
+            .collect();
         if open.is_empty() {
             return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, r) in &ranges {
+            let from = r.iter().map(|(_, from, _)| *from).min().unwrap_or(0);
+            tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+                .map_err(BrokerError::from)?;
         }
         self.consumer.assign(&tpl).map_err(BrokerError::from)?;
         let mut last = std::time::Instant::now();
@@ -837,20 +847,22 @@ impl LogReader {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
                     last = std::time::Instant::now();
-                    let Some(&(index, to)) = open.get(m.topic()) else {
+                    let Some(&to) = open.get(m.topic()) else {
                         continue;
                     };
                     let at = m.offset();
-                    if at < to {
-                        each(
-                            index,
-                            LogRecord {
-                                offset: at,
-                                key: m.key().unwrap_or_default().to_vec(),
-                                value: m.payload().map(<[u8]>::to_vec),
-                                headers: headers_of(&m),
-                            },
-                        )?;
+                    for (index, from, until) in &ranges[m.topic()] {
+                        if (*from..*until).contains(&at) {
+                            each(
+                                *index,
+                                LogRecord {
+                                    offset: at,
+                                    key: m.key().unwrap_or_default().to_vec(),
+                                    value: m.payload().map(<[u8]>::to_vec),
+                                    headers: headers_of(&m),
+                                },
+                            )?;
+                        }
                     }
                     if at + 1 >= to {
                         open.remove(m.topic());
@@ -862,8 +874,7 @@ impl LogReader {
                     last = std::time::Instant::now();
                     let positions = self.consumer.position().map_err(BrokerError::from)?;
                     for e in positions.elements() {
-                        if let (Offset::Offset(at), Some(&(_, to))) =
-                            (e.offset(), open.get(e.topic()))
+                        if let (Offset::Offset(at), Some(&to)) = (e.offset(), open.get(e.topic()))
                             && at >= to
                         {
                             open.remove(e.topic());

@@ -28,7 +28,7 @@ pub fn open_store(
 ) -> Result<crate::state::Store, crate::state::StateError> {
     crate::state::Store::open_migrating(path, budget, customers::split_legacy)
 }
-pub use run::{Faults, Health, PipelineError, Runtime, run};
+pub use run::{Faults, Health, PipelineError, ProbeLimits, Runtime, run};
 
 use crate::codec::{CodecError, SchemaCatalog};
 use crate::config::{Config, TopicsConfig};

@@ -51,10 +51,24 @@ pub enum PipelineError {
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
 pub struct Health {
     started: Instant,
+    /// The last batch committed (or idle tick gone through): progress.
     last_beat_ms: AtomicU64,
+    /// The last sign of life of the loop: progress, or an attempt of a retried send or batch.
+    last_alive_ms: AtomicU64,
     ready: AtomicBool,
     /// Partitions held and up to date (restored and claimed): the only ones served.
     held: std::sync::Mutex<Vec<i32>>,
+    /// The latest consumer lag by (input topic, partition), from the lag probe.
+    lag: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+/// What the probes compare with (`[pipeline]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeLimits {
+    /// `/livez` fails when the loop has shown no sign of life for this long.
+    pub liveness_timeout: Duration,
+    /// `/readyz` fails while a held partition lags more records than this behind its inputs.
+    pub ready_max_lag: i64,
 }
 
 impl Health {
@@ -62,8 +76,10 @@ impl Health {
         Arc::new(Health {
             started: Instant::now(),
             last_beat_ms: AtomicU64::new(0),
+            last_alive_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             held: std::sync::Mutex::default(),
+            lag: std::sync::Mutex::default(),
         })
     }
 
@@ -76,23 +92,77 @@ impl Health {
         self.held.lock().expect("held lock").clone()
     }
 
-    /// Ready to serve: healthy, and holding at least one partition whose state is up to date
-    /// (an instance with no partitions, or still restoring, is not).
-    pub fn is_ready(&self, max_silence: Duration) -> bool {
-        self.is_healthy(max_silence) && !self.held.lock().expect("held lock").is_empty()
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     fn beat(&self) {
         self.ready.store(true, Ordering::Relaxed);
-        self.last_beat_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let now = self.now_ms();
+        self.last_beat_ms.store(now, Ordering::Relaxed);
+        self.last_alive_ms.store(now, Ordering::Relaxed);
     }
 
-    /// Healthy once the loop has run and while it keeps beating within `max_silence`.
-    pub fn is_healthy(&self, max_silence: Duration) -> bool {
-        let since =
-            self.started.elapsed().as_millis() as u64 - self.last_beat_ms.load(Ordering::Relaxed);
-        self.ready.load(Ordering::Relaxed) && since <= max_silence.as_millis() as u64
+    /// The loop is working, if not progressing: a send or a batch being retried.
+    fn alive(&self) {
+        self.last_alive_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A partition's lag as the lag probe last measured it.
+    pub fn record_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag
+            .lock()
+            .expect("lag lock")
+            .insert((topic.to_string(), partition), lag);
+    }
+
+    /// Live: the loop has run and has shown a sign of life within the timeout. A retried send
+    /// or batch (a broker or registry outage) is life: restarting would not help it.
+    pub fn is_live(&self, limits: ProbeLimits) -> bool {
+        let since = self.now_ms() - self.last_alive_ms.load(Ordering::Relaxed);
+        self.ready.load(Ordering::Relaxed) && since <= limits.liveness_timeout.as_millis() as u64
+    }
+
+    /// Ready to serve: live, holding at least one partition restored and claimed, and no held
+    /// partition measured more than `ready_max_lag` records behind (an instance with no
+    /// partitions, still restoring, or catching up a backlog is not). Inputs are measured from
+    /// the positions committed with the state, so an input not read yet is not measured.
+    pub fn is_ready(&self, limits: ProbeLimits) -> bool {
+        let held = self.held();
+        if !self.is_live(limits) || held.is_empty() {
+            return false;
+        }
+        let lag = self.lag.lock().expect("lag lock");
+        lag.iter()
+            .filter(|((_, partition), _)| held.contains(partition))
+            .all(|(_, l)| *l <= limits.ready_max_lag)
+    }
+
+    /// Why not ready, for the probe's body.
+    pub fn not_ready_reason(&self, limits: ProbeLimits) -> &'static str {
+        if !self.is_live(limits) {
+            "not ready: the processing loop is not running"
+        } else if self.held().is_empty() {
+            "not ready: no partition held and restored yet"
+        } else {
+            "not ready: a held partition is more than pipeline.ready_max_lag records behind"
+        }
+    }
+}
+
+/// Waits `backoff` before a retry, showing the loop alive meanwhile. False on shutdown.
+async fn wait_alive(rt: &Runtime, backoff: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let deadline = Instant::now() + backoff;
+    loop {
+        rt.health.alive();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left.min(Duration::from_secs(1))) => {}
+            _ = shutdown.changed() => return false,
+        }
     }
 }
 
@@ -189,10 +259,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // Stops the probe however the loop ends (shutdown or error).
     let _stop_probe = StopOnDrop(stop_lag.clone());
     let _lag_probe = {
-        let (assigned, store, metrics) = (
+        let (assigned, store, metrics, health) = (
             source.assigned_handle(),
             rt.store.clone(),
             rt.metrics.clone(),
+            rt.health.clone(),
         );
         crate::kafka::spawn_lag_probe(
             &rt.config,
@@ -213,6 +284,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                     .collect()
             },
             move |topic, partition, lag| {
+                health.record_lag(topic, partition, lag);
                 metrics
                     .consumer_lag
                     .with_label_values(&[topic, &partition.to_string()])
@@ -238,6 +310,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             Ok(messages) => messages,
             Err(e) => {
                 warn!(error = %e, "Consumer error; retrying.");
+                rt.health.alive();
                 tokio::time::sleep(Duration::from_millis(pipeline.retry_backoff_ms)).await;
                 continue;
             }
@@ -313,9 +386,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 BatchError::External(e) => {
                     warn!(error = %e, retry_in = ?backoff, "External dependency unavailable; retrying the batch.");
                     rt.metrics.external_retries.inc();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => return Ok(()),
+                    if !wait_alive(&rt, backoff, &mut shutdown).await {
+                        return Ok(());
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -1018,9 +1090,8 @@ async fn deliver(
         warn!(failed = sent.failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
         rt.metrics.produce_retries.inc();
         records = sent.failed.into_iter().map(|(r, _)| r).collect();
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return None,
+        if !wait_alive(rt, backoff, shutdown).await {
+            return None;
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
@@ -1170,6 +1241,7 @@ fn guard(
 }
 
 /// Lag asks the broker once per partition and topic (on its own thread): not on every tick.
+/// How often the lag is measured (the consumer-lag gauges and readiness follow it).
 const LAG_INTERVAL: Duration = Duration::from_secs(10);
 
 struct StopOnDrop(Arc<AtomicBool>);
@@ -1203,6 +1275,41 @@ mod tests {
     use crate::kafka::partition_for;
     use crate::model::{ActionCommand, CommandKind, CustomerKey, InputEvent, ItemChange};
     use crate::rules::RuleSet;
+
+    #[test]
+    fn probes_tell_a_wedged_loop_from_a_retrying_one_and_readiness_waits_for_the_lag() {
+        let limits = ProbeLimits {
+            liveness_timeout: Duration::from_millis(1000),
+            ready_max_lag: 100,
+        };
+        let health = Health::new();
+        assert!(!health.is_live(limits), "not before the loop has run");
+        health.beat();
+        assert!(health.is_live(limits));
+        assert!(!health.is_ready(limits), "no partition held");
+        health.hold(vec![0, 1]);
+        assert!(health.is_ready(limits), "nothing measured behind");
+        health.record_lag("ar.items", 0, 5);
+        health.record_lag("ar.items", 1, 500);
+        assert!(!health.is_ready(limits), "partition 1 is catching up");
+        assert!(health.not_ready_reason(limits).contains("lag"));
+        health.record_lag("ar.items", 1, 100);
+        assert!(health.is_ready(limits));
+        health.record_lag("ar.items", 7, 1_000_000);
+        assert!(
+            health.is_ready(limits),
+            "a partition not held does not count"
+        );
+        // A send retried for longer than the timeout: alive at every attempt, so live.
+        std::thread::sleep(Duration::from_millis(600));
+        health.alive();
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(health.is_live(limits), "retrying is not wedged");
+        // Silence past the timeout: wedged.
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(!health.is_live(limits));
+        assert!(!health.is_ready(limits));
+    }
 
     fn runtime(dir: &Path, configure: impl FnOnce(&mut Config)) -> Runtime {
         let mut config = Config::default();
