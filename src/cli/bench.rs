@@ -158,14 +158,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // The load is encoded batch by batch (a million customers' records held at once would
     // distort the memory figure), so its rate includes the encoding.
-    let mut load = (0..args.customers).flat_map(|c| {
+    let to_load = if args.reuse_state { 0 } else { args.customers };
+    let mut load = (0..to_load).flat_map(|c| {
         std::iter::once(master(c, 20_000))
             .chain((0..args.items).map(move |n| invoice(c, n, Decimal::from(1_000_000))))
     });
     let started = Instant::now();
     let (mut loaded, mut outputs) = (0usize, 0usize);
     let mut offset = 0;
-    while !args.reuse_state {
+    loop {
         let chunk: Vec<(String, Vec<u8>)> = load
             .by_ref()
             .take(args.batch)
