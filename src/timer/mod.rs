@@ -7,6 +7,7 @@
 //! what is due, in order) and by key (to replace or cancel a key's timers). A timer that fell
 //! due while the process was down is simply found due on the next scan, and fires once.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -180,16 +181,31 @@ impl Timers<'_, '_> {
     /// Sets `key`'s timer `name` to `due`, replacing an earlier one of the same name.
     pub fn set(&mut self, key: &CustomerKey, name: &str, due: NaiveDate) -> Result<(), StateError> {
         let by_key = key_part(key, name);
-        match self.txn.get(self.partition, StoreName::Timers, &by_key)? {
-            Some(old) if date_from_bytes(&old) == Some(due) => return Ok(()),
-            Some(old) => {
-                let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::Timers))?;
-                self.txn.delete(
-                    self.partition,
-                    StoreName::TimersByDue,
-                    &due_key(old_due, &by_key),
-                );
-            }
+        let old = match self.txn.get(self.partition, StoreName::Timers, &by_key)? {
+            Some(old) => Some(date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::Timers))?),
+            None => None,
+        };
+        if old == Some(due) {
+            return Ok(());
+        }
+        self.write(key, name, old, due)
+    }
+
+    /// Writes timer `name` due on `due` where it was due on `old` (`None`: not set).
+    fn write(
+        &mut self,
+        key: &CustomerKey,
+        name: &str,
+        old: Option<NaiveDate>,
+        due: NaiveDate,
+    ) -> Result<(), StateError> {
+        let by_key = key_part(key, name);
+        match old {
+            Some(old_due) => self.txn.delete(
+                self.partition,
+                StoreName::TimersByDue,
+                &due_key(old_due, &by_key),
+            ),
             None => self.txn.add_to_counter(self.partition, TIMERS_PENDING, 1)?,
         }
         self.txn.put(
@@ -211,31 +227,45 @@ impl Timers<'_, '_> {
         let by_key = key_part(key, name);
         if let Some(old) = self.txn.get(self.partition, StoreName::Timers, &by_key)? {
             let old_due = date_from_bytes(&old).ok_or_else(|| corrupt(StoreName::Timers))?;
-            self.txn.delete(
-                self.partition,
-                StoreName::TimersByDue,
-                &due_key(old_due, &by_key),
-            );
-            self.txn.delete(self.partition, StoreName::Timers, &by_key);
-            self.txn
-                .add_to_counter(self.partition, TIMERS_PENDING, -1)?;
+            self.remove(key, name, old_due)?;
         }
         Ok(())
     }
 
-    /// Makes `key`'s timers exactly `wanted`: sets new and moved ones, cancels the rest.
+    /// Removes timer `name`, set to `due`.
+    fn remove(&mut self, key: &CustomerKey, name: &str, due: NaiveDate) -> Result<(), StateError> {
+        let by_key = key_part(key, name);
+        self.txn.delete(
+            self.partition,
+            StoreName::TimersByDue,
+            &due_key(due, &by_key),
+        );
+        self.txn.delete(self.partition, StoreName::Timers, &by_key);
+        self.txn.add_to_counter(self.partition, TIMERS_PENDING, -1)
+    }
+
+    /// Makes `key`'s timers exactly `wanted`, by difference: one scan of what is set, then only
+    /// the new, moved and dropped timers are written (most evaluations change none).
     pub fn replace_all(
         &mut self,
         key: &CustomerKey,
         wanted: &[(String, NaiveDate)],
     ) -> Result<(), StateError> {
-        for (name, _) in self.for_key(key)? {
-            if !wanted.iter().any(|(w, _)| *w == name) {
-                self.cancel(key, &name)?;
+        // A name wanted twice is due on its last date, as setting the timers one by one would.
+        let wanted: BTreeMap<&str, NaiveDate> =
+            wanted.iter().map(|(n, due)| (n.as_str(), *due)).collect();
+        let current: BTreeMap<String, NaiveDate> = self.for_key(key)?.into_iter().collect();
+        for (name, due) in &current {
+            match wanted.get(name.as_str()) {
+                Some(want) if want == due => {}
+                Some(want) => self.write(key, name, Some(*due), *want)?,
+                None => self.remove(key, name, *due)?,
             }
         }
         for (name, due) in wanted {
-            self.set(key, name, *due)?;
+            if !current.contains_key(name) {
+                self.write(key, name, None, due)?;
+            }
         }
         Ok(())
     }
@@ -365,5 +395,84 @@ mod tests {
         );
         store.commit(txn, &[]).unwrap();
         assert_eq!(store.counters(1).unwrap()[TIMERS_PENDING], 1);
+    }
+
+    #[test]
+    fn replacing_a_customer_s_timers_writes_only_the_difference_and_keeps_the_index_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let a = CustomerKey::new("SHARE", "A");
+        let mut txn = store.txn();
+        let mut timers = Timers {
+            txn: &mut txn,
+            partition: 0,
+        };
+        timers
+            .replace_all(
+                &a,
+                &[
+                    ("keep".into(), d("2026-03-01")),
+                    ("move".into(), d("2026-03-02")),
+                    ("drop".into(), d("2026-03-03")),
+                ],
+            )
+            .unwrap();
+        store.commit(txn, &[]).unwrap();
+
+        let mut txn = store.txn();
+        let mut timers = Timers {
+            txn: &mut txn,
+            partition: 0,
+        };
+        timers
+            .replace_all(
+                &a,
+                &[
+                    ("keep".into(), d("2026-03-01")),
+                    ("move".into(), d("2026-04-02")),
+                    // Wanted twice: its last date, one entry in the due index.
+                    ("new".into(), d("2026-03-10")),
+                    ("new".into(), d("2026-03-04")),
+                ],
+            )
+            .unwrap();
+        let mut set = timers.for_key(&a).unwrap();
+        set.sort();
+        assert_eq!(
+            set,
+            vec![
+                ("keep".to_string(), d("2026-03-01")),
+                ("move".to_string(), d("2026-04-02")),
+                ("new".to_string(), d("2026-03-04")),
+            ]
+        );
+        // The due index moved with them: nothing left at the old dates.
+        let due: Vec<(NaiveDate, String)> = timers
+            .due(d("2026-12-31"))
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.due, t.name))
+            .collect();
+        assert_eq!(
+            due,
+            vec![
+                (d("2026-03-01"), "keep".to_string()),
+                (d("2026-03-04"), "new".to_string()),
+                (d("2026-04-02"), "move".to_string()),
+            ]
+        );
+        let changes = txn.finish(&[]);
+        let timer_writes = changes
+            .writes
+            .keys()
+            .filter(|(_, store, _)| *store == StoreName::Timers)
+            .count();
+        assert_eq!(
+            timer_writes, 3,
+            "moved, new and dropped; the kept one untouched"
+        );
+        store.apply(&changes).unwrap();
+        assert_eq!(store.counters(0).unwrap()[TIMERS_PENDING], 3);
     }
 }
