@@ -405,11 +405,10 @@ async fn livez(State(state): State<ApiState>) -> Response {
 /// 200 once the instance holds partitions restored, claimed and caught up to within
 /// `pipeline.ready_max_lag`.
 async fn readyz(State(state): State<ApiState>) -> Response {
-    probe(
-        state.health.is_ready(state.probes),
-        "ready",
-        state.health.not_ready_reason(state.probes),
-    )
+    match state.health.readiness(state.probes) {
+        Ok(()) => probe(true, "ready", ""),
+        Err(why) => probe(false, "", why),
+    }
 }
 
 fn probe(ok: bool, yes: &str, no: &str) -> Response {

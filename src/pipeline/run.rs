@@ -127,25 +127,24 @@ impl Health {
     /// partition measured more than `ready_max_lag` records behind (an instance with no
     /// partitions, still restoring, or catching up a backlog is not). Inputs are measured from
     /// the positions committed with the state, so an input not read yet is not measured.
-    pub fn is_ready(&self, limits: ProbeLimits) -> bool {
+    /// `Err` says why not, for the probe's body.
+    pub fn readiness(&self, limits: ProbeLimits) -> Result<(), &'static str> {
+        if !self.is_live(limits) {
+            return Err("not ready: the processing loop is not running");
+        }
         let held = self.held();
-        if !self.is_live(limits) || held.is_empty() {
-            return false;
+        if held.is_empty() {
+            return Err("not ready: no partition held and restored yet");
         }
         let lag = self.lag.lock().expect("lag lock");
-        lag.iter()
-            .filter(|((_, partition), _)| held.contains(partition))
-            .all(|(_, l)| *l <= limits.ready_max_lag)
-    }
-
-    /// Why not ready, for the probe's body.
-    pub fn not_ready_reason(&self, limits: ProbeLimits) -> &'static str {
-        if !self.is_live(limits) {
-            "not ready: the processing loop is not running"
-        } else if self.held().is_empty() {
-            "not ready: no partition held and restored yet"
-        } else {
-            "not ready: a held partition is more than pipeline.ready_max_lag records behind"
+        let behind = lag
+            .iter()
+            .any(|((_, p), l)| held.contains(p) && *l > limits.ready_max_lag);
+        match behind {
+            true => Err(
+                "not ready: a held partition is more than pipeline.ready_max_lag records behind",
+            ),
+            false => Ok(()),
         }
     }
 }
@@ -1286,18 +1285,21 @@ mod tests {
         assert!(!health.is_live(limits), "not before the loop has run");
         health.beat();
         assert!(health.is_live(limits));
-        assert!(!health.is_ready(limits), "no partition held");
+        assert!(!health.readiness(limits).is_ok(), "no partition held");
         health.hold(vec![0, 1]);
-        assert!(health.is_ready(limits), "nothing measured behind");
+        assert!(health.readiness(limits).is_ok(), "nothing measured behind");
         health.record_lag("ar.items", 0, 5);
         health.record_lag("ar.items", 1, 500);
-        assert!(!health.is_ready(limits), "partition 1 is catching up");
-        assert!(health.not_ready_reason(limits).contains("lag"));
+        assert!(
+            !health.readiness(limits).is_ok(),
+            "partition 1 is catching up"
+        );
+        assert!(health.readiness(limits).unwrap_err().contains("lag"));
         health.record_lag("ar.items", 1, 100);
-        assert!(health.is_ready(limits));
+        assert!(health.readiness(limits).is_ok());
         health.record_lag("ar.items", 7, 1_000_000);
         assert!(
-            health.is_ready(limits),
+            health.readiness(limits).is_ok(),
             "a partition not held does not count"
         );
         // A send retried for longer than the timeout: alive at every attempt, so live.
@@ -1308,7 +1310,7 @@ mod tests {
         // Silence past the timeout: wedged.
         std::thread::sleep(Duration::from_millis(1200));
         assert!(!health.is_live(limits));
-        assert!(!health.is_ready(limits));
+        assert!(!health.readiness(limits).is_ok());
     }
 
     fn runtime(dir: &Path, configure: impl FnOnce(&mut Config)) -> Runtime {
