@@ -41,6 +41,9 @@ fn item(customer: u32, n: u32) -> InputEvent {
         disputed_amount: "0".parse().unwrap(),
         ar_specialist: Some("SPEC".into()),
         collector: Some("COLL".into()),
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 

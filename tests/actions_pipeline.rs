@@ -115,7 +115,7 @@ fn notifications_commands_letters_and_requests_flow_through_the_real_pipeline() 
         mail.recipient_email.as_deref(),
         Some("jane.doe@example.com")
     );
-    assert_eq!(mail.action_code, "DLTR");
+    assert_eq!(mail.action_code.as_deref(), Some("DLTR"));
     assert_eq!(mail.past_due_amount, "2500".parse().unwrap());
     // Monday + 2 business days, Wednesday 4 being a holiday: Thursday 5.
     assert_eq!(mail.due_date, "2026-03-05".parse().unwrap());
@@ -124,7 +124,10 @@ fn notifications_commands_letters_and_requests_flow_through_the_real_pipeline() 
     assert!(body.contains("\"supervisor\":\"CMGR\""), "{body}");
 
     // A stranger's perform is refused; a command without an issuer is bad data.
-    let action = mail.action_id.clone();
+    let action = mail
+        .action_id
+        .clone()
+        .expect("an action's notification names it");
     let mut nameless = record(
         &config,
         &command("C0", "JDOE", CommandKind::Perform, &[&action]),

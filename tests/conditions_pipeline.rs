@@ -113,6 +113,9 @@ fn invoice(customer: &str, open: &str, currency: &str) -> InputEvent {
         disputed_amount: "0".parse().unwrap(),
         ar_specialist: None,
         collector: None,
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 

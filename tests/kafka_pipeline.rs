@@ -34,6 +34,9 @@ fn invoice(customer: &str, id: &str, open: &str, due: &str) -> InputEvent {
         disputed_amount: "0".parse().unwrap(),
         ar_specialist: None,
         collector: None,
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 

@@ -29,6 +29,9 @@ fn item() -> InputEvent {
         disputed_amount: "0".parse().unwrap(),
         ar_specialist: None,
         collector: Some("JDOE".into()),
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 

@@ -159,8 +159,14 @@ fn table_line(event: &OutputEvent) -> String {
             n.kind.as_str(),
             n.recipient,
             n.recipient_email.as_deref().unwrap_or("no address"),
-            n.action_code,
-            n.action_id,
+            n.action_code
+                .as_deref()
+                .or(n.item_type.map(|t| t.as_str()))
+                .unwrap_or(""),
+            n.action_id
+                .as_deref()
+                .or(n.item_id.as_deref())
+                .unwrap_or(""),
             n.due_date,
             n.link
         ),

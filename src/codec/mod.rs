@@ -470,6 +470,9 @@ mod tests {
             disputed_amount: "0".parse().unwrap(),
             ar_specialist: None,
             collector: Some("JDOE".into()),
+            origin_item_id: None,
+            origin_item_line: None,
+            origin_payment_id: None,
         })
     }
 
@@ -478,7 +481,7 @@ mod tests {
         let catalog = SchemaCatalog::bundled().unwrap();
         let bytes = catalog.encode_input(&item()).unwrap();
         assert_eq!(bytes[0], 0);
-        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), 1001);
+        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), 1011);
         assert_eq!(catalog.decode_input(Stream::Items, &bytes).unwrap(), item());
     }
 
@@ -502,7 +505,7 @@ mod tests {
         );
         assert_eq!(
             err(&good, Stream::Payments),
-            "schema id 1001 belongs to stream `items`, not `payments`"
+            "schema id 1011 belongs to stream `items`, not `payments`"
         );
         assert!(err(&good[..good.len() - 3], Stream::Items).starts_with("avro:"));
         let mut trailing = good.clone();
@@ -538,7 +541,7 @@ mod tests {
         let catalog = SchemaCatalog::load(dir.path()).unwrap();
         assert_eq!(
             catalog.current_id(Stream::Items),
-            1001,
+            1011,
             "the highest id is current"
         );
 

@@ -74,6 +74,9 @@ fn item(id: &str, item_type: ItemType, open: &str, due: &str) -> ItemChange {
         disputed_amount: Decimal::ZERO,
         ar_specialist: Some("SPEC1".into()),
         collector: Some("ITEMCOLL".into()),
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     }
 }
 

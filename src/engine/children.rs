@@ -200,6 +200,9 @@ pub fn view(state: &CustomerState, role: MonitorRole) -> CustomerState {
                 disputed_amount: line.disputed_amount,
                 ar_specialist: None,
                 collector: None,
+                origin_item_id: None,
+                origin_item_line: None,
+                origin_payment_id: None,
             };
             view.add_totals(
                 &line.currency,

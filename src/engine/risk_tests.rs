@@ -272,6 +272,9 @@ fn item(id: &str, open: &str, due: &str) -> InputEvent {
         disputed_amount: Decimal::ZERO,
         ar_specialist: None,
         collector: None,
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 

@@ -69,6 +69,9 @@ fn item(id: &str, item_type: ItemType, open: &str, due: &str, currency: &str) ->
         disputed_amount: Decimal::ZERO,
         ar_specialist: Some("SPEC1".into()),
         collector: Some("ITEMCOLL".into()),
+        origin_item_id: None,
+        origin_item_line: None,
+        origin_payment_id: None,
     })
 }
 
@@ -268,7 +271,7 @@ fn actions_created_before_the_master_arrived_get_their_owner_when_it_does() {
     let told: Vec<&str> = out
         .iter()
         .filter_map(|e| match e {
-            OutputEvent::Notification(n) => Some(n.action_id.as_str()),
+            OutputEvent::Notification(n) => n.action_id.as_deref(),
             _ => None,
         })
         .collect();

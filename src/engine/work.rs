@@ -3,13 +3,14 @@
 //! is paid off, and the owner's, supervisor's and specialist's e-mails.
 
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 
 use super::plans::{action_event, split_item_key, subject_item, system_cancel};
 use super::state::{Action, CustomerState, QueuedLetter};
 use crate::model::{
     ActionCommand, ActionEventKind, ActionStatus, CancelReason, CorrespondenceEvent,
-    CorrespondenceKind, CustomerKey, Delivery, NotificationEvent, NotificationKind, OutputEvent,
-    RequestEvent, RequestKind, SUPPRESSED_EXCLUDED, event_id,
+    CorrespondenceKind, CustomerKey, Delivery, ItemChange, ItemType, NotificationEvent,
+    NotificationKind, OutputEvent, RequestEvent, RequestKind, SUPPRESSED_EXCLUDED, event_id,
 };
 use crate::rules::RuleSet;
 
@@ -506,12 +507,12 @@ pub fn notification(
         customer_id: key.customer_id.clone(),
         customer_name: state.customer.as_ref().map(|c| c.name.clone()),
         business_unit: action.business_unit.clone(),
-        action_id: action.id.clone(),
-        action_code: action.action_code.clone(),
+        action_id: Some(action.id.clone()),
+        action_code: Some(action.action_code.clone()),
         action_parameter: action.action_parameter.clone(),
-        action_status: action.status,
+        action_status: Some(action.status),
         owner: action.owner.clone(),
-        condition: action.condition.clone(),
+        condition: Some(action.condition.clone()),
         due_date: action.due_date,
         currency: action.evidence.currency.clone(),
         past_due_amount: action.evidence.past_due_amount,
@@ -523,7 +524,85 @@ pub fn notification(
             key.set_id, key.customer_id, action.id
         ),
         business_date: today,
+        item_type: None,
+        item_amount: None,
+        origin_item_id: None,
+        origin_payment_id: None,
     })
+}
+
+/// The notification about a new item the ERP created from another item (a debit or a
+/// credit) or from a payment (an on-account item), for the customer's collector (the item's
+/// when the customer names none), if the rules' options ask for that kind. Called with the
+/// state before the item is applied: an item already open, or re-sent, is not new.
+pub fn announce_new_item(
+    state: &CustomerState,
+    key: &CustomerKey,
+    rules: &RuleSet,
+    item: &ItemChange,
+    today: NaiveDate,
+) -> Option<OutputEvent> {
+    let item_key = super::item_key(&item.item_id, item.item_line);
+    if item.open_amount.is_zero()
+        || state.items.contains_key(&item_key)
+        || state.stats.closed_due_date(&item_key).is_some()
+    {
+        return None;
+    }
+    let options = &rules.options;
+    let kind = match (&item.origin_item_id, &item.origin_payment_id) {
+        (_, Some(_)) if item.item_type == ItemType::OnAccount => options
+            .notify_new_on_account
+            .then_some(NotificationKind::NewOnAccount)?,
+        (Some(_), _) if item.item_type.is_credit() => options
+            .notify_new_debits_credits
+            .then_some(NotificationKind::NewCredit)?,
+        (Some(_), _) => options
+            .notify_new_debits_credits
+            .then_some(NotificationKind::NewDebit)?,
+        _ => return None,
+    };
+    let customer = state.customer.as_ref();
+    let recipient = customer
+        .and_then(|c| c.collector.as_deref())
+        .or(item.collector.as_deref())?;
+    let directory = rules.owner(recipient);
+    Some(OutputEvent::Notification(NotificationEvent {
+        event_id: event_id(&[
+            "notification",
+            &key.set_id,
+            &key.customer_id,
+            &item_key,
+            kind.as_str(),
+            recipient,
+        ]),
+        kind,
+        recipient: recipient.to_string(),
+        recipient_name: directory.map(|o| o.name.clone()).filter(|n| !n.is_empty()),
+        recipient_email: directory.map(|o| o.email.clone()),
+        set_id: key.set_id.clone(),
+        customer_id: key.customer_id.clone(),
+        customer_name: customer.map(|c| c.name.clone()),
+        business_unit: item.business_unit.clone(),
+        action_id: None,
+        action_code: None,
+        action_parameter: None,
+        action_status: None,
+        owner: None,
+        condition: None,
+        due_date: item.due_date,
+        currency: item.currency.clone(),
+        past_due_amount: Decimal::ZERO,
+        balance: None,
+        item_id: Some(item.item_id.clone()),
+        item_line: Some(item.item_line),
+        link: format!("/customers/{}/{}", key.set_id, key.customer_id),
+        business_date: today,
+        item_type: Some(item.item_type),
+        item_amount: Some(item.open_amount),
+        origin_item_id: item.origin_item_id.clone(),
+        origin_payment_id: item.origin_payment_id.clone(),
+    }))
 }
 
 /// The next date on which time alone sends something: a reminder, or a letter's run.

@@ -8,7 +8,7 @@ use super::*;
 use crate::model::{
     ActionCommand, ActionEvent, ActionEventKind, ActionStatus, CommandKind, CommandResultEvent,
     CorrespondenceEvent, CorrespondenceKind, CustomerChange, Delivery, InputEvent, ItemChange,
-    NotificationKind, RequestKind, SUPPRESSED_EXCLUDED,
+    ItemType, NotificationKind, RequestKind, SUPPRESSED_EXCLUDED,
 };
 
 /// A plan of one proposed call due in 2 business days, reminding the owner the day before it
@@ -391,9 +391,11 @@ fn a_supervisor_reassigns_in_bulk_and_both_owners_are_told() {
     let told: Vec<(NotificationKind, String, String)> = out
         .iter()
         .filter_map(|e| match e {
-            OutputEvent::Notification(n) => {
-                Some((n.kind, n.recipient.clone(), n.action_id.clone()))
-            }
+            OutputEvent::Notification(n) => Some((
+                n.kind,
+                n.recipient.clone(),
+                n.action_id.clone().unwrap_or_default(),
+            )),
             _ => None,
         })
         .collect();
@@ -905,4 +907,90 @@ fn a_reused_command_id_still_gets_its_own_answer() {
         result(&second).event_id,
         "downstream would drop the second answer as a duplicate"
     );
+}
+
+/// Workflow notifications of the chapter: a new debit or credit the ERP created when it
+/// closed another item, and a new on-account item from a payment, each announced once to the
+/// customer's collector, each kind switched on by its option.
+#[test]
+fn new_debits_credits_and_on_account_items_are_announced_to_the_collector() {
+    let options = "[options]\nnotify_new_debits_credits = true\nnotify_new_on_account = true\n";
+    let on = RuleSet::parse(&format!("{RULES}{options}"), "test").unwrap();
+    let off = rules();
+    let mut state = CustomerState::default();
+    state.apply(InputEvent::Customer(customer(false)), d("2026-12-01"));
+    state.apply(InputEvent::Item(invoice("INV1", "500")), d("2026-12-01"));
+    let today = d("2026-12-02");
+    let created = |id: &str, item_type: ItemType, open: &str| ItemChange {
+        item_type,
+        original_amount: open.parse().unwrap(),
+        open_amount: open.parse().unwrap(),
+        origin_item_id: Some("INV1".into()),
+        origin_item_line: Some(0),
+        ..invoice(id, "1")
+    };
+    let debit = created("DM1", ItemType::DebitMemo, "40");
+    let credit = created("CM1", ItemType::CreditMemo, "-40");
+    let on_account = ItemChange {
+        origin_item_id: None,
+        origin_payment_id: Some("PAY7".into()),
+        ..created("OA1", ItemType::OnAccount, "-75")
+    };
+    let announce =
+        |state: &CustomerState, rules: &RuleSet, item: &ItemChange| match work::announce_new_item(
+            state,
+            &key(),
+            rules,
+            item,
+            today,
+        ) {
+            Some(OutputEvent::Notification(n)) => Some(n),
+            Some(other) => panic!("not a notification: {other:?}"),
+            None => None,
+        };
+    let mail = announce(&state, &on, &debit).expect("a new debit is announced");
+    assert_eq!(mail.kind, NotificationKind::NewDebit);
+    assert_eq!(mail.recipient, "COLL1");
+    assert_eq!(mail.recipient_email.as_deref(), Some("casey@example.com"));
+    assert_eq!(mail.item_id.as_deref(), Some("DM1"));
+    assert_eq!(mail.item_amount, Some("40".parse().unwrap()));
+    assert_eq!(mail.origin_item_id.as_deref(), Some("INV1"));
+    assert_eq!(mail.action_id, None, "no action is involved");
+    let credit_mail = announce(&state, &on, &credit).unwrap();
+    assert_eq!(credit_mail.kind, NotificationKind::NewCredit);
+    let oa = announce(&state, &on, &on_account).unwrap();
+    assert_eq!(oa.kind, NotificationKind::NewOnAccount);
+    assert_eq!(oa.origin_payment_id.as_deref(), Some("PAY7"));
+    // Each kind is off unless its option is on.
+    assert!(announce(&state, &off, &debit).is_none());
+    let only_on_account = RuleSet::parse(
+        &format!("{RULES}[options]\nnotify_new_on_account = true\n"),
+        "test",
+    )
+    .unwrap();
+    assert!(announce(&state, &only_on_account, &debit).is_none());
+    assert!(announce(&state, &only_on_account, &on_account).is_some());
+    // An item without an origin is the ERP's own, not the system's: no notification.
+    assert!(announce(&state, &on, &invoice("INV2", "10")).is_none());
+    // Once the item is in the ledger, a re-sent or changed item is not new any more.
+    state.apply(InputEvent::Item(debit.clone()), today);
+    assert!(announce(&state, &on, &debit).is_none());
+    // A customer without a collector: the item's collector hears of it.
+    let mut orphan = CustomerState::default();
+    orphan.apply(
+        InputEvent::Customer(CustomerChange {
+            collector: None,
+            ..customer(false)
+        }),
+        today,
+    );
+    let with_owner = ItemChange {
+        collector: Some("COLL2".into()),
+        ..debit.clone()
+    };
+    assert_eq!(
+        announce(&orphan, &on, &with_owner).unwrap().recipient,
+        "COLL2"
+    );
+    assert!(announce(&orphan, &on, &debit).is_none(), "nobody to tell");
 }

@@ -64,6 +64,15 @@ pub struct ItemChange {
     pub disputed_amount: Decimal,
     pub ar_specialist: Option<String>,
     pub collector: Option<String>,
+    /// The item whose closing created this one (a new debit or credit the ERP created), with
+    /// its line. Appended last, defaulted: stored ledgers written before have no such fields.
+    #[serde(default)]
+    pub origin_item_id: Option<String>,
+    #[serde(default)]
+    pub origin_item_line: Option<i32>,
+    /// The payment this item was created from (an on-account item of the Payment Predictor).
+    #[serde(default)]
+    pub origin_payment_id: Option<String>,
 }
 
 impl ItemChange {
@@ -94,6 +103,9 @@ impl ItemChange {
             disputed_amount: Decimal::ZERO,
             ar_specialist: None,
             collector: None,
+            origin_item_id: None,
+            origin_item_line: None,
+            origin_payment_id: None,
         }
     }
 }

@@ -175,6 +175,12 @@ fn item(e: &ItemChange) -> Result<(), ValidationError> {
     name("entry_reason", &e.entry_reason)?;
     name("ar_specialist", &e.ar_specialist)?;
     name("collector", &e.collector)?;
+    if let Some(origin) = &e.origin_item_id {
+        id("origin_item_id", origin)?;
+    }
+    if let Some(origin) = &e.origin_payment_id {
+        id("origin_payment_id", origin)?;
+    }
     let wrong_side = |amount: Decimal| {
         if e.item_type.is_credit() {
             amount > Decimal::ZERO
@@ -581,6 +587,9 @@ mod tests {
             disputed_amount: Decimal::ZERO,
             ar_specialist: None,
             collector: None,
+            origin_item_id: None,
+            origin_item_line: None,
+            origin_payment_id: None,
         }
     }
 

@@ -213,6 +213,12 @@ pub enum NotificationKind {
     Reassigned,
     /// The action was taken from the recipient and given to someone else.
     ReassignedAway,
+    /// A new debit the ERP created when it closed another item (no action).
+    NewDebit,
+    /// A new credit the ERP created when it closed another item (no action).
+    NewCredit,
+    /// A new on-account item the Payment Predictor created from a payment (no action).
+    NewOnAccount,
 }
 
 impl NotificationKind {
@@ -224,6 +230,9 @@ impl NotificationKind {
             NotificationKind::SpecialistReminder => "SPECIALIST_REMINDER",
             NotificationKind::Reassigned => "REASSIGNED",
             NotificationKind::ReassignedAway => "REASSIGNED_AWAY",
+            NotificationKind::NewDebit => "NEW_DEBIT",
+            NotificationKind::NewCredit => "NEW_CREDIT",
+            NotificationKind::NewOnAccount => "NEW_ON_ACCOUNT",
         }
     }
 }
@@ -243,12 +252,14 @@ pub struct NotificationEvent {
     pub customer_id: String,
     pub customer_name: Option<String>,
     pub business_unit: String,
-    pub action_id: String,
-    pub action_code: String,
+    /// The action's fields: absent on a notification about a new item.
+    pub action_id: Option<String>,
+    pub action_code: Option<String>,
     pub action_parameter: Option<String>,
-    pub action_status: ActionStatus,
+    pub action_status: Option<ActionStatus>,
     pub owner: Option<String>,
-    pub condition: String,
+    pub condition: Option<String>,
+    /// The action's due date, or the new item's.
     #[serde(with = "crate::model::compact::date")]
     pub due_date: NaiveDate,
     /// The amounts of the condition, in `currency`.
@@ -258,10 +269,15 @@ pub struct NotificationEvent {
     pub balance: Option<Decimal>,
     pub item_id: Option<String>,
     pub item_line: Option<i32>,
-    /// The path of the action in condmon's HTTP API.
+    /// The path of the action (or the customer) in condmon's HTTP API.
     pub link: String,
     #[serde(with = "crate::model::compact::date")]
     pub business_date: NaiveDate,
+    /// A new item's type and open amount, and what it was created from.
+    pub item_type: Option<super::ItemType>,
+    pub item_amount: Option<Decimal>,
+    pub origin_item_id: Option<String>,
+    pub origin_payment_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

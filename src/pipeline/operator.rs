@@ -510,7 +510,14 @@ impl Operator {
                     today,
                 ));
             }
-            Some(event) => state.apply(event, today),
+            Some(event) => {
+                if let InputEvent::Item(item) = &event {
+                    out.extend(engine::work::announce_new_item(
+                        &state, customer, &rules, item, today,
+                    ));
+                }
+                state.apply(event, today)
+            }
             None => {}
         }
         let fx = self.fx.read().expect("fx lock");

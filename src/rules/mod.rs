@@ -75,6 +75,12 @@ pub struct Options {
     /// after they closed (kept in its history store). At least 366: payments are kept a year
     /// for judging promises, so nothing that moves can still change a decision.
     pub history_after_days: u32,
+    /// The collector hears of every new debit or credit the ERP created when it closed
+    /// another item (an item change naming `origin_item_id`).
+    pub notify_new_debits_credits: bool,
+    /// The collector hears of every new on-account item created from a payment (an
+    /// `ON_ACCOUNT` item change naming `origin_payment_id`).
+    pub notify_new_on_account: bool,
 }
 
 impl Default for Options {
@@ -91,6 +97,8 @@ impl Default for Options {
             promise_grace_days: 0,
             broken_promise_template: None,
             history_after_days: 400,
+            notify_new_debits_credits: false,
+            notify_new_on_account: false,
         }
     }
 }
