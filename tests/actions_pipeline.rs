@@ -211,6 +211,21 @@ fn notifications_commands_letters_and_requests_flow_through_the_real_pipeline() 
         .collect();
     assert_eq!(statuses, ["COMPLETE", "SYSTEM_COMPLETE"]);
     assert_eq!(history[0]["delivery_method"], "PRINT");
+    // In a display currency: the same amounts in USD; in EUR, for which no rate was published,
+    // each row says which rate is missing instead of showing a figure.
+    let (_, in_usd) = condmon.get("/customers/SHARE/ACME/action-history?display_currency=USD");
+    let in_usd: serde_json::Value = serde_json::from_str(&in_usd).unwrap();
+    assert_eq!(in_usd[0]["display"]["past_due_amount"], "2500");
+    let (_, in_eur) = condmon
+        .get("/customers/SHARE/ACME/action-history?display_currency=EUR&effective_date=2026-03-02");
+    let in_eur: serde_json::Value = serde_json::from_str(&in_eur).unwrap();
+    assert_eq!(
+        in_eur[0]["display"]["missing_rate"],
+        "no CRRNT rate from USD to EUR in force on 2026-03-02"
+    );
+    assert!(in_eur[0]["display"]["past_due_amount"].is_null());
+    let (status, _) = condmon.get("/owners/JDOE/actions?display_currency=EURO");
+    assert_eq!(status, 400, "not a currency");
     let (_, report) =
         condmon.get("/reports/owner-action-status?from=2026-03-01&to=2026-03-31&owner=JDOE");
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();

@@ -474,40 +474,68 @@ async fn risk_score(
     )
 }
 
-/// A list of the customer's actions, as the action list pages show them.
+/// A list of the customer's actions, as the action list pages show them, with the amounts in
+/// the display currency when one is asked for.
 fn customer_actions(
     state: &ApiState,
     set_id: String,
     customer_id: String,
     pick: fn(&CustomerState) -> Vec<&crate::engine::Action>,
     with_history: bool,
+    display: &reports::DisplayCurrency,
 ) -> Response {
+    if let Err(problem) = display.currency() {
+        return bad_request(problem);
+    }
     let key = CustomerKey::new(set_id, customer_id);
     let rules = state.operator.rules();
     let today = state.clock.today();
     with_customer_and_history(state, key.clone(), with_history, |found| {
-        let views: Vec<_> = pick(&found)
+        let mut views: Vec<_> = pick(&found)
             .into_iter()
             .map(|a| reports::view(&key, &found, &rules, a, today))
             .collect();
+        state
+            .operator
+            .with_fx(|fx| display.apply(fx, &mut views, today));
         Json(views).into_response()
     })
+}
+
+fn bad_request(problem: String) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{problem}\n")).into_response()
 }
 
 /// The customer action list: New and Pending actions, oldest due first.
 async fn action_list(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
+    Query(display): Query<reports::DisplayCurrency>,
 ) -> Response {
-    customer_actions(&state, set_id, customer_id, reports::action_list, false)
+    customer_actions(
+        &state,
+        set_id,
+        customer_id,
+        reports::action_list,
+        false,
+        &display,
+    )
 }
 
 /// Plan steps not yet on the list, and postponed actions, with the date they come.
 async fn future_actions(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
+    Query(display): Query<reports::DisplayCurrency>,
 ) -> Response {
-    customer_actions(&state, set_id, customer_id, reports::future_actions, false)
+    customer_actions(
+        &state,
+        set_id,
+        customer_id,
+        reports::future_actions,
+        false,
+        &display,
+    )
 }
 
 /// Every action, open and closed: complete date, cancel reason, proposed or automated,
@@ -515,9 +543,17 @@ async fn future_actions(
 async fn action_history(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
+    Query(display): Query<reports::DisplayCurrency>,
 ) -> Response {
     // The history shows the actions that left the hot state too.
-    customer_actions(&state, set_id, customer_id, reports::action_history, true)
+    customer_actions(
+        &state,
+        set_id,
+        customer_id,
+        reports::action_history,
+        true,
+        &display,
+    )
 }
 
 /// One action: where notifications link to.
@@ -562,14 +598,19 @@ fn json(value: impl serde::Serialize) -> Value {
 }
 
 /// The owner action list: `?status=NEW|PENDING|FUTURE&customer=&supervisor=&specialist=
-/// &country=&state=`.
+/// &country=&state=`, and the display currency (`&display_currency=&rate_type=
+/// &effective_date=`).
 async fn owner_actions(
     State(state): State<ApiState>,
     Path(owner): Path<String>,
     Query(filter): Query<reports::OwnerFilter>,
+    Query(display): Query<reports::DisplayCurrency>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(problem) = display.currency() {
+        return bad_request(problem);
+    }
     let local = |partitions: &[i32]| {
         // The owner index names the customers with the owner's open actions: no full scan.
         let mut txn = state.store.txn();
@@ -579,9 +620,11 @@ async fn owner_actions(
         }
         let rules = state.operator.rules();
         let today = state.clock.today();
-        Ok(json(reports::owner_actions(
-            &customers, &rules, &owner, &filter, today,
-        )))
+        let mut views = reports::owner_actions(&customers, &rules, &owner, &filter, today);
+        state
+            .operator
+            .with_fx(|fx| display.apply(fx, &mut views, today));
+        Ok(json(views))
     };
     across(&state, &uri, &headers, local, |parts| {
         rows_by(parts, &["due_date", "customer_id", "id"])

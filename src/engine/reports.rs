@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::fx::FxTable;
 use super::plans::subject_item;
 use super::state::{Action, CustomerState};
 use crate::model::{ActionStatus, CustomerKey};
@@ -28,9 +29,84 @@ pub struct ActionView<'a> {
     pub risk_score: Option<Decimal>,
     /// Days on the list (0 for actions not on it).
     pub days_on_list: i64,
+    /// The action's amounts in the display currency, when the list was asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<DisplayAmounts>,
     #[serde(flatten)]
     pub action: &'a Action,
 }
+
+/// The lists' Display Currency Conversion: `?display_currency=EUR[&rate_type=CRRNT]
+/// [&effective_date=YYYY-MM-DD]` (rate type CRRNT and the business date by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DisplayCurrency {
+    pub display_currency: Option<String>,
+    pub rate_type: Option<String>,
+    pub effective_date: Option<NaiveDate>,
+}
+
+/// An action's balance and past-due amount converted for display; a missing rate says so
+/// instead of showing a figure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisplayAmounts {
+    pub currency: String,
+    pub rate_type: String,
+    pub effective_date: NaiveDate,
+    pub balance: Option<Decimal>,
+    pub past_due_amount: Option<Decimal>,
+    /// Set when no rate converts the action's currency: the amounts are then absent.
+    pub missing_rate: Option<String>,
+}
+
+impl DisplayCurrency {
+    /// The asked-for currency, checked: `Ok(None)` when none was asked for.
+    pub fn currency(&self) -> Result<Option<&str>, String> {
+        match self.display_currency.as_deref() {
+            None => Ok(None),
+            Some(code) if iso_currency::Currency::from_code(code).is_some() => Ok(Some(code)),
+            Some(code) => Err(format!("display_currency {code:?} is not an ISO 4217 code")),
+        }
+    }
+
+    /// The action's amounts (its evidence's, in the rule's anchor currency) in the display
+    /// currency at the rate in force on the effective date.
+    pub fn amounts(
+        &self,
+        fx: &FxTable,
+        action: &Action,
+        today: NaiveDate,
+    ) -> Option<DisplayAmounts> {
+        let to = self.currency().ok()??;
+        let rate_type = self.rate_type.as_deref().unwrap_or(DEFAULT_RATE_TYPE);
+        let on = self.effective_date.unwrap_or(today);
+        let evidence = &action.evidence;
+        let convert = |amount: Decimal| fx.convert(amount, &evidence.currency, to, rate_type, on);
+        let converted = convert(evidence.past_due_amount)
+            .and_then(|past_due| Ok((past_due, evidence.balance.map(convert).transpose()?)));
+        let (past_due_amount, balance, missing_rate) = match converted {
+            Ok((past_due, balance)) => (Some(past_due), balance, None),
+            Err(missing) => (None, None, Some(format!("{missing} in force on {on}"))),
+        };
+        Some(DisplayAmounts {
+            currency: to.to_string(),
+            rate_type: rate_type.to_string(),
+            effective_date: on,
+            balance,
+            past_due_amount,
+            missing_rate,
+        })
+    }
+
+    /// Sets every view's display amounts.
+    pub fn apply(&self, fx: &FxTable, views: &mut [ActionView<'_>], today: NaiveDate) {
+        for view in views {
+            view.display = self.amounts(fx, view.action, today);
+        }
+    }
+}
+
+/// The rate type of the manual's examples, and of rules that name none.
+const DEFAULT_RATE_TYPE: &str = "CRRNT";
 
 pub fn view<'a>(
     key: &'a CustomerKey,
@@ -58,6 +134,7 @@ pub fn view<'a>(
             (true, Some(added)) => (today - added).num_days(),
             _ => 0,
         },
+        display: None,
         action,
     }
 }

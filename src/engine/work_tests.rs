@@ -864,6 +864,72 @@ fn the_owner_list_and_the_reports_read_the_states() {
     assert!(condition_status(&customers, Some("COLL2"), None).is_empty());
 }
 
+/// The Display Currency Conversion of the action lists: the balance and past-due amount in the
+/// asked-for currency at the rate type and effective date asked for; a missing rate says so
+/// on the row instead of showing a wrong figure.
+#[test]
+fn the_lists_show_amounts_in_a_display_currency_or_say_which_rate_is_missing() {
+    use super::reports::{DisplayCurrency, OwnerFilter, owner_actions};
+    let rules = rules();
+    let (state, _) = violated(&rules, "2026-11-23");
+    let customers = vec![(key(), state)];
+    let today = d("2026-12-04");
+    let mut fx = FxTable::default();
+    let rate = |rate_type: &str, effective: &str, rate: &str| crate::model::FxRate {
+        rate_type: rate_type.into(),
+        from_currency: "USD".into(),
+        to_currency: "EUR".into(),
+        effective_date: d(effective),
+        rate: rate.parse().unwrap(),
+    };
+    fx.insert(&rate("CRRNT", "2026-11-01", "0.9"));
+    fx.insert(&rate("CRRNT", "2026-12-01", "0.8"));
+    fx.insert(&rate("AVG", "2026-11-01", "0.85"));
+    let shown = |display: DisplayCurrency| {
+        let mut views = owner_actions(&customers, &rules, "COLL1", &OwnerFilter::default(), today);
+        display.apply(&fx, &mut views, today);
+        views[0].display.clone()
+    };
+    let ask = |currency: &str, rate_type: Option<&str>, on: Option<&str>| DisplayCurrency {
+        display_currency: Some(currency.into()),
+        rate_type: rate_type.map(String::from),
+        effective_date: on.map(d),
+    };
+    assert_eq!(shown(DisplayCurrency::default()), None, "none asked for");
+    // CRRNT on the business date by default: 500 USD past due, balance 500, at 0.8.
+    let eur = shown(ask("EUR", None, None)).unwrap();
+    assert_eq!(
+        (eur.past_due_amount, eur.balance, eur.missing_rate),
+        (Some(Decimal::from(400)), Some(Decimal::from(400)), None)
+    );
+    assert_eq!(
+        (eur.rate_type.as_str(), eur.effective_date),
+        ("CRRNT", today)
+    );
+    // An earlier effective date takes the rate in force then; another rate type its own.
+    let earlier = shown(ask("EUR", None, Some("2026-11-15"))).unwrap();
+    assert_eq!(earlier.past_due_amount, Some(Decimal::from(450)));
+    let average = shown(ask("EUR", Some("AVG"), None)).unwrap();
+    assert_eq!(average.past_due_amount, Some(Decimal::from(425)));
+    // No rate to JPY at all.
+    let yen = shown(ask("JPY", None, None)).unwrap();
+    assert_eq!((yen.past_due_amount, yen.balance), (None, None));
+    assert_eq!(
+        yen.missing_rate.as_deref(),
+        Some("no CRRNT rate from USD to JPY in force on 2026-12-04")
+    );
+    // Before any rate was in force: missing too, never converted at a later rate.
+    let too_early = shown(ask("EUR", None, Some("2026-10-01"))).unwrap();
+    assert!(too_early.missing_rate.is_some() && too_early.past_due_amount.is_none());
+    // The action's own currency needs no rate.
+    let usd = shown(ask("USD", None, None)).unwrap();
+    assert_eq!(usd.past_due_amount, Some(Decimal::from(500)));
+    assert!(
+        ask("EURO", None, None).currency().is_err(),
+        "not an ISO code"
+    );
+}
+
 #[test]
 fn a_reassigned_plan_step_keeps_its_rules_owner_type() {
     let rules = rules();

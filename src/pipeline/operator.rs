@@ -196,6 +196,11 @@ impl Operator {
         self.rules.read().expect("rules lock").clone()
     }
 
+    /// Reads the exchange rates in force (queries convert with them).
+    pub fn with_fx<R>(&self, read: impl FnOnce(&FxTable) -> R) -> R {
+        read(&self.fx.read().expect("fx lock"))
+    }
+
     /// The reference data in force, to put back if a batch that changed it is redone.
     pub fn reference_snapshot(&self) -> (Arc<RuleSet>, FxTable) {
         (self.rules(), self.fx.read().expect("fx lock").clone())
