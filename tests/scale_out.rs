@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use condmon::config::{Assignment, Config};
+use condmon::kafka::partition_for;
 use condmon::model::{CustomerChange, CustomerKey, InputEvent, ItemChange};
 use rust_decimal::Decimal;
 
@@ -355,11 +356,31 @@ fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
         "2026-03-01",
     );
     wait_ready(&b, "b");
+    // A corporate family whose members are on every partition (so on both instances): Q00
+    // and three customers on the other partitions, each naming Q00 its corporate parent.
+    // (4 × 1,600.00 past due stays under COLL-CORP's 10,000.00.)
+    let partition =
+        |c: &str| partition_for(format!("SHARE|{c}").as_bytes(), base.topics.partitions);
+    let mut family = vec![customers[0].clone()];
+    for c in &customers[1..] {
+        if family.len() < base.topics.partitions as usize
+            && family.iter().all(|f| partition(f) != partition(c))
+        {
+            family.push(c.clone());
+        }
+    }
+    assert_eq!(family.len(), 4, "one member per partition");
     produce(
         &base,
         customers
             .iter()
-            .map(|c| record(&base, &master(c)))
+            .map(|c| match master(c) {
+                InputEvent::Customer(mut m) if family[1..].contains(c) => {
+                    m.corporate_parent = Some(family[0].clone());
+                    record(&base, &InputEvent::Customer(m))
+                }
+                other => record(&base, &other),
+            })
             .collect(),
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -389,6 +410,38 @@ fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
             assert!(Instant::now() < deadline, "{customer}: {answers:?}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+    // A member's action list at level C (corporate) holds the whole family's actions, each
+    // row naming its customer, whichever instance is asked and wherever the members are.
+    let family_list = |i: &Condmon, customer: &str, level: &str| -> Vec<String> {
+        let (status, body) = i.get(&format!(
+            "/customers/SHARE/{customer}/actions?level={level}"
+        ));
+        assert_eq!(status, 200, "{body}");
+        let mut whose: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .iter()
+            .map(|row| row["customer_id"].as_str().unwrap().to_string())
+            .collect();
+        whose.dedup();
+        whose.sort();
+        whose
+    };
+    for asked in [&a, &b] {
+        assert_eq!(family_list(asked, &family[2], "C"), family, "from a child");
+        assert_eq!(
+            family_list(asked, &family[0], "C"),
+            family,
+            "from the parent"
+        );
+        assert_eq!(family_list(asked, &family[2], "N"), [family[2].clone()]);
+        assert_eq!(
+            family_list(asked, &family[2], "R"),
+            [family[2].clone()],
+            "no remit-from parent: only its own"
+        );
+        let (status, _) = asked.get(&format!("/customers/SHARE/{}/actions?level=X", family[2]));
+        assert_eq!(status, 400);
     }
     // The owner's list and the reports cover both instances' customers, merged.
     let list = |i: &Condmon| -> Vec<String> {

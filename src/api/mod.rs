@@ -29,9 +29,10 @@ use serde::Deserialize;
 
 use crate::engine::{CustomerState, inquiry, reports};
 use crate::metrics::Metrics;
-use crate::model::CustomerKey;
+use crate::model::{CustomerKey, MonitorRole};
 use crate::pipeline::{
     Health, Operator, ProbeLimits, customer_state, customer_states, customers_of_owner,
+    customers_related,
 };
 use crate::state::Store;
 use crate::timer::Clock;
@@ -167,6 +168,10 @@ pub fn router(state: ApiState) -> Router {
             get(conversations_by_keyword),
         )
         .route("/promises", get(promises))
+        .route(
+            "/relations/{set_id}/{parent}/{level}/actions",
+            get(family_actions),
+        )
         .with_state(state)
 }
 
@@ -506,20 +511,141 @@ fn bad_request(problem: String) -> Response {
     (StatusCode::BAD_REQUEST, format!("{problem}\n")).into_response()
 }
 
-/// The customer action list: New and Pending actions, oldest due first.
+/// The customer action list: New and Pending actions, oldest due first; with `level=C|P|R`
+/// those of the customers related to it at that level too (the Customer Action page's Level:
+/// corporate, correspondence, remit from; N, the default, none).
 async fn action_list(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
     Query(display): Query<reports::DisplayCurrency>,
+    Query(level): Query<LevelQuery>,
+    uri: Uri,
 ) -> Response {
-    customer_actions(
-        &state,
-        set_id,
-        customer_id,
-        reports::action_list,
-        false,
-        &display,
-    )
+    let role = match level.role() {
+        Ok(role) => role,
+        Err(problem) => return bad_request(problem),
+    };
+    let Some(role) = role else {
+        return customer_actions(
+            &state,
+            set_id,
+            customer_id,
+            reports::action_list,
+            false,
+            &display,
+        );
+    };
+    if let Err(problem) = display.currency() {
+        return bad_request(problem);
+    }
+    // The customer is held here (see `to_holder`): its master names the family's head.
+    let key = CustomerKey::new(set_id, customer_id);
+    let head = {
+        let partition = crate::kafka::partition_for(key.encode().as_bytes(), state.partitions);
+        match customer_state(&mut state.store.txn(), partition, &key) {
+            Ok(Some(found)) => crate::engine::family_head(&found, &key, role),
+            Ok(None) => {
+                return (StatusCode::NOT_FOUND, format!("no customer {key}\n")).into_response();
+            }
+            Err(e) => return internal(e),
+        }
+    };
+    let segment = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let path = format!(
+        "/relations/{}/{}/{}/actions{}",
+        segment(&head.set_id),
+        segment(&head.customer_id),
+        level.level.as_deref().unwrap_or("N"),
+        uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    let Ok(family_uri) = path.parse::<Uri>() else {
+        return bad_request(format!("{path} is not a path"));
+    };
+    related_actions(&state, head, role, &display, &family_uri, &HeaderMap::new()).await
+}
+
+/// `level=` of the customer action list.
+#[derive(Debug, Deserialize)]
+struct LevelQuery {
+    level: Option<String>,
+}
+
+impl LevelQuery {
+    fn role(&self) -> Result<Option<MonitorRole>, String> {
+        match self.level.as_deref() {
+            None | Some("N") => Ok(None),
+            Some("C") => Ok(Some(MonitorRole::Corporate)),
+            Some("P") => Ok(Some(MonitorRole::Correspondence)),
+            Some("R") => Ok(Some(MonitorRole::RemitFrom)),
+            Some(other) => Err(format!(
+                "level {other:?} is none of C (corporate), P (correspondence), R (remit from), N (none)"
+            )),
+        }
+    }
+}
+
+/// The action list of a family: the New and Pending actions of `head` and of the customers
+/// whose master names it as their parent at `role`, from every partition (this instance's and
+/// the other instances'), oldest due first; each row names its customer.
+async fn related_actions(
+    state: &ApiState,
+    head: CustomerKey,
+    role: MonitorRole,
+    display: &reports::DisplayCurrency,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let local = |partitions: &[i32]| {
+        let mut txn = state.store.txn();
+        let mut customers = Vec::new();
+        for partition in partitions {
+            customers.extend(
+                customers_related(&mut txn, *partition, state.partitions, role, &head)
+                    .map_err(internal)?,
+            );
+        }
+        let rules = state.operator.rules();
+        let today = state.clock.today();
+        let mut views: Vec<_> = customers
+            .iter()
+            .flat_map(|(key, found)| {
+                reports::action_list(found)
+                    .into_iter()
+                    .map(|a| reports::view(key, found, &rules, a, today))
+            })
+            .collect();
+        state
+            .operator
+            .with_fx(|fx| display.apply(fx, &mut views, today));
+        Ok(json(views))
+    };
+    across(state, uri, headers, local, |parts| {
+        rows_by(parts, &["due_date", "customer_id", "id"])
+    })
+    .await
+}
+
+/// `/relations/{set}/{parent}/{level}/actions`: a family's action list (see [`action_list`]),
+/// also what instances ask each other for it.
+async fn family_actions(
+    State(state): State<ApiState>,
+    Path((set_id, parent, level)): Path<(String, String, String)>,
+    Query(display): Query<reports::DisplayCurrency>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let role = match (LevelQuery { level: Some(level) }).role() {
+        Ok(Some(role)) => role,
+        Ok(None) => return bad_request("a family needs a level: C, P or R".into()),
+        Err(problem) => return bad_request(problem),
+    };
+    if let Err(problem) = display.currency() {
+        return bad_request(problem);
+    }
+    let head = CustomerKey::new(set_id, parent);
+    related_actions(&state, head, role, &display, &uri, &headers).await
 }
 
 /// Plan steps not yet on the list, and postponed actions, with the date they come.

@@ -61,7 +61,7 @@ pub fn describe(config: &crate::config::Config) -> String {
          \x20 decode (Avro, Confluent wire format) -> validate -> ledger.N, actions.N, conversations.N (apply a ledger event;\n\
          \x20 execute a command, all or nothing; take a conversation: promises, call actions, disputes)\n\
          \x20 -> reconcile (rules: {rules}) -> timers.N / timers-by-due.N,\n\
-         \x20    customers-by-currency.N, customers-by-owner.N\n\
+         \x20    customers-by-currency.N, customers-by-owner.N, customers-by-parent.N\n\
          \x20 -> {actions}, {escalations}, {conditions}, {scores}, {results}, {notifications},\n\
          \x20    {correspondence}, {requests}, {promises}, {decisions}; refused records -> {dlq}\n\
          \x20 timer tick every {tick} ms -> reconcile the customers whose timers are due (ageing,\n\

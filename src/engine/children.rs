@@ -34,6 +34,40 @@ pub fn monitored_roles(rules: &RuleSet, set_id: &str) -> BTreeSet<MonitorRole> {
         .collect()
 }
 
+/// The relationships a customer can have a parent in (the Customer Action page's levels C, P
+/// and R).
+pub const RELATIONSHIPS: [MonitorRole; 3] = [
+    MonitorRole::Corporate,
+    MonitorRole::Correspondence,
+    MonitorRole::RemitFrom,
+];
+
+/// The name of the family of `parent` (of `set_id`) at `role`, as the parent index keeps it.
+pub fn family(role: MonitorRole, set_id: &str, parent: &str) -> String {
+    format!("{}|{set_id}|{parent}", role.as_str())
+}
+
+/// The families the customer belongs to as a child: one per relationship its master names a
+/// parent in (other than itself).
+pub fn families(state: &CustomerState) -> BTreeSet<String> {
+    let Some(customer) = state.customer.as_ref() else {
+        return BTreeSet::new();
+    };
+    RELATIONSHIPS
+        .iter()
+        .filter_map(|role| {
+            parent_of(customer, *role).map(|parent| family(*role, &customer.set_id, parent))
+        })
+        .collect()
+}
+
+/// The head of the customer's family at `role`: its parent there, or itself when it has none
+/// (a parent, or a customer on its own).
+pub fn family_head(state: &CustomerState, key: &CustomerKey, role: MonitorRole) -> CustomerKey {
+    let parent = state.customer.as_ref().and_then(|c| parent_of(c, role));
+    CustomerKey::new(&key.set_id, parent.unwrap_or(&key.customer_id))
+}
+
 fn parent_of(customer: &CustomerChange, role: MonitorRole) -> Option<&str> {
     match role {
         MonitorRole::BillTo => None,

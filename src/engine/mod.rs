@@ -26,7 +26,7 @@ use chrono::NaiveDate;
 use crate::model::{CancelReason, CustomerKey, MonitorRole, OutputEvent, OwnerType};
 
 use crate::rules::{Applicable, RuleSet};
-pub use children::monitored_roles;
+pub use children::{RELATIONSHIPS, families, family, family_head, monitored_roles};
 
 pub use commands::execute;
 pub use conditions::{Context, Verdict, evaluate_collection, evaluate_customer, evaluate_items};

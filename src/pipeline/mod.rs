@@ -17,7 +17,7 @@ mod run;
 pub use operator::{
     CUSTOMERS_FLAGGED, Operator, Outcome, Payload, ProcessError, Rejection, RejectionKind,
     RulesChange, STORES, VIOLATIONS_PREFIX, action_counter, customer_state, customer_states,
-    customers_of_owner, violation_counter,
+    customers_of_owner, customers_related, violation_counter,
 };
 
 /// Opens a state directory within `budget`, migrating one written before the stores were

@@ -20,7 +20,7 @@ use super::customers::{self, index_key};
 
 /// The stores the operator uses, per input partition. Every store is changelogged but
 /// `timers-by-due`, which is `timers` inverted (rebuilt from it).
-pub const STORES: [StoreSpec; 9] = [
+pub const STORES: [StoreSpec; 10] = [
     StoreSpec {
         name: StoreName::Ledger,
         changelogged: true,
@@ -60,6 +60,11 @@ pub const STORES: [StoreSpec; 9] = [
         name: StoreName::OwnerIndex,
         changelogged: true,
         what: "owner + customer: whose open actions an owner's list reads",
+    },
+    StoreSpec {
+        name: StoreName::ParentIndex,
+        changelogged: true,
+        what: "relationship + parent + customer: who is related to whom (action list levels)",
     },
     StoreSpec {
         name: StoreName::Meta,
@@ -211,12 +216,13 @@ impl Operator {
         *self.fx.write().expect("fx lock") = fx;
     }
 
-    /// A fingerprint of the reference data decisions depend on (rules and exchange rates).
-    /// A partition whose state was reconciled under another fingerprint is reconciled again.
+    /// A fingerprint of the reference data decisions depend on (rules and exchange rates),
+    /// and of the derived layout ([`DERIVED_LAYOUT`]). A partition whose state was reconciled
+    /// under another fingerprint is reconciled again.
     pub fn fingerprint(&self) -> i64 {
         let rules = serde_json::to_string(self.rules().as_ref()).expect("rules serialize");
         let fx = format!("{:?}", self.fx.read().expect("fx lock"));
-        crate::model::fingerprint(&[rules.as_bytes(), fx.as_bytes()]) as i64
+        crate::model::fingerprint(&[rules.as_bytes(), fx.as_bytes(), DERIVED_LAYOUT]) as i64
     }
 
     /// Decodes, validates and applies one record of `stream`. A customer's record concerns
@@ -420,7 +426,7 @@ impl Operator {
     ) -> Result<Vec<OutputEvent>, StateError> {
         let mut out = Vec::new();
         for customer in customers_of(txn, partition, None)? {
-            out.extend(self.update(txn, partition, &customer, None, today)?);
+            out.extend(self.update_with(txn, partition, &customer, None, today, true)?);
         }
         Ok(out)
     }
@@ -488,10 +494,25 @@ impl Operator {
         event: Option<InputEvent>,
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
+        self.update_with(txn, partition, customer, event, today, false)
+    }
+
+    /// [`Operator::update`]; `rewrite_families` writes the customer's parent-index entries
+    /// whether or not they changed.
+    fn update_with(
+        &self,
+        txn: &mut Txn<'_>,
+        partition: i32,
+        customer: &CustomerKey,
+        event: Option<InputEvent>,
+        today: NaiveDate,
+        rewrite_families: bool,
+    ) -> Result<Vec<OutputEvent>, StateError> {
         let mut state = customers::load(txn, partition, customer)?.unwrap_or_default();
         let held_before = state.currencies();
         let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
+        let families_before = engine::families(&state);
         let rules = self.rules();
         let mut out = Vec::new();
         match event {
@@ -544,6 +565,21 @@ impl Operator {
             StoreName::OwnerIndex,
             customer,
             (&owners_before, &owners),
+        );
+        let families_after = engine::families(&state);
+        // A full pass (after an upgrade, or reference data changed) writes them all: state
+        // written before the index existed has no entries.
+        let families_before = if rewrite_families {
+            BTreeSet::new()
+        } else {
+            families_before
+        };
+        reindex(
+            txn,
+            partition,
+            StoreName::ParentIndex,
+            customer,
+            (&families_before, &families_after),
         );
         for event in &out {
             match event {
@@ -598,6 +634,30 @@ fn reindex(
     }
 }
 
+/// The customers of `partition` related at `role` to `head` (of `head`'s setID): the head
+/// itself when it is on the partition, and the customers whose master names it as their
+/// parent there (by the parent index).
+pub fn customers_related(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    partitions: i32,
+    role: crate::model::MonitorRole,
+    head: &CustomerKey,
+) -> Result<Vec<(CustomerKey, CustomerState)>, StateError> {
+    let family = engine::family(role, &head.set_id, &head.customer_id);
+    let mut keys = indexed_customers(txn, partition, StoreName::ParentIndex, &family)?;
+    if crate::kafka::partition_for(head.encode().as_bytes(), partitions) == partition {
+        keys.insert(0, head.clone());
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if let Some(state) = customers::load(txn, partition, &key)? {
+            out.push((key, state));
+        }
+    }
+    Ok(out)
+}
+
 /// The customers of `partition` with an open action of `owner` (by the owner index).
 pub fn customers_of_owner(
     txn: &mut Txn<'_>,
@@ -621,6 +681,11 @@ fn customers_holding(
 ) -> Result<Vec<CustomerKey>, StateError> {
     indexed_customers(txn, partition, StoreName::CurrencyIndex, currency)
 }
+
+/// What the stores derive from the customers besides their decisions; a new value makes
+/// every partition go through [`Operator::reconcile_partition`] once (which writes the parent
+/// index of state written before it existed).
+const DERIVED_LAYOUT: &[u8] = b"parent-index";
 
 /// The customers an index (`value NUL customer-key → nothing`) lists under `value`.
 fn indexed_customers(
@@ -902,6 +967,95 @@ due_days = 1
             customers_of_owner(&mut txn, 0, "NOBODY")
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    /// The customer action list's levels read the parent index: a customer is listed under
+    /// each parent its master names, moves when the master changes, and state written before
+    /// the index existed is indexed by the full pass an upgrade triggers.
+    #[test]
+    fn the_parent_index_follows_the_masters_relationships() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::state::Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let operator = Operator::new(
+            Arc::new(RuleSet::parse("version = 1\n", "none").unwrap()),
+            Arc::new(SchemaCatalog::bundled().unwrap()),
+        );
+        let today: NaiveDate = "2026-03-31".parse().unwrap();
+        let master = |customer: &str, corporate: Option<&str>, remit: Option<&str>| {
+            let key = CustomerKey::new("SHARE", customer);
+            let change = crate::model::CustomerChange {
+                corporate_parent: corporate.map(String::from),
+                remit_from_parent: remit.map(String::from),
+                ..crate::model::CustomerChange::new(&key, customer, "USD")
+            };
+            serde_json::to_value(change).unwrap()
+        };
+        // Each change is its own committed batch; queries read with batches of their own.
+        let send = |value: serde_json::Value| {
+            let key = format!("SHARE|{}", value["customer_id"].as_str().unwrap());
+            let mut txn = store.txn();
+            operator
+                .process(
+                    &mut txn,
+                    &[0],
+                    Stream::Customers,
+                    Some(&key),
+                    Payload::Json(value),
+                    today,
+                )
+                .unwrap();
+            store.apply(&txn.finish(&[])).unwrap();
+        };
+        send(master("HQ", None, None));
+        send(master("B1", Some("HQ"), Some("HQ")));
+        send(master("B2", Some("HQ"), None));
+        send(master("B3", Some("B3"), None)); // its own parent: no family
+        let family = |role, head: &str| -> Vec<String> {
+            customers_related(
+                &mut store.txn(),
+                0,
+                1,
+                role,
+                &CustomerKey::new("SHARE", head),
+            )
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k.customer_id)
+            .collect()
+        };
+        use crate::model::MonitorRole::{Corporate, RemitFrom};
+        assert_eq!(family(Corporate, "HQ"), ["HQ", "B1", "B2"]);
+        assert_eq!(family(RemitFrom, "HQ"), ["HQ", "B1"]);
+        assert_eq!(family(Corporate, "B3"), ["B3"]);
+        // B2 moves to another corporate parent.
+        send(master("B2", Some("B3"), None));
+        assert_eq!(family(Corporate, "HQ"), ["HQ", "B1"]);
+        assert_eq!(family(Corporate, "B3"), ["B3", "B2"]);
+        // State without index entries (written before the index existed) is indexed by the
+        // full pass that a new fingerprint triggers.
+        let entries = || {
+            store
+                .txn()
+                .scan(0, StoreName::ParentIndex, b"", |_| true)
+                .unwrap()
+        };
+        let mut txn = store.txn();
+        for (key, _) in entries() {
+            txn.delete(0, StoreName::ParentIndex, &key);
+        }
+        store.apply(&txn.finish(&[])).unwrap();
+        assert_eq!(family(Corporate, "HQ"), ["HQ"]);
+        let mut txn = store.txn();
+        operator.reconcile_partition(&mut txn, 0, today).unwrap();
+        store.apply(&txn.finish(&[])).unwrap();
+        assert_eq!(family(Corporate, "HQ"), ["HQ", "B1"]);
+        assert_eq!(family(Corporate, "B3"), ["B3", "B2"]);
+        assert_eq!(
+            entries().len(),
+            3,
+            "B1 twice (corporate, remit from), B2 once"
         );
     }
 }

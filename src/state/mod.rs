@@ -47,6 +47,9 @@ pub enum StoreName {
     CurrencyIndex,
     /// Owner + customer key → nothing: whose open actions an owner's list reads.
     OwnerIndex,
+    /// Relationship + parent + customer key → nothing: the customers related to a parent
+    /// (the customer action list's levels).
+    ParentIndex,
     /// Input offsets, durable counters and the changelog's claim and commits of the
     /// partition.
     Meta,
@@ -56,7 +59,7 @@ pub enum StoreName {
 }
 
 impl StoreName {
-    pub const ALL: [StoreName; 10] = [
+    pub const ALL: [StoreName; 11] = [
         StoreName::Ledger,
         StoreName::Actions,
         StoreName::Conversations,
@@ -65,6 +68,7 @@ impl StoreName {
         StoreName::TimersByDue,
         StoreName::CurrencyIndex,
         StoreName::OwnerIndex,
+        StoreName::ParentIndex,
         StoreName::Meta,
         StoreName::Checkpoint,
     ];
@@ -79,6 +83,7 @@ impl StoreName {
             StoreName::TimersByDue => "timers-by-due",
             StoreName::CurrencyIndex => "customers-by-currency",
             StoreName::OwnerIndex => "customers-by-owner",
+            StoreName::ParentIndex => "customers-by-parent",
             StoreName::Meta => "meta",
             StoreName::Checkpoint => "checkpoint",
         }
