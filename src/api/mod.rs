@@ -449,8 +449,8 @@ fn customer_json(state: &CustomerState) -> serde_json::Value {
     json
 }
 
-/// The customer's active violations (by slot) and the rules it is flagged for: those that
-/// cannot be evaluated now, with why.
+/// The customer's active violations (by slot), the rules it is flagged for (those that cannot
+/// be evaluated now, with why) and the violations of scheduled rules waiting for a run day.
 async fn violations(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -459,6 +459,7 @@ async fn violations(
         Json(serde_json::json!({
             "violations": found.violations,
             "blocked": found.blocked,
+            "waiting": found.waiting,
         }))
         .into_response()
     })

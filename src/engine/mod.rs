@@ -34,8 +34,8 @@ pub use conversations::take_conversation;
 pub use fx::{FxTable, MissingRate};
 pub use plans::resolve_owner;
 pub use state::{
-    Action, Blocked, CustomerState, PromiseState, QueuedLetter, Totals, Violation, collection_slot,
-    item_key, item_slot,
+    Action, Blocked, CustomerState, PromiseState, QueuedLetter, Totals, Violation, Waiting,
+    collection_slot, item_key, item_slot,
 };
 
 use plans::{Opening, Plans};
@@ -134,6 +134,13 @@ fn reconcile_with<'r>(
     for (slot, reason) in orphans {
         plans.end(&slot, reason);
     }
+    // A scheduled rule's violation that no longer holds stops waiting.
+    plans.state.waiting.retain(|slot, _| {
+        matches!(
+            decisions.get(slot),
+            Some(Decision::Violated(_) | Decision::Upgrade(_) | Decision::Keep)
+        )
+    });
     for (slot, decision) in decisions {
         match decision {
             Decision::Violated(opening) => match plans.state.violations.get_mut(&slot) {
@@ -142,12 +149,21 @@ fn reconcile_with<'r>(
                 }
                 // Another collection rule's plan stays (no escalation, or not higher).
                 Some(_) => {}
-                None => plans.open(opening),
+                None => {
+                    if !waits_for_schedule(plans.state, rules, &slot, opening.rule_id, today) {
+                        plans.open(opening);
+                    }
+                }
             },
             Decision::Upgrade(opening) => {
-                plans.end(&slot, CancelReason::TemplateUpgrade);
-                plans.open(opening);
+                // The current plan stays until the higher rule's run day.
+                if !waits_for_schedule(plans.state, rules, &slot, opening.rule_id, today) {
+                    plans.end(&slot, CancelReason::TemplateUpgrade);
+                    plans.open(opening);
+                }
             }
+            // Continuous monitoring: a plan ends the day its violation does, whatever the
+            // rule's schedule.
             Decision::End(reason) => plans.end(&slot, reason),
             Decision::Keep => {}
         }
@@ -161,6 +177,39 @@ fn reconcile_with<'r>(
     work::notify(state, key, rules, today, &mut out);
     out.extend(children::contributions(state, key, rules));
     (out, applicable)
+}
+
+/// Whether a violation of `rule_id` in `slot` waits for its rule's schedule: it opens on the
+/// first run day on or after the day it began, or at once when a run day passed since (the
+/// catch-up); meanwhile the slot is kept in [`CustomerState::waiting`] and a timer is set for
+/// the next run day.
+fn waits_for_schedule(
+    state: &mut CustomerState,
+    rules: &RuleSet,
+    slot: &str,
+    rule_id: &str,
+    today: NaiveDate,
+) -> bool {
+    let Some(schedule) = rules.schedule_of(rule_id) else {
+        state.waiting.remove(slot);
+        return false;
+    };
+    let since = match state.waiting.get(slot) {
+        Some(waiting) if waiting.rule_id == rule_id => waiting.since.min(today),
+        _ => today,
+    };
+    if schedule.runs_between(since, today) {
+        state.waiting.remove(slot);
+        return false;
+    }
+    state.waiting.insert(
+        slot.to_string(),
+        Waiting {
+            rule_id: rule_id.to_string(),
+            since,
+        },
+    );
+    true
 }
 
 /// The rules for the customer. A rule monitoring a relationship applies at the customers that
@@ -473,13 +522,10 @@ fn report_blocked(
         {
             continue;
         }
-        let episode = match state.blocked.get(&rule_id) {
-            Some(b) => b.episode,
-            None => {
-                state.blocked_seq += 1;
-                state.blocked_seq
-            }
-        };
+        // Every change of the flag is numbered anew: reasons that change back to earlier ones
+        // are a new event, not a repeat of the earlier event (same id, dropped downstream).
+        state.blocked_seq += 1;
+        let episode = state.blocked_seq;
         let (condition, role) = describe(&rule_id);
         out.push(plans::blocked_event(
             key,
@@ -554,6 +600,12 @@ fn timers_for(
                 .filter_map(|c| fx.next_change(rate_type, c, anchor, today)),
         );
     }
+    // Violations waiting for their rule's next run day.
+    dates.extend(state.waiting.values().filter_map(|w| {
+        rules
+            .schedule_of(&w.rule_id)
+            .and_then(|s| s.next_run_after(today))
+    }));
     dates.extend(risk::next_change(state, key, rules, fx, today));
     dates.extend(work::next_change(state, rules, today));
     dates.extend(conversations::next_change(state, rules, today));

@@ -101,6 +101,18 @@ pub struct CustomerState {
     /// (New fields go last: the stored form is a MessagePack array.)
     #[serde(default)]
     pub action_seq: u64,
+    /// Violations of scheduled rules waiting for a run day, by slot: appended last and
+    /// defaulted (stored ledgers are MessagePack arrays written before it existed).
+    #[serde(default)]
+    pub waiting: BTreeMap<String, Waiting>,
+}
+
+/// A scheduled rule's violation that has not opened its plan yet: since when it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub rule_id: String,
+    #[serde(with = "crate::model::compact::date")]
+    pub since: NaiveDate,
 }
 
 /// A promise's status as last reported.

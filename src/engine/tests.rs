@@ -447,3 +447,145 @@ fn a_rule_removed_from_the_rule_set_ends_its_violations() {
     assert_eq!(actions(&out).len(), 3);
     assert!(state.violations.is_empty());
 }
+
+/// Rule schedules (the chapter's "rules scheduled to be monitored on the current day"): a
+/// violation of a rule scheduled on Mondays opens its plan on the first Monday on or after it
+/// began, by timer with no input; a Monday passed while nothing ran is caught up the next
+/// time; a payment ends the plan at once; the lowest level wins whatever its schedule.
+#[test]
+fn a_scheduled_rule_opens_its_plan_on_its_run_day_and_catches_up_a_missed_one() {
+    let scheduled = format!(
+        "{RULES}\n[[schedule]]\nid = \"MONDAYS\"\ncadence = {{ kind = \"WEEKLY\", weekdays = [\"MON\"] }}\n"
+    )
+    .replace(
+        "owner_type = \"COLLECTOR\"\n",
+        "owner_type = \"COLLECTOR\"\nschedule = \"MONDAYS\"\n",
+    );
+    let rules = RuleSet::parse(&scheduled, "test").unwrap();
+    let opened = |out: &[OutputEvent]| {
+        conditions(out)
+            .iter()
+            .any(|(kind, _, _)| *kind == ConditionEventKind::ViolationOpened)
+    };
+    // 45 days past due on Wednesday 2026-12-02: violated, but the next run day is Monday.
+    let mut state = state_with(vec![invoice("INV1", "2000.00", "2026-10-18")]);
+    let out = rec(&mut state, &rules, "2026-12-02");
+    assert!(!opened(&out) && state.violations.is_empty(), "{out:?}");
+    assert_eq!(state.waiting["COLL|BILL_TO"].since, d("2026-12-02"));
+    assert!(
+        timers(&state, &rules, "2026-12-02").contains(&(AGEING_TIMER.into(), d("2026-12-07"))),
+        "a timer for Monday"
+    );
+    assert!(
+        !opened(&rec(&mut state, &rules, "2026-12-04")),
+        "Friday: still waiting"
+    );
+    // Monday's timer, no input: the plan opens, dated Monday.
+    let out = rec(&mut state, &rules, "2026-12-07");
+    assert!(opened(&out));
+    assert_eq!(action_events(&out)[0].action_date, d("2026-12-07"));
+    assert!(state.waiting.is_empty());
+
+    // Monday missed (nothing ran from Friday to Tuesday): caught up on Tuesday.
+    let mut state = state_with(vec![invoice("INV1", "2000.00", "2026-10-18")]);
+    rec(&mut state, &rules, "2026-12-04");
+    let out = rec(&mut state, &rules, "2026-12-08");
+    assert!(opened(&out), "the missed Monday is caught up");
+    assert_eq!(action_events(&out)[0].action_date, d("2026-12-08"));
+
+    // A violation that ends before its run day never opens; one that ends after, ends at
+    // once (a Wednesday payment ends the plan on Wednesday, not on the next Monday).
+    let mut state = state_with(vec![invoice("INV1", "2000.00", "2026-10-18")]);
+    rec(&mut state, &rules, "2026-12-02");
+    state.apply(invoice("INV1", "0", "2026-10-18"), d("2026-12-03"));
+    rec(&mut state, &rules, "2026-12-03");
+    assert!(state.waiting.is_empty());
+    assert!(!opened(&rec(&mut state, &rules, "2026-12-07")));
+    let mut state = state_with(vec![invoice("INV1", "2000.00", "2026-10-18")]);
+    rec(&mut state, &rules, "2026-12-07");
+    assert_eq!(state.violations.len(), 1);
+    state.apply(invoice("INV1", "0", "2026-10-18"), d("2026-12-09"));
+    let out = rec(&mut state, &rules, "2026-12-09");
+    assert!(
+        conditions(&out)
+            .iter()
+            .any(|(kind, _, _)| *kind == ConditionEventKind::ViolationEnded),
+        "ended on Wednesday"
+    );
+
+    // The lowest level wins whatever its schedule: a customer-level rule on Mondays keeps the
+    // setID rule (no schedule) from opening on a Wednesday.
+    let levels = format!(
+        "{RULES}\n[[schedule]]\nid = \"MONDAYS\"\ncadence = {{ kind = \"WEEKLY\", weekdays = [\"MON\"] }}\n\
+         [[collection_rule]]\nid = \"COLL-C1\"\nset_id = \"SHARE\"\ncustomer_id = \"C1\"\n\
+         currency = \"USD\"\nmin_past_due_amount = \"1000.00\"\ndays_past_due = 30\n\
+         template = \"STD\"\nowner_type = \"COLLECTOR\"\nschedule = \"MONDAYS\"\n"
+    );
+    let rules = RuleSet::parse(&levels, "test").unwrap();
+    let mut state = state_with(vec![invoice("INV1", "2000.00", "2026-10-18")]);
+    assert!(!opened(&rec(&mut state, &rules, "2026-12-02")));
+    let out = rec(&mut state, &rules, "2026-12-07");
+    assert_eq!(
+        conditions(&out)[0].1,
+        "COLL-C1",
+        "the customer's own rule, on Monday"
+    );
+}
+
+#[test]
+fn a_rule_naming_an_unknown_schedule_or_a_bad_cadence_is_refused() {
+    let bad = format!(
+        "{RULES}\n[[schedule]]\nid = \"S\"\ncadence = {{ kind = \"WEEKLY\", weekdays = [\"MONDAY\"] }}\n\
+         [[schedule]]\nid = \"M\"\ncadence = {{ kind = \"MONTHLY\", day = 32 }}\n"
+    )
+    .replace(
+        "owner_type = \"COLLECTOR\"\n",
+        "owner_type = \"COLLECTOR\"\nschedule = \"NOPE\"\n",
+    );
+    let message = RuleSet::parse(&bad, "test").unwrap_err().to_string();
+    for expected in [
+        "schedule `NOPE` is not defined",
+        "`MONDAY` is not a day name",
+        "day 32 of the month is not 1 to 31",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+}
+
+/// A flag whose reasons change and change back is three events with three ids: the third is
+/// not a repeat of the first (a consumer that drops repeated ids would lose it).
+#[test]
+fn a_blocked_flag_whose_reasons_change_back_gets_a_new_event_id() {
+    let rules = rules();
+    let mut state = state_with(vec![item(
+        "E1",
+        ItemType::Invoice,
+        "2000.00",
+        "2026-10-18",
+        "EUR",
+    )]);
+    let blocked_ids = |out: &[OutputEvent]| -> Vec<String> {
+        out.iter()
+            .filter_map(|e| match e {
+                OutputEvent::Condition(c) if c.kind == ConditionEventKind::EvaluationBlocked => {
+                    Some(c.event_id.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let first = blocked_ids(&rec(&mut state, &rules, "2026-12-02"));
+    state.apply(
+        item("G1", ItemType::Invoice, "10.00", "2026-10-18", "GBP"),
+        d("2026-12-03"),
+    );
+    let second = blocked_ids(&rec(&mut state, &rules, "2026-12-03"));
+    state.apply(
+        item("G1", ItemType::Invoice, "0", "2026-10-18", "GBP"),
+        d("2026-12-04"),
+    );
+    let third = blocked_ids(&rec(&mut state, &rules, "2026-12-04"));
+    assert_eq!((first.len(), second.len(), third.len()), (1, 1, 1));
+    assert_ne!(first, third, "the same reasons again, a new event");
+    assert_ne!(first, second);
+}

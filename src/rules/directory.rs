@@ -34,7 +34,7 @@ pub static STANDARD_CALENDAR: std::sync::LazyLock<Calendar> =
         holidays: BTreeSet::new(),
     });
 
-fn weekday(name: &str) -> Option<Weekday> {
+pub(super) fn weekday(name: &str) -> Option<Weekday> {
     match name.to_ascii_uppercase().as_str() {
         "MON" => Some(Weekday::Mon),
         "TUE" => Some(Weekday::Tue),

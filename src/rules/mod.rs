@@ -16,7 +16,9 @@ use thiserror::Error;
 use crate::model::{MonitorRole, OwnerType};
 
 mod directory;
+mod schedule;
 pub use directory::{Calendar, Owner, STANDARD_CALENDAR};
+pub use schedule::{Cadence, Schedule};
 
 /// A whole rule set, as one versioned document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,9 @@ pub struct RuleSet {
     /// Action owners: supervisors and e-mail addresses for notifications.
     #[serde(default, rename = "owner")]
     pub owners: Vec<Owner>,
+    /// The days rules that name a schedule may open their plans on.
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<Schedule>,
 }
 
 /// The installation options of the receivables manual that change what condmon computes.
@@ -200,6 +205,9 @@ pub struct CollectionRule {
     pub aging_category: Option<String>,
     pub template: String,
     pub owner_type: OwnerType,
+    /// The schedule on whose days a violation opens the plan; none: the day it begins.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 /// An assessment rule: one condition of the catalog, with its parameters in `check`.
@@ -229,6 +237,9 @@ pub struct AssessmentRule {
     #[serde(default)]
     pub owner_type: Option<OwnerType>,
     pub check: Check,
+    /// As for collection rules.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 /// The condition catalog. Customer-level checks produce one violation per customer;
@@ -761,6 +772,15 @@ impl RuleSet {
         self.assessment_rules.iter().find(|r| r.id == id)
     }
 
+    /// The schedule of a collection or assessment rule, if it names one.
+    pub fn schedule_of(&self, rule_id: &str) -> Option<&Schedule> {
+        let name = match self.collection_rule(rule_id) {
+            Some(rule) => rule.schedule.as_deref(),
+            None => self.assessment_rule(rule_id)?.schedule.as_deref(),
+        }?;
+        self.schedules.iter().find(|s| s.id == name)
+    }
+
     pub fn scoring_rule(&self, id: &str) -> Option<&ScoringRule> {
         self.scoring_rules.iter().find(|r| r.id == id)
     }
@@ -861,6 +881,24 @@ impl RuleSet {
                 "statistics_window_days must be at least 1".into(),
             );
         }
+        let named = self
+            .collection_rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let at = format!("collection_rule[{i}] ({})", r.id);
+                r.schedule.as_deref().map(|s| (at, s))
+            })
+            .chain(
+                self.assessment_rules
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| {
+                        let at = format!("assessment_rule[{i}] ({})", r.id);
+                        r.schedule.as_deref().map(|s| (at, s))
+                    }),
+            );
+        schedule::problems(&self.schedules, named, &mut push);
         let mut aging_ids = HashSet::new();
         for (i, a) in self.agings.iter().enumerate() {
             let at = format!("aging[{i}] ({})", a.id);
