@@ -20,8 +20,47 @@ fn rules_check_accepts_the_shipped_rules() {
     );
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "valid (version 1, 4 collection rule(s), 9 assessment rule(s), 2 scoring rule(s), 5 template(s), 2 calendar(s), 7 owner(s))"
+            "valid (version 1, 5 collection rule(s), 9 assessment rule(s), 2 scoring rule(s), 5 template(s), 2 calendar(s), 7 owner(s))"
         )
+    );
+    // A business unit no calendar names is said to fall back to weekends only.
+    let out = condmon(&[
+        "rules",
+        "check",
+        "topology/rules.toml",
+        "--business-unit",
+        "US001",
+        "--business-unit",
+        "US002",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("warning: business unit `US002` is named by no calendar; its due and notification dates count weekends only (calendar STANDARD)"),
+        "{text}"
+    );
+    assert!(!text.contains("`US001`"), "{text}");
+}
+
+/// The README's input field reference is what `condmon schemas doc` generates from the
+/// schemas: a schema change that is not in the README fails here.
+#[test]
+fn the_readme_input_field_reference_is_generated_from_the_schemas() {
+    let out = condmon(&["schemas", "doc"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, rest) = readme.split_once("<!-- input-fields:begin -->\n").unwrap();
+    let (section, _) = rest.split_once("<!-- input-fields:end -->").unwrap();
+    assert!(
+        section == generated,
+        "README.md's input fields differ from `condmon schemas doc`: paste its output between the \
+         input-fields markers"
     );
 }
 

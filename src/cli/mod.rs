@@ -5,6 +5,7 @@ mod feed;
 mod replay;
 mod rules;
 mod run;
+mod schemas;
 mod tail;
 mod topics;
 mod topology;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: rules::Command,
     },
+    /// Schema tools.
+    Schemas {
+        #[command(subcommand)]
+        command: schemas::Command,
+    },
     /// Produce the events of an NDJSON file (the replay format) to the input topics as Avro.
     Feed(feed::Args),
     /// Print the records of an output topic as JSON lines.
@@ -85,6 +91,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Topology(args) => topology::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Rules { command } => rules::run(command),
+        Command::Schemas { command } => schemas::run(command),
         Command::Feed(args) => feed::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Bench(args) => bench::run(args),

@@ -6,13 +6,23 @@ use crate::rules::{RuleSet, RulesError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Validate a rule set; print every problem with its location.
-    Check { file: PathBuf },
+    /// Validate a rule set; print every problem with its location, and warn of business
+    /// units no calendar names.
+    Check {
+        file: PathBuf,
+        /// A business unit the ERP uses (repeat the option): warned of if no calendar names
+        /// it.
+        #[arg(long = "business-unit")]
+        business_units: Vec<String>,
+    },
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Check { file } => match RuleSet::load(&file) {
+        Command::Check {
+            file,
+            business_units,
+        } => match RuleSet::load(&file) {
             Ok(rules) => {
                 println!(
                     "{}: valid (version {}, {} collection rule(s), {} assessment rule(s), {} scoring rule(s), {} template(s), {} calendar(s), {} owner(s))",
@@ -25,6 +35,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     rules.calendars.len(),
                     rules.owners.len()
                 );
+                for warning in rules.calendar_warnings(&business_units) {
+                    println!("warning: {warning}");
+                }
                 Ok(())
             }
             Err(e @ RulesError::Invalid { .. }) => {

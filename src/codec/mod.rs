@@ -7,6 +7,7 @@
 
 mod avro_json;
 pub mod limits;
+pub mod reference;
 mod registry;
 
 use std::collections::HashMap;

@@ -312,9 +312,9 @@ fn add_item_action(
     action.action_parameter = command.action_parameter.clone();
     action.owner_type = command.owner_type.unwrap_or(OwnerType::ArSpecialist);
     action.owner = command.owner.clone();
-    action.due_date = rules
-        .calendar(&item.business_unit)
-        .add_business_days(today, due_days);
+    let calendar = rules.calendar(&item.business_unit);
+    action.due_date = calendar.add_business_days(today, due_days);
+    action.calendar = Some(calendar.id.clone());
     action.due_days = due_days;
     action.evidence.currency = item.currency.clone();
     action.item_key = Some(item_key);

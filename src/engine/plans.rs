@@ -87,6 +87,7 @@ impl Plans<'_> {
                 priority: opening.priority,
                 monitor_role: opening.role,
                 created_seq: 0,
+                calendar: Some(calendar.id.clone()),
                 due_days: step.due_days,
                 added_on: on_list_now.then_some(self.today),
                 created_by: None,
@@ -407,6 +408,7 @@ pub fn action_event(
         created_by: action.created_by.clone(),
         result: action.result.clone(),
         delivery_method: action.delivery_method.clone(),
+        calendar: action.calendar.clone(),
     })
 }
 

@@ -311,6 +311,11 @@ pub struct Action {
     /// array, which a field added in the middle would misalign.)
     #[serde(default)]
     pub created_seq: u64,
+    /// The business calendar its due date counts in (plan steps, item actions): its business
+    /// unit's, or `STANDARD` (weekends only) when no calendar names the unit. Absent for
+    /// actions due on a given date (call actions, follow-ups) and those created before.
+    #[serde(default)]
+    pub calendar: Option<String>,
 }
 
 impl Action {
@@ -352,6 +357,7 @@ impl Action {
             priority: 0,
             monitor_role: MonitorRole::default(),
             created_seq: 0,
+            calendar: None,
             due_days: 0,
             added_on: on_list.then_some(today),
             created_by: None,

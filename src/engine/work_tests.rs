@@ -1060,3 +1060,33 @@ fn new_debits_credits_and_on_account_items_are_announced_to_the_collector() {
     );
     assert!(announce(&orphan, &on, &debit).is_none(), "nobody to tell");
 }
+
+/// A business unit that no calendar names falls back to weekends only: each action says
+/// which calendar its due date counted in (`STANDARD` is the flag), and `rules check` warns.
+#[test]
+fn an_action_says_which_calendar_counted_its_due_date_and_flags_the_fallback() {
+    let rules = rules();
+    let (_, out) = violated(&rules, "2026-11-23");
+    let calendars: Vec<Option<&str>> = action_events(&out)
+        .iter()
+        .map(|a| a.calendar.as_deref())
+        .collect();
+    assert!(!calendars.is_empty() && calendars.iter().all(|c| *c == Some("US")));
+    let mut state = CustomerState::default();
+    state.apply(InputEvent::Customer(customer(false)), d("2026-11-23"));
+    let elsewhere = ItemChange {
+        business_unit: "MX001".into(),
+        ..invoice("INV9", "500")
+    };
+    state.apply(InputEvent::Item(elsewhere), d("2026-11-23"));
+    let out = rec(&mut state, &rules, "2026-11-23");
+    assert_eq!(action_events(&out)[0].calendar.as_deref(), Some("STANDARD"));
+    assert_eq!(
+        rules.calendar_warnings(&["US001".into(), "MX001".into()]),
+        [
+            "business unit `MX001` is named by no calendar; its due and notification dates count \
+          weekends only (calendar STANDARD), with no holidays"
+        ]
+    );
+    assert!(rules.calendar_warnings(&[])[0].contains("other than US001"));
+}

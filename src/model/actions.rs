@@ -284,6 +284,10 @@ pub struct ActionEvent {
     /// Correspondence actions: EMAIL, FAX or PRINT, as performed.
     #[serde(default)]
     pub delivery_method: Option<String>,
+    /// The business calendar its due date was counted in; `STANDARD` (weekends only) when no
+    /// calendar of the rules names its business unit — the flag that a unit was left out.
+    #[serde(default)]
+    pub calendar: Option<String>,
 }
 
 /// What happened to a condition of a customer: a violation began or ended, or a rule could

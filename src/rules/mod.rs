@@ -756,6 +756,35 @@ impl RuleSet {
             .unwrap_or(&STANDARD_CALENDAR)
     }
 
+    /// What `rules check` warns of about calendars: each of `business_units` that no
+    /// calendar names (its dates count weekends only, in the STANDARD calendar), or, with none
+    /// given, which units are covered at all.
+    pub fn calendar_warnings(&self, business_units: &[String]) -> Vec<String> {
+        let named: Vec<&str> = self
+            .calendars
+            .iter()
+            .flat_map(|c| c.business_units.iter().map(String::as_str))
+            .collect();
+        let fallback = "its due and notification dates count weekends only (calendar STANDARD), \
+                        with no holidays";
+        if business_units.is_empty() {
+            return vec![if named.is_empty() {
+                format!("no calendar is defined: every business unit falls back; {fallback}")
+            } else {
+                format!(
+                    "a business unit other than {} is named by no calendar and falls back; \
+                     {fallback} (name yours with --business-unit to check them)",
+                    named.join(", ")
+                )
+            }];
+        }
+        business_units
+            .iter()
+            .filter(|unit| !named.contains(&unit.as_str()))
+            .map(|unit| format!("business unit `{unit}` is named by no calendar; {fallback}"))
+            .collect()
+    }
+
     pub fn owner(&self, id: &str) -> Option<&Owner> {
         self.owners.iter().find(|o| o.id == id)
     }
