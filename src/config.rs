@@ -90,6 +90,9 @@ pub struct KafkaConfig {
     /// member (Tansu 0.6: see the README).
     pub assignment: Assignment,
     pub partitions: Vec<i32>,
+    /// How often librdkafka reports its statistics (per-partition lag, broker round trips,
+    /// the producer's queue) to the metrics; 0 turns them off.
+    pub statistics_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +213,7 @@ impl Default for KafkaConfig {
             producer: BTreeMap::new(),
             assignment: Assignment::Group,
             partitions: Vec::new(),
+            statistics_interval_ms: 10_000,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Prometheus metrics. Labels are topics, partitions, kinds and statuses, never customers.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::model::ActionStatus;
@@ -41,6 +45,25 @@ pub struct Metrics {
     pub rules_version: IntGauge,
     pub state_block_cache_bytes: IntGauge,
     pub state_memtable_bytes: IntGauge,
+    pub build_info: IntGaugeVec,
+    pub commit_seconds: Histogram,
+    pub last_commit_timestamp: Gauge,
+    pub kafka_consumer_lag: IntGaugeVec,
+    pub kafka_broker_rtt: GaugeVec,
+    pub kafka_queue_messages: IntGaugeVec,
+    pub kafka_queue_bytes: IntGaugeVec,
+    pub state_live_data_bytes: IntGauge,
+    pub state_pending_compaction_bytes: IntGauge,
+    pub state_write_stopped: IntGauge,
+    pub state_delayed_write_rate: IntGauge,
+    pub state_block_cache_hits: IntCounter,
+    pub state_block_cache_misses: IntCounter,
+    pub state_disk_size: IntGauge,
+    pub state_disk_available: IntGauge,
+    pub business_date: IntGauge,
+    /// The (topic, partition) series of the lag gauges, to remove those of partitions that
+    /// left (a revoked partition's lag would otherwise stay frozen).
+    lag_series: Arc<Mutex<BTreeSet<(String, i32)>>>,
 }
 
 impl Metrics {
@@ -105,7 +128,100 @@ impl Metrics {
              of the outputs its firing caused.",
             prometheus::exponential_buckets(0.05, 3.0, 14).expect("valid buckets"),
         );
+        let build_info = gauge_vec(
+            "build_info",
+            "1, labelled with the version and the commit (`CONDMON_COMMIT` at build time) of this binary.",
+            &["version", "commit"],
+        );
+        build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CONDMON_COMMIT").unwrap_or("unknown"),
+            ])
+            .set(1);
+        let commit_seconds = histogram(
+            "commit_seconds",
+            "From a batch's state change to its commit: outputs and changelog records \
+             acknowledged, the changelog commits acknowledged, the RocksDB write.",
+            prometheus::exponential_buckets(0.001, 2.0, 16).expect("valid buckets"),
+        );
+        let last_commit_timestamp = Gauge::new(
+            "last_commit_timestamp_seconds",
+            "Unix time of the last committed batch (`time() - …` is the age of the last commit).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(last_commit_timestamp.clone()))
+            .expect("unique metric");
+        let kafka_broker_rtt = GaugeVec::new(
+            Opts::new(
+                "kafka_broker_rtt_seconds",
+                "librdkafka's average round trip to each broker over its last statistics interval, by client.",
+            ),
+            &["client", "broker"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(kafka_broker_rtt.clone()))
+            .expect("unique metric");
         Metrics {
+            build_info,
+            commit_seconds,
+            last_commit_timestamp,
+            kafka_broker_rtt,
+            kafka_consumer_lag: gauge_vec(
+                "kafka_consumer_lag",
+                "librdkafka's consumer lag per fetched partition: records between the position and the end.",
+                &["topic", "partition"],
+            ),
+            kafka_queue_messages: gauge_vec(
+                "kafka_queue_messages",
+                "Messages waiting in librdkafka's queues (the producer's: sent, not yet acknowledged), by client.",
+                &["client"],
+            ),
+            kafka_queue_bytes: gauge_vec(
+                "kafka_queue_bytes",
+                "Bytes waiting in librdkafka's queues, by client.",
+                &["client"],
+            ),
+            state_live_data_bytes: gauge(
+                "state_live_data_bytes",
+                "RocksDB's estimate of the live data in every store.",
+            ),
+            state_pending_compaction_bytes: gauge(
+                "state_pending_compaction_bytes",
+                "Bytes RocksDB estimates compaction must rewrite to catch up (growing: it falls behind).",
+            ),
+            state_write_stopped: gauge(
+                "state_write_stopped",
+                "1 while RocksDB stops writes (too many memtables or level-0 files).",
+            ),
+            state_delayed_write_rate: gauge(
+                "state_delayed_write_rate_bytes",
+                "The rate RocksDB slows writes to, bytes a second (0: writes are not delayed).",
+            ),
+            state_block_cache_hits: counter(
+                "state_block_cache_hits_total",
+                "Reads RocksDB's block cache answered.",
+            ),
+            state_block_cache_misses: counter(
+                "state_block_cache_misses_total",
+                "Reads RocksDB's block cache did not answer (a disk read).",
+            ),
+            state_disk_size: gauge(
+                "state_disk_size_bytes",
+                "Size of the file system the state directory is on.",
+            ),
+            state_disk_available: gauge(
+                "state_disk_available_bytes",
+                "Bytes still free for condmon on the state directory's file system.",
+            ),
+            business_date: gauge(
+                "business_date_timestamp_seconds",
+                "The business date decisions are made on (its start, Unix time): it never moves \
+                 backwards, and it follows the wall clock's date.",
+            ),
+            lag_series: Arc::default(),
             record_e2e_latency,
             timer_lateness,
             records_in: counter_vec(
@@ -254,6 +370,110 @@ impl Metrics {
             .set(usage.write_buffer_bytes as i64);
     }
 
+    /// Creates the series of every input topic and outcome at 0: a rate or an increase over
+    /// a series is only defined once it exists (Prometheus' "initialise your metrics").
+    pub fn init_series(&self, input_topics: &[String]) {
+        for topic in input_topics {
+            for vec in [
+                &self.records_in,
+                &self.records_committed,
+                &self.records_rerouted,
+            ] {
+                vec.with_label_values(&[topic]).inc_by(0);
+            }
+        }
+        for outcome in crate::model::OUTCOMES {
+            self.outcomes.with_label_values(&[outcome]).inc_by(0);
+        }
+    }
+
+    /// RocksDB's own figures (see [`crate::state::EngineStats`]).
+    pub fn set_engine_stats(&self, stats: crate::state::EngineStats) {
+        self.state_live_data_bytes.set(stats.live_data_bytes as i64);
+        self.state_pending_compaction_bytes
+            .set(stats.pending_compaction_bytes as i64);
+        self.state_write_stopped.set(stats.write_stopped as i64);
+        self.state_delayed_write_rate
+            .set(stats.delayed_write_rate as i64);
+        // The tickers count since the store opened; the counters follow them.
+        for (counter, total) in [
+            (&self.state_block_cache_hits, stats.block_cache_hits),
+            (&self.state_block_cache_misses, stats.block_cache_misses),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    pub fn set_disk_space(&self, space: Option<crate::state::DiskSpace>) {
+        if let Some(space) = space {
+            self.state_disk_size.set(space.size_bytes as i64);
+            self.state_disk_available.set(space.available_bytes as i64);
+        }
+    }
+
+    pub fn set_business_date(&self, today: chrono::NaiveDate) {
+        let start = today.and_hms_opt(0, 0, 0).expect("midnight exists");
+        self.business_date.set(start.and_utc().timestamp());
+    }
+
+    /// A batch committed: how long its commit took, and when.
+    pub fn committed(&self, took: std::time::Duration) {
+        self.commit_seconds.observe(took.as_secs_f64());
+        // Wall time, not the business clock: an SRE compares it with Prometheus' `time()`.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_commit_timestamp.set(now);
+    }
+
+    /// One partition's lag as condmon's committed positions give it (`consumer_lag`).
+    pub fn set_partition_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag_series
+            .lock()
+            .expect("lag series lock")
+            .insert((topic.to_string(), partition));
+        self.consumer_lag
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
+    }
+
+    /// What a librdkafka client's statistics say.
+    pub fn set_client_stats(&self, stats: &crate::kafka::ClientStats) {
+        let mut series = self.lag_series.lock().expect("lag series lock");
+        for (topic, partition, lag) in &stats.partition_lag {
+            series.insert((topic.clone(), *partition));
+            self.kafka_consumer_lag
+                .with_label_values(&[topic, &partition.to_string()])
+                .set(*lag);
+        }
+        for (broker, rtt) in &stats.broker_rtt_seconds {
+            self.kafka_broker_rtt
+                .with_label_values(&[stats.client, broker])
+                .set(*rtt);
+        }
+        self.kafka_queue_messages
+            .with_label_values(&[stats.client])
+            .set(stats.queue_messages as i64);
+        self.kafka_queue_bytes
+            .with_label_values(&[stats.client])
+            .set(stats.queue_bytes as i64);
+    }
+
+    /// Removes the lag series of partitions no longer held here: a revoked partition's lag is
+    /// another instance's to report.
+    pub fn retain_partitions(&self, held: &BTreeSet<i32>) {
+        let mut series = self.lag_series.lock().expect("lag series lock");
+        series.retain(|(topic, partition)| {
+            if held.contains(partition) {
+                return true;
+            }
+            let labels = [topic.as_str(), &partition.to_string()];
+            let _ = self.consumer_lag.remove_label_values(&labels);
+            let _ = self.kafka_consumer_lag.remove_label_values(&labels);
+            false
+        });
+    }
+
     /// Counts a committed batch's reads and writes per store (the stores' metrics layer).
     pub fn count_store_use(&self, changes: &crate::state::Changes) {
         for store in crate::state::StoreName::ALL {
@@ -311,5 +531,49 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A revoked partition's lag is another instance's to report: its series go, the held
+    /// partitions' stay.
+    #[test]
+    fn the_lag_series_of_a_partition_that_left_are_removed() {
+        let metrics = Metrics::new();
+        metrics.set_partition_lag("ar.items", 0, 5);
+        metrics.set_partition_lag("ar.items", 1, 7);
+        metrics.set_client_stats(&crate::kafka::ClientStats {
+            client: "consumer",
+            partition_lag: vec![("ar.items".into(), 0, 4), ("ar.items".into(), 1, 6)],
+            broker_rtt_seconds: vec![("localhost:9092/1".into(), 0.002)],
+            queue_messages: 3,
+            queue_bytes: 300,
+        });
+        let text = metrics.render();
+        assert!(text.contains("condmon_consumer_lag{partition=\"1\",topic=\"ar.items\"} 7"));
+        assert!(text.contains("condmon_kafka_consumer_lag{partition=\"1\",topic=\"ar.items\"} 6"));
+        assert!(text.contains("condmon_kafka_queue_messages{client=\"consumer\"} 3"));
+        metrics.retain_partitions(&BTreeSet::from([0]));
+        let text = metrics.render();
+        assert!(!text.contains("partition=\"1\""), "{text}");
+        assert!(text.contains("condmon_consumer_lag{partition=\"0\",topic=\"ar.items\"} 5"));
+        assert!(text.contains("condmon_kafka_consumer_lag{partition=\"0\",topic=\"ar.items\"} 4"));
+    }
+
+    #[test]
+    fn the_block_cache_counters_follow_rocksdbs_tickers() {
+        let metrics = Metrics::new();
+        let stats = |hits, misses| crate::state::EngineStats {
+            block_cache_hits: hits,
+            block_cache_misses: misses,
+            ..Default::default()
+        };
+        metrics.set_engine_stats(stats(10, 2));
+        metrics.set_engine_stats(stats(25, 3));
+        assert_eq!(metrics.state_block_cache_hits.get(), 25);
+        assert_eq!(metrics.state_block_cache_misses.get(), 3);
     }
 }

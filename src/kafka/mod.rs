@@ -39,6 +39,16 @@ impl From<KafkaError> for BrokerError {
     }
 }
 
+/// librdkafka's statistics every `kafka.statistics_interval_ms` (0: none).
+fn set_statistics_interval(client: &mut ClientConfig, config: &Config) {
+    if config.kafka.statistics_interval_ms > 0 {
+        client.set(
+            "statistics.interval.ms",
+            config.kafka.statistics_interval_ms.to_string(),
+        );
+    }
+}
+
 /// The settings every client of `config` shares (brokers, security).
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
@@ -160,6 +170,69 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 /// date (restores it from its changelogs). An error stops the process.
 pub type OnAssign = Arc<dyn Fn(i32) -> Result<(), String> + Send + Sync>;
 
+/// What librdkafka's statistics (every `statistics_interval_ms`) say about a client, in
+/// condmon's terms (no rdkafka type leaves this module).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientStats {
+    /// `consumer` or `producer`.
+    pub client: &'static str,
+    /// The consumer's lag per fetched partition: (topic, partition, records behind the end).
+    pub partition_lag: Vec<(String, i32, i64)>,
+    /// Average round trip per broker (`host:port/id`), over the last interval.
+    pub broker_rtt_seconds: Vec<(String, f64)>,
+    /// Messages and bytes waiting in the client's queues (the producer's sends in flight).
+    pub queue_messages: u64,
+    pub queue_bytes: u64,
+}
+
+/// Receives each client's statistics.
+pub type OnStats = Arc<dyn Fn(ClientStats) + Send + Sync>;
+
+fn client_stats(client: &'static str, statistics: &rdkafka::Statistics) -> ClientStats {
+    let mut partition_lag: Vec<(String, i32, i64)> = statistics
+        .topics
+        .iter()
+        .flat_map(|(topic, t)| {
+            t.partitions
+                .iter()
+                // -1 is librdkafka's unassigned partition; a lag of -1 is unknown.
+                .filter(|(p, partition)| **p >= 0 && partition.consumer_lag >= 0)
+                .map(move |(p, partition)| (topic.clone(), *p, partition.consumer_lag))
+        })
+        .collect();
+    partition_lag.sort();
+    let mut broker_rtt_seconds: Vec<(String, f64)> = statistics
+        .brokers
+        .values()
+        .filter_map(|b| {
+            let rtt = b.rtt.as_ref()?;
+            (rtt.cnt > 0).then(|| (b.name.clone(), rtt.avg as f64 / 1_000_000.0))
+        })
+        .collect();
+    broker_rtt_seconds.sort_by(|a, b| a.0.cmp(&b.0));
+    ClientStats {
+        client,
+        partition_lag,
+        broker_rtt_seconds,
+        queue_messages: statistics.msg_cnt,
+        queue_bytes: statistics.msg_size,
+    }
+}
+
+/// A client context that hands librdkafka's statistics on.
+#[derive(Clone, Default)]
+pub struct StatsContext {
+    on_stats: Option<OnStats>,
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(on_stats) = &self.on_stats {
+            on_stats(client_stats("producer", &statistics));
+        }
+    }
+}
+
 pub struct SourceContext {
     store: Store,
     on_assign: OnAssign,
@@ -169,9 +242,16 @@ pub struct SourceContext {
     floors: Arc<Mutex<HashMap<(String, i32), i64>>>,
     /// What makes reading unsafe; the run loop stops on the first.
     problems: Arc<Mutex<Vec<String>>>,
+    on_stats: Option<OnStats>,
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(on_stats) = &self.on_stats {
+            on_stats(client_stats("consumer", &statistics));
+        }
+    }
+}
 
 impl SourceContext {
     fn problem(&self, message: String) {
@@ -310,7 +390,12 @@ pub struct Source {
 
 /// The consumer group member reading the input topics.
 impl Source {
-    pub fn new(config: &Config, store: Store, on_assign: OnAssign) -> Result<Source, BrokerError> {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        on_assign: OnAssign,
+        on_stats: Option<OnStats>,
+    ) -> Result<Source, BrokerError> {
         let assigned = Arc::new(Mutex::new(BTreeSet::new()));
         let floors = Arc::new(Mutex::new(HashMap::new()));
         let problems = Arc::new(Mutex::new(Vec::new()));
@@ -320,8 +405,10 @@ impl Source {
             assigned: assigned.clone(),
             floors: floors.clone(),
             problems: problems.clone(),
+            on_stats,
         };
         let mut client = client_config(config);
+        set_statistics_interval(&mut client, config);
         if let Some(instance) = config
             .kafka
             .instance_name()
@@ -679,12 +766,21 @@ impl OutRecord {
 /// The idempotent producer for outputs and dead letters.
 #[derive(Clone)]
 pub struct Sink {
-    producer: FutureProducer,
+    producer: FutureProducer<StatsContext>,
 }
 
 impl Sink {
     pub fn new(config: &Config) -> Result<Sink, BrokerError> {
-        let producer = producer_config(config).create()?;
+        Self::with_stats(config, None)
+    }
+
+    /// A sink whose producer reports librdkafka's statistics to `on_stats`.
+    pub fn with_stats(config: &Config, on_stats: Option<OnStats>) -> Result<Sink, BrokerError> {
+        let mut client = producer_config(config);
+        if on_stats.is_some() {
+            set_statistics_interval(&mut client, config);
+        }
+        let producer = client.create_with_context(StatsContext { on_stats })?;
         Ok(Sink { producer })
     }
 

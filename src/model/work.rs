@@ -12,6 +12,21 @@ use super::{ActionStatus, OutputEvent, OwnerType};
 /// dunning suppressed.
 pub const SUPPRESSED_EXCLUDED: &str = "suppressed: customer excluded from dunning";
 
+/// Every outcome [`OutputEvent::outcome`] names: the metric's series exist from the start (at
+/// 0), so that a rate over them is defined before the first one happens.
+pub const OUTCOMES: [&str; 10] = [
+    "command_accepted",
+    "command_rejected",
+    "notification_undeliverable",
+    "letter_superseding",
+    "letter_suppressed",
+    "promise_open",
+    "promise_kept",
+    "promise_partially_kept",
+    "promise_broken",
+    "dunning_decision_needed",
+];
+
 impl OutputEvent {
     /// What SREs count about working actions (`condmon_outcomes_total{outcome}`), if the
     /// event is one of those outcomes.

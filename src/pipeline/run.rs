@@ -232,7 +232,24 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             Ok(())
         })
     };
-    let source = Source::new(&rt.config, rt.store.clone(), on_assign)?;
+    rt.metrics.init_series(
+        &rt.config
+            .topics
+            .partitioned_inputs()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    );
+    let on_stats: crate::kafka::OnStats = {
+        let metrics = rt.metrics.clone();
+        Arc::new(move |stats| metrics.set_client_stats(&stats))
+    };
+    let source = Source::new(
+        &rt.config,
+        rt.store.clone(),
+        on_assign,
+        Some(on_stats.clone()),
+    )?;
     // The writer of each partition held (its epoch and last committed seq), and the changelog
     // keys each must rewrite (see `changelog`).
     let mut writers: BTreeMap<i32, Writer> = BTreeMap::new();
@@ -244,7 +261,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // Partitions new to condmon, built quietly from what their inputs held (see
     // `first_start_quiet`): input topic -> where the quiet part ends.
     let mut quiet: Quiet = BTreeMap::new();
-    let sink = Sink::new(&rt.config)?;
+    let sink = Sink::with_stats(&rt.config, Some(on_stats))?;
     let topics = &rt.config.topics;
     let reference = GlobalReader::new(&rt.config, &[&topics.fx_rates, &topics.rules])?;
     load_reference(&rt, &reference)?;
@@ -284,10 +301,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             },
             move |topic, partition, lag| {
                 health.record_lag(topic, partition, lag);
-                metrics
-                    .consumer_lag
-                    .with_label_values(&[topic, &partition.to_string()])
-                    .set(lag)
+                metrics.set_partition_lag(topic, partition, lag)
             },
         )?
     };
@@ -465,6 +479,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         let committed: Vec<(i32, String, i64)> =
             offsets.into_iter().map(|((p, t), o)| (p, t, o)).collect();
+        let commit_started = Instant::now();
         let mut changes = txn.finish(&committed);
         // 1. Outputs and changelog records, 2. the commits, 3. RocksDB (see `changelog`).
         let (logged, written) =
@@ -514,6 +529,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         positions.retain(|(p, _), _| !written.contains(p));
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
+        rt.metrics.committed(commit_started.elapsed());
         rt.metrics.batches_committed.inc();
         for message in &messages {
             rt.metrics
@@ -1261,6 +1277,11 @@ fn refresh_gauges(rt: &Runtime, source: &Source) {
         .collect();
     rt.metrics.set_state_gauges(&counters);
     rt.metrics.set_memory_gauges(rt.store.memory_usage());
+    rt.metrics.set_engine_stats(rt.store.engine_stats());
+    rt.metrics.set_disk_space(rt.store.disk_space());
+    rt.metrics.set_business_date(rt.clock.today());
+    rt.metrics
+        .retain_partitions(&assigned.iter().copied().collect());
 }
 
 #[cfg(test)]

@@ -196,11 +196,37 @@ pub struct MemoryUsage {
     pub write_buffer_bytes: usize,
 }
 
+/// What RocksDB's own statistics and properties say, summed over every store (for the
+/// gauges an SRE watches: how big the live data is, whether writes stall, whether compaction
+/// falls behind, how well the block cache serves reads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub live_data_bytes: u64,
+    pub pending_compaction_bytes: u64,
+    /// 1 while RocksDB stops writes (too many memtables or level-0 files), else 0.
+    pub write_stopped: u64,
+    /// The write rate RocksDB slows writers to (0: writes are not delayed).
+    pub delayed_write_rate: u64,
+    /// Block cache hits and misses since the store was opened.
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+}
+
+/// The state directory's file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub size_bytes: u64,
+    /// What an unprivileged process may still write.
+    pub available_bytes: u64,
+}
+
 /// The options every column family is opened with: the shared cache and write-buffer budget.
 struct Tuning {
     cache: Cache,
     write_buffers: WriteBufferManager,
     family: Options,
+    /// The database's options, whose statistics (tickers only) the engine figures read.
+    statistics: Options,
 }
 
 impl Tuning {
@@ -229,6 +255,7 @@ impl Tuning {
             cache,
             write_buffers,
             family,
+            statistics: Options::default(),
         }
     }
 }
@@ -259,11 +286,16 @@ impl Store {
         budget: MemoryBudget,
         split: legacy::Split,
     ) -> Result<Store, StateError> {
-        let tuning = Tuning::new(budget);
+        let mut tuning = Tuning::new(budget);
         let mut options = tuning.family.clone();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_write_buffer_manager(&tuning.write_buffers);
+        // Counters only (no histograms, no timers): the cheapest level that has the block
+        // cache's hits and misses.
+        options.enable_statistics();
+        options.set_statistics_level(rocksdb::statistics::StatsLevel::ExceptHistogramOrTimers);
+        tuning.statistics = options.clone();
         let mut names = Db::list_cf(&options, path).unwrap_or_default();
         if !names.iter().any(|n| n == "default") {
             names.push("default".into());
@@ -308,6 +340,53 @@ impl Store {
             block_cache_bytes: self.tuning.cache.get_usage(),
             write_buffer_bytes: self.tuning.write_buffers.get_usage(),
         }
+    }
+
+    /// The size of the file system the state directory is on, and what is free on it (for
+    /// the disk-filling alert); `None` if it cannot be asked.
+    pub fn disk_space(&self) -> Option<DiskSpace> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.db.path().as_os_str().as_bytes()).ok()?;
+        // SAFETY: `path` is a valid C string and `stats` a plain struct statvfs fills in.
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+            return None;
+        }
+        let block = stats.f_frsize as u64;
+        Some(DiskSpace {
+            size_bytes: stats.f_blocks as u64 * block,
+            available_bytes: stats.f_bavail as u64 * block,
+        })
+    }
+
+    /// RocksDB's figures, summed over every column family.
+    pub fn engine_stats(&self) -> EngineStats {
+        let mut stats = EngineStats::default();
+        let names = Db::list_cf(&Options::default(), self.db.path()).unwrap_or_default();
+        for name in names {
+            let Some(cf) = self.db.cf_handle(&name) else {
+                continue;
+            };
+            let property = |p: &str| {
+                self.db
+                    .property_int_value_cf(&cf, p)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            stats.live_data_bytes += property("rocksdb.estimate-live-data-size");
+            stats.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes");
+            stats.write_stopped = stats
+                .write_stopped
+                .max(property("rocksdb.is-write-stopped"));
+            stats.delayed_write_rate = stats
+                .delayed_write_rate
+                .max(property("rocksdb.actual-delayed-write-rate"));
+        }
+        let ticker = |t| self.tuning.statistics.get_ticker_count(t);
+        stats.block_cache_hits = ticker(rocksdb::statistics::Ticker::BlockCacheHit);
+        stats.block_cache_misses = ticker(rocksdb::statistics::Ticker::BlockCacheMiss);
+        stats
     }
 
     pub fn txn(&self) -> Txn<'_> {

@@ -1,0 +1,154 @@
+//! The operations kit, tested for real: the alert rules with Prometheus' own `promtool`, and
+//! the dashboard and the alerts against what a running condmon exports (a real /metrics
+//! scrape through a real broker).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use condmon::model::{CustomerChange, CustomerKey, InputEvent, ItemChange};
+use rust_decimal::Decimal;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(repo().join("deploy/prometheus"))
+        .output()
+        .expect("promtool (Debian's `prometheus` package; deploy/install-deps.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_alert_rules_are_valid_and_fire_on_what_they_describe() {
+    let (ok, text) = promtool(&["check", "rules", "alerts.yml"]);
+    assert!(ok, "{text}");
+    let (ok, text) = promtool(&["test", "rules", "alerts-test.yml"]);
+    assert!(ok && text.contains("SUCCESS"), "{text}");
+}
+
+/// Every `condmon_…` name a PromQL expression of `text` uses, as the family it belongs to
+/// (a histogram's `_bucket`, `_sum` and `_count` are its family's).
+fn names_queried(text: &str, families: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (start, _) in text.match_indices("condmon_") {
+        let name: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|base| families.contains(*base))
+            })
+            .map_or(name.clone(), String::from);
+        out.insert(family);
+    }
+    out
+}
+
+#[test]
+fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.kafka.statistics_interval_ms = 500;
+    create_topics(&config);
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
+    condmon.wait_healthy(WAIT);
+    // A customer in collection (actions, violations, timers) and a record refused (a dead
+    // letter), so that every labelled series has a value.
+    let key = CustomerKey::new("SHARE", "OPS");
+    let mut master = CustomerChange::new(&key, "Ops Inc", "USD");
+    master.collector = Some("JDOE".into());
+    let invoice = ItemChange::invoice(
+        &key,
+        "US001",
+        "INV-1",
+        Decimal::from(5000),
+        "USD",
+        "2026-01-15".parse().unwrap(),
+    );
+    let mut bad = record(&config, &InputEvent::Item(invoice.clone()));
+    bad.payload = Some(vec![0, 0, 0, 0]);
+    produce(
+        &config,
+        vec![
+            record(&config, &InputEvent::Customer(master)),
+            record(&config, &InputEvent::Item(invoice)),
+            bad,
+        ],
+    );
+    condmon.wait_customer("OPS", WAIT);
+    // The committed positions' lag is probed every 10 s.
+    let deadline = std::time::Instant::now() + WAIT;
+    let body = loop {
+        let (_, body) = condmon.get("/metrics");
+        let ready = metric(&body, "condmon_state_disk_size_bytes").unwrap_or(0.0) > 0.0
+            && body.contains("condmon_kafka_queue_messages{client=\"producer\"}")
+            && body.contains("condmon_kafka_consumer_lag{")
+            && body.contains("condmon_consumer_lag{")
+            && body.contains("condmon_dead_letters_total{");
+        if ready {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let families: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
+
+    let dashboard = std::fs::read_to_string(repo().join("deploy/grafana/condmon.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("valid JSON");
+    let exprs: String = parsed["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| format!("{}\n", t["expr"].as_str().unwrap()))
+        .collect();
+    let alerts = std::fs::read_to_string(repo().join("deploy/prometheus/alerts.yml")).unwrap();
+    for (what, text) in [("dashboard", exprs.as_str()), ("alerts", alerts.as_str())] {
+        let queried = names_queried(text, &families);
+        assert!(queried.len() > 10, "{what}: {queried:?}");
+        let missing: Vec<&String> = queried.difference(&families).collect();
+        assert!(
+            missing.is_empty(),
+            "{what} queries metrics condmon does not export: {missing:?}"
+        );
+    }
+
+    // What an SRE reads on day one, with values that mean something.
+    assert!(body.contains(&format!(
+        "condmon_build_info{{commit=\"unknown\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(metric(&body, "condmon_commit_seconds_count").unwrap() >= 1.0);
+    assert!(metric(&body, "condmon_last_commit_timestamp_seconds").unwrap() > 1.7e9);
+    assert_eq!(
+        metric(&body, "condmon_business_date_timestamp_seconds"),
+        Some(1_772_409_600.0),
+        "2026-03-02, the business date of the file clock"
+    );
+    assert!(metric(&body, "condmon_state_disk_available_bytes").unwrap() > 0.0);
+    assert!(metric(&body, "condmon_state_live_data_bytes").is_some());
+    assert_eq!(metric(&body, "condmon_state_write_stopped"), Some(0.0));
+    assert!(
+        !body.contains("customer_id=") && !body.contains("OPS"),
+        "no customer in any label"
+    );
+}
