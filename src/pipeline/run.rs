@@ -1306,13 +1306,13 @@ mod tests {
         assert!(!health.is_live(limits), "not before the loop has run");
         health.beat();
         assert!(health.is_live(limits));
-        assert!(!health.readiness(limits).is_ok(), "no partition held");
+        assert!(health.readiness(limits).is_err(), "no partition held");
         health.hold(vec![0, 1]);
         assert!(health.readiness(limits).is_ok(), "nothing measured behind");
         health.record_lag("ar.items", 0, 5);
         health.record_lag("ar.items", 1, 500);
         assert!(
-            !health.readiness(limits).is_ok(),
+            health.readiness(limits).is_err(),
             "partition 1 is catching up"
         );
         assert!(health.readiness(limits).unwrap_err().contains("lag"));
@@ -1331,7 +1331,7 @@ mod tests {
         // Silence past the timeout: wedged.
         std::thread::sleep(Duration::from_millis(1200));
         assert!(!health.is_live(limits));
-        assert!(!health.readiness(limits).is_ok());
+        assert!(health.readiness(limits).is_err());
     }
 
     fn runtime(dir: &Path, configure: impl FnOnce(&mut Config)) -> Runtime {
