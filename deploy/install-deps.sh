@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with only the Rust toolchain lacks: libclang (for the
 # rocksdb crate's bindings), promtool (Debian's `prometheus` package: the tests check the alert
-# rules with it) and the Tansu broker (for the local set-up and the tests).
+# rules with it), kubernetes-validate (PyPI, in a virtualenv under target/: the tests validate
+# the Kubernetes manifests with it) and the Tansu broker (for the local set-up and the tests).
 set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 missing=()
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v promtool >/dev/null || missing+=(prometheus)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+OPS_VENV="$ROOT/target/ops-venv"
+if [ ! -x "$OPS_VENV/bin/kubernetes-validate" ]; then
+  echo "== installing kubernetes-validate into $OPS_VENV"
+  python3 -m venv "$OPS_VENV"
+  "$OPS_VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate
 fi
 
 TANSU_VERSION=0.6.0

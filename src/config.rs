@@ -22,8 +22,8 @@ pub struct Config {
     pub schema_registry_url: Option<String>,
     pub http_listen: String,
     /// Where other instances reach this one's HTTP API (`host:port`; queries for customers
-    /// it holds are forwarded there). Default: `http_listen`. On Kubernetes:
-    /// `$(POD_NAME).<headless service>:9464`.
+    /// it holds are forwarded there). Default: `$CONDMON_HTTP_ADVERTISED`, else
+    /// `http_listen`. On Kubernetes: `$(POD_NAME).<headless service>:9464`.
     pub http_advertised: Option<String>,
     pub pipeline: PipelineConfig,
     pub state: StateConfig,
@@ -440,6 +440,8 @@ impl Config {
     pub fn http_address(&self) -> String {
         self.http_advertised
             .clone()
+            .or_else(|| std::env::var("CONDMON_HTTP_ADVERTISED").ok())
+            .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| self.http_listen.clone())
     }
 

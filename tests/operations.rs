@@ -152,3 +152,147 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
         "no customer in any label"
     );
 }
+
+/// The virtualenv `deploy/install-deps.sh` makes for the Python tools (kubernetes-validate).
+fn ops_tool(name: &str) -> std::path::PathBuf {
+    let venv = repo().join("target/ops-venv/bin").join(name);
+    if venv.exists() { venv } else { name.into() }
+}
+
+fn validate(files: &[std::path::PathBuf]) -> (bool, String) {
+    let out = Command::new(ops_tool("kubernetes-validate"))
+        .args(["--strict", "--kubernetes-version", "1.30.0"])
+        .args(files)
+        .output()
+        .expect("kubernetes-validate (deploy/install-deps.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && !text.contains("ERROR"), text)
+}
+
+#[test]
+fn the_kubernetes_manifests_are_valid_and_run_condmon_as_the_scale_out_design_wants() {
+    let k8s = repo().join("deploy/k8s");
+    let kustomization = std::fs::read_to_string(k8s.join("kustomization.yaml")).unwrap();
+    let mut manifests: Vec<std::path::PathBuf> = std::fs::read_dir(&k8s)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| !p.ends_with("kustomization.yaml"))
+        .collect();
+    manifests.sort();
+    for manifest in &manifests {
+        let name = manifest.file_name().unwrap().to_str().unwrap();
+        assert!(
+            kustomization.contains(&format!("- {name}")),
+            "{name} not in kustomization.yaml"
+        );
+    }
+    let (ok, text) = validate(&manifests);
+    assert!(ok, "{text}");
+    for kind in [
+        "statefulset",
+        "service",
+        "poddisruptionbudget",
+        "configmap",
+        "secret",
+    ] {
+        assert!(
+            text.contains(&format!("resource {kind}/")),
+            "no {kind}: {text}"
+        );
+    }
+    // The validator is not a rubber stamp: a misspelt field is refused.
+    let broken = tempfile::tempdir().unwrap();
+    let statefulset = std::fs::read_to_string(k8s.join("statefulset.yaml")).unwrap();
+    let typo = broken.path().join("statefulset.yaml");
+    std::fs::write(&typo, statefulset.replace("serviceName:", "servicename:")).unwrap();
+    assert!(!validate(&[typo]).0, "a misspelt field passed");
+
+    // What the scale-out design needs of them: a stable name per pod as its instance id and
+    // its advertised address, a volume for the state, the probes, the config that parses.
+    for needed in [
+        "kind: StatefulSet",
+        "fieldPath: metadata.name",
+        "name: CONDMON_INSTANCE_ID\n              value: \"$(POD_NAME)\"",
+        "value: \"$(POD_NAME).condmon-headless:9464\"",
+        "serviceName: condmon-headless",
+        "volumeClaimTemplates:",
+        "path: /readyz",
+        "path: /livez",
+        "secretRef:",
+        "runAsNonRoot: true",
+    ] {
+        assert!(
+            statefulset.contains(needed),
+            "statefulset.yaml lacks {needed}"
+        );
+    }
+    let configmap = std::fs::read_to_string(k8s.join("configmap.yaml")).unwrap();
+    let (_, block) = configmap.split_once("condmon.toml: |\n").unwrap();
+    let toml_text: String = block
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let config: condmon::config::Config = toml::from_str(&toml_text).expect("the config parses");
+    assert!(config.kafka.static_membership);
+    assert_eq!(config.http_listen, "0.0.0.0:9464");
+    assert!(config.topics.partitions >= 2, "room to scale out");
+}
+
+#[test]
+fn the_compose_file_mounts_what_exists_and_prometheus_loads_the_alerts() {
+    let deploy = repo().join("deploy");
+    // Every service there, and every file it mounts from the repository exists.
+    let script = r#"
+import sys, yaml, os
+compose = yaml.safe_load(open(sys.argv[1]))
+services = compose["services"]
+for name in ["broker", "condmon", "prometheus", "grafana"]:
+    assert name in services, name
+for name, service in services.items():
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            path = os.path.join(os.path.dirname(sys.argv[1]), source)
+            assert os.path.exists(path), f"{name}: {source} does not exist"
+print("ok")
+"#;
+    let out = Command::new(ops_tool("python"))
+        .args(["-c", script])
+        .arg(deploy.join("compose.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Prometheus' configuration, with the rules where the compose file mounts them.
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(deploy.join("prometheus/prometheus.yml")).unwrap();
+    std::fs::copy(
+        deploy.join("prometheus/alerts.yml"),
+        dir.path().join("alerts.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        config.replace("/etc/prometheus/alerts.yml", "alerts.yml"),
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "config", "prometheus.yml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -49,14 +49,33 @@ fn set_statistics_interval(client: &mut ClientConfig, config: &Config) {
     }
 }
 
-/// The settings every client of `config` shares (brokers, security).
+/// The settings every client of `config` shares (brokers, security): `[kafka.client]`, then
+/// the environment's `CONDMON_KAFKA_CLIENT_*` (credentials from a secret store, never in the
+/// file).
 pub fn client_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.brokers);
     for (k, v) in &config.kafka.client {
         client.set(k, v);
     }
+    for (k, v) in properties_from_env(std::env::vars()) {
+        client.set(k, v);
+    }
     client
+}
+
+/// librdkafka properties given as `CONDMON_KAFKA_CLIENT_<NAME>=value`: `<name>` in lower
+/// case with `_` for `.` (`CONDMON_KAFKA_CLIENT_SASL_PASSWORD` sets `sasl.password`).
+pub fn properties_from_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    const PREFIX: &str = "CONDMON_KAFKA_CLIENT_";
+    let mut out: Vec<(String, String)> = vars
+        .filter_map(|(name, value)| {
+            let property = name.strip_prefix(PREFIX)?;
+            (!property.is_empty()).then(|| (property.to_lowercase().replace('_', "."), value))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// The producer's settings: condmon's defaults, then `[kafka.producer]`, then what correctness
@@ -1062,7 +1081,26 @@ pub fn read_topic(
 
 #[cfg(test)]
 mod tests {
-    use super::check_position;
+    use super::{check_position, properties_from_env};
+
+    /// Credentials come from the environment (a Kubernetes Secret), never only the file.
+    #[test]
+    fn kafka_properties_are_taken_from_the_environment() {
+        let vars = [
+            ("CONDMON_KAFKA_CLIENT_SASL_PASSWORD", "s3cret"),
+            ("CONDMON_KAFKA_CLIENT_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("CONDMON_KAFKA_CLIENT_", "ignored: no name"),
+            ("CONDMON_CONFIG", "not a property"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(
+            properties_from_env(vars.into_iter()),
+            [
+                ("sasl.password".to_string(), "s3cret".to_string()),
+                ("security.protocol".to_string(), "SASL_SSL".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn a_stored_offset_outside_what_the_partition_holds_stops_it_with_both_offsets_named() {
