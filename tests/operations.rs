@@ -296,3 +296,186 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Undoes the image test's mounts and stops its process, however the test ends.
+struct Mounted {
+    image: String,
+    binds: Vec<std::path::PathBuf>,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for bind in self.binds.iter().rev() {
+            let _ = Command::new("umount").arg(bind).status();
+        }
+        let _ = Command::new("podman")
+            .args(["image", "unmount", &self.image])
+            .status();
+    }
+}
+
+/// The container image, built as the README says (a base from Debian's packages, the binary
+/// copied in) and run as a container runtime would: its entrypoint, as its user, with its
+/// environment, the state directory a volume and the configuration mounted. `podman run`
+/// cannot run here (the sandbox refuses crun's setrlimit), so the image's file system is
+/// mounted and entered with `chroot --userspec`.
+#[test]
+fn the_image_runs_as_its_user_passes_readiness_and_processes_a_record() {
+    run("deploy/image/base.sh", &[]);
+    let image = "localhost/condmon:test";
+    run(
+        "podman",
+        &[
+            "build",
+            "--quiet",
+            "--build-arg",
+            "BINARY=target/debug/condmon",
+            "-t",
+            image,
+            ".",
+        ],
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&run("podman", &["image", "inspect", image])).unwrap();
+    let config = &inspect[0]["Config"];
+    assert_eq!(config["User"], "10001:10001", "not root");
+    assert!(
+        config["Volumes"].get("/var/lib/condmon").is_some(),
+        "{config}"
+    );
+    assert_eq!(config["Entrypoint"][0], "/usr/local/bin/condmon");
+    assert_eq!(config["Cmd"][0], "run");
+    let env: Vec<(String, String)> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::config(&broker, dir.path());
+    let host = settings.clone();
+    settings.state_dir = "/var/lib/condmon/state".into();
+    settings.rules_file = "/etc/condmon/rules.toml".into();
+    settings.schemas_dir = "/usr/share/condmon/schemas".into();
+    create_topics(&settings);
+    let http = settings.http_listen.clone();
+    let config_file = dir.path().join("condmon.toml");
+    std::fs::write(&config_file, toml::to_string(&settings).unwrap()).unwrap();
+    let volume = dir.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    run("chown", &["10001:10001", volume.to_str().unwrap()]);
+
+    let root = std::path::PathBuf::from(run("podman", &["image", "mount", image]));
+    let mut mounted = Mounted {
+        image: image.into(),
+        binds: Vec::new(),
+        child: None,
+    };
+    for (source, target) in [
+        (&volume, root.join("var/lib/condmon")),
+        (&config_file, root.join("etc/condmon/condmon.toml")),
+    ] {
+        run(
+            "mount",
+            &["--bind", source.to_str().unwrap(), target.to_str().unwrap()],
+        );
+        mounted.binds.push(target);
+    }
+    let entrypoint: Vec<String> = config["Entrypoint"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(config["Cmd"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let log = std::fs::File::create(dir.path().join("image.log")).unwrap();
+    let child = Command::new("chroot")
+        .arg("--userspec=10001:10001")
+        .arg(&root)
+        .args(&entrypoint)
+        .env_clear()
+        .envs(env)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    mounted.child = Some(child);
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let log_tail = || std::fs::read_to_string(dir.path().join("image.log")).unwrap_or_default();
+    while http_get(&http, "/readyz").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready:\n{}",
+            log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What answers is the image's condmon, as its user (chroot has exec'd it).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid.split_whitespace().skip(1).all(|id| id == "10001"),
+        "{uid}"
+    );
+    assert!(status.starts_with("Name:\tcondmon"), "{status}");
+    // What answers is the image's condmon, as its user (chroot has exec'd it).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid.split_whitespace().skip(1).all(|id| id == "10001"),
+        "{uid}"
+    );
+    assert!(status.starts_with("Name:\tcondmon"), "{status}");
+    let key = CustomerKey::new("SHARE", "IMG");
+    let invoice = ItemChange::invoice(
+        &key,
+        "US001",
+        "INV-1",
+        Decimal::from(2500),
+        "USD",
+        "2026-01-15".parse().unwrap(),
+    );
+    produce(&host, vec![record(&host, &InputEvent::Item(invoice))]);
+    loop {
+        let (status, body) = http_get(&http, "/customers/SHARE/IMG");
+        if status == 200 {
+            assert!(body.contains("INV-1"), "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not processed:\n{}",
+            log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The state was written by condmon's user, on the volume.
+    let state = volume.join("state");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&state).unwrap());
+    assert_eq!(owner, 10001);
+}
