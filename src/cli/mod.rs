@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. `anyhow` lives here and in `main` only.
 
 mod bench;
+mod export;
 mod feed;
 mod replay;
 mod rules;
@@ -76,6 +77,8 @@ enum Command {
     },
     /// Produce the events of an NDJSON file (the replay format) to the input topics as Avro.
     Feed(feed::Args),
+    /// Write the input topics over a time range as a replay-format NDJSON file.
+    Export(export::Args),
     /// Print the records of an output topic as JSON lines.
     Tail(tail::Args),
     /// Time the hot path in-process over a realistic mixed stream (no broker).
@@ -93,6 +96,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Rules { command } => rules::run(command),
         Command::Schemas { command } => schemas::run(command),
         Command::Feed(args) => feed::run(args),
+        Command::Export(args) => export::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Bench(args) => bench::run(args),
     }

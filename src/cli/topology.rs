@@ -6,12 +6,106 @@ use super::ConfigArgs;
 pub struct Args {
     #[command(flatten)]
     config: ConfigArgs,
+    /// `text` for people, `json` for tools, `dot` for Graphviz (`| dot -Tsvg > topology.svg`).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Dot,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
-    print!("{}", describe(&config));
+    match args.format {
+        Format::Text => print!("{}", describe(&config)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&as_json(&config))?),
+        Format::Dot => print!("{}", as_dot(&config)),
+    }
     Ok(())
+}
+
+/// The topology as data: every topic with its role and settings, every store with its
+/// changelog, and the flows between them and the operator.
+pub fn as_json(config: &crate::config::Config) -> serde_json::Value {
+    let topics: Vec<serde_json::Value> = crate::pipeline::changelog::topic_specs(config)
+        .into_iter()
+        .map(|spec| {
+            let properties: serde_json::Map<String, serde_json::Value> = spec
+                .cleanup
+                .properties()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                .collect();
+            serde_json::json!({
+                "name": spec.name,
+                "role": spec.role,
+                "stream": spec.stream.map(|s| s.as_str()),
+                "partitions": config.topics.partitions,
+                "properties": properties,
+            })
+        })
+        .collect();
+    let stores: Vec<serde_json::Value> = crate::pipeline::STORES
+        .iter()
+        .map(|spec| {
+            serde_json::json!({
+                "name": spec.name.as_str(),
+                "column_family": format!("{}.N", spec.name.as_str()),
+                "changelog": spec
+                    .changelogged
+                    .then(|| crate::pipeline::changelog::topic(config, spec.name)),
+                "what": spec.what,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "group_id": config.kafka.group_id,
+        "partitions": config.topics.partitions,
+        "rules_file": config.rules_file.display().to_string(),
+        "tick_ms": config.pipeline.tick_ms,
+        "topics": topics,
+        "stores": stores,
+    })
+}
+
+/// The topology as a Graphviz graph: topics (by role) → the operator → topics, the operator's
+/// stores and their changelogs.
+pub fn as_dot(config: &crate::config::Config) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
+    let mut out = String::from(
+        "digraph condmon {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n  \
+         operator [label=\"condmon operator\\n(per input partition N)\", shape=box, style=bold];\n",
+    );
+    for spec in crate::pipeline::changelog::topic_specs(config) {
+        let name = quote(&spec.name);
+        out.push_str(&format!(
+            "  {name} [shape=cds, label={}];\n",
+            quote(&format!("{}\\n{}", spec.name, spec.role))
+        ));
+        let edge = match spec.role {
+            "input" | "global" => format!("  {name} -> operator;\n"),
+            "internal" => format!("  operator -> {name};\n  {name} -> operator;\n"),
+            "changelog" => continue,
+            _ => format!("  operator -> {name};\n"),
+        };
+        out.push_str(&edge);
+    }
+    for spec in crate::pipeline::STORES {
+        let store = quote(&format!("{}.N", spec.name.as_str()));
+        out.push_str(&format!(
+            "  {store} [shape=cylinder];\n  operator -> {store} [dir=both];\n"
+        ));
+        if spec.changelogged {
+            let log = quote(&crate::pipeline::changelog::topic(config, spec.name));
+            out.push_str(&format!("  {store} -> {log} [style=dashed];\n"));
+        }
+    }
+    out.push_str("}\n");
+    out
 }
 
 pub fn describe(config: &crate::config::Config) -> String {

@@ -1016,6 +1016,8 @@ impl LogReader {
 pub struct ReadRecord {
     pub partition: i32,
     pub offset: i64,
+    /// The record's Kafka timestamp (milliseconds since the epoch), if it has one.
+    pub timestamp: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
@@ -1067,10 +1069,94 @@ pub fn read_topic(
                 out.push(ReadRecord {
                     partition: m.partition(),
                     offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
                     key: m.key().map(<[u8]>::to_vec),
                     payload: m.payload().map(<[u8]>::to_vec),
                     headers: headers_of(&m),
                 });
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The records of every partition of `topic` whose timestamp is in `from..to` (milliseconds;
+/// open ends when `None`), as they stand now: each partition is read from the first offset at
+/// or after `from` (the broker's time index; from the beginning if it has none) up to its end
+/// when the read started, or to its first record at or after `to`. Only the records kept are
+/// held in memory.
+pub fn read_range(
+    config: &Config,
+    topic: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<ReadRecord>, BrokerError> {
+    let consumer: BaseConsumer = client_config(config)
+        .set("group.id", "condmon-export")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<i32, i64> = HashMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (low, high) =
+            consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+        if high > low {
+            ends.insert(partition.id(), high);
+            tpl.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        }
+    }
+    if let Some(from) = from {
+        let mut times = TopicPartitionList::new();
+        for partition in ends.keys() {
+            times.add_partition_offset(topic, *partition, Offset::Offset(from))?;
+        }
+        // A broker without a time index (or an answer past the end) reads from the
+        // beginning: the timestamps below filter what it returns.
+        if let Ok(found) = consumer.offsets_for_times(times, Duration::from_secs(10)) {
+            for element in found.elements() {
+                if let Offset::Offset(offset) = element.offset() {
+                    tpl.set_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
+                }
+            }
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let mut last = std::time::Instant::now();
+    let in_range =
+        |t: Option<i64>| t.is_none_or(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e));
+    while !ends.is_empty() && last.elapsed() < Duration::from_secs(10) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last = std::time::Instant::now();
+                let timestamp = m.timestamp().to_millis();
+                let past_end = ends
+                    .get(&m.partition())
+                    .is_none_or(|end| m.offset() + 1 >= *end);
+                let past_to = matches!((timestamp, to), (Some(t), Some(e)) if t >= e);
+                if past_end || past_to {
+                    ends.remove(&m.partition());
+                    if let Err(e) = consumer.pause(&{
+                        let mut done = TopicPartitionList::new();
+                        done.add_partition(topic, m.partition());
+                        done
+                    }) {
+                        warn!(topic, error = %e, "Could not pause a partition read to its end.");
+                    }
+                }
+                if in_range(timestamp) && !past_to {
+                    out.push(ReadRecord {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp,
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        headers: headers_of(&m),
+                    });
+                }
             }
             Some(Err(e)) => return Err(e.into()),
             None => {}
