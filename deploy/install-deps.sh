@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with only the Rust toolchain lacks: libclang (for the
 # rocksdb crate's bindings), promtool (Debian's `prometheus` package: the tests check the alert
-# rules with it), kubernetes-validate (PyPI, in a virtualenv under target/: the tests validate
-# the Kubernetes manifests with it) and the Tansu broker (for the local set-up and the tests).
+# rules with it), kubernetes-validate and schemathesis (PyPI, in a virtualenv under target/:
+# the tests validate the Kubernetes manifests and fuzz the HTTP API against its OpenAPI
+# document with them) and the Tansu broker (for the local set-up and the tests).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -18,10 +19,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 OPS_VENV="$ROOT/target/ops-venv"
-if [ ! -x "$OPS_VENV/bin/kubernetes-validate" ]; then
-  echo "== installing kubernetes-validate into $OPS_VENV"
+if [ ! -x "$OPS_VENV/bin/kubernetes-validate" ] || [ ! -x "$OPS_VENV/bin/schemathesis" ]; then
+  echo "== installing kubernetes-validate and schemathesis into $OPS_VENV"
   python3 -m venv "$OPS_VENV"
-  "$OPS_VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate
+  "$OPS_VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate 'schemathesis>=4,<5'
 fi
 
 TANSU_VERSION=0.6.0

@@ -479,3 +479,100 @@ fn the_image_runs_as_its_user_passes_readiness_and_processes_a_record() {
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&state).unwrap());
     assert_eq!(owner, 10001);
 }
+
+/// The HTTP API against its own description, by an independent client: schemathesis
+/// generates requests from `/openapi.json` (every route, path and query parameters, valid and
+/// not) against a running condmon with customers in it, and checks that no answer is a 5xx and
+/// none contradicts the document (status codes, content types, bodies).
+#[test]
+fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker, dir.path());
+    create_topics(&config);
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
+    condmon.wait_healthy(WAIT);
+    // The customer of the document's examples, so that generated requests reach real data.
+    let key = CustomerKey::new("SHARE", "ACME");
+    let mut master = CustomerChange::new(&key, "Acme Inc", "USD");
+    master.collector = Some("JDOE".into());
+    let invoice = ItemChange::invoice(
+        &key,
+        "US001",
+        "INV-1",
+        Decimal::from(5000),
+        "USD",
+        "2026-01-15".parse().unwrap(),
+    );
+    produce(
+        &config,
+        vec![
+            record(&config, &InputEvent::Customer(master)),
+            record(&config, &InputEvent::Item(invoice)),
+        ],
+    );
+    condmon.wait_customer("ACME", WAIT);
+    let deadline = std::time::Instant::now() + WAIT;
+    while condmon.get("/readyz").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The document itself, and what every answer follows.
+    let (status, document) = condmon.get("/openapi.json");
+    assert_eq!(status, 200);
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/customers/{set_id}/{customer_id}/actions",
+        "/owners/{owner}/actions",
+        "/promises",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} undocumented");
+    }
+    let (status, body) = condmon.get("/customers/SHARE/NOBODY");
+    assert_eq!(status, 404);
+    let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (problem["status"].as_u64(), problem["title"].as_str()),
+        (Some(404), Some("Not Found"))
+    );
+    assert_eq!(problem["instance"], "/customers/SHARE/NOBODY");
+    let (status, _) = condmon.get("/owners/JDOE/actions?limit=0");
+    assert_eq!(status, 400, "a page of nothing");
+    let (_, all) = condmon.get("/owners/JDOE/actions");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    let (_, first) = condmon.get("/owners/JDOE/actions?limit=1");
+    let first: Vec<serde_json::Value> = serde_json::from_str(&first).unwrap();
+    assert!(!all.is_empty());
+    assert_eq!(first, all[..1]);
+
+    let out = Command::new(ops_tool("schemathesis"))
+        .args(["run", &format!("http://{}/openapi.json", condmon.http)])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "20",
+            "--seed",
+            "7",
+            "--no-color",
+        ])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .expect("schemathesis (deploy/install-deps.sh installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{report}");
+    let cases = report
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        cases.trim().ends_with("passed") && !cases.contains("failed"),
+        "{report}"
+    );
+}

@@ -8,7 +8,9 @@
 //! on; if a partition has no holder at the moment (it is moving), the answer is 503, never a
 //! partial list.
 
+pub mod conventions;
 pub mod directory;
+mod openapi;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -36,6 +38,10 @@ use crate::pipeline::{
 };
 use crate::state::Store;
 use crate::timer::Clock;
+use openapi::{
+    CustomerErrors, Errors, FamilyLevel, GroupBy, Level, ListStatus, ProbeErrors, Search,
+    SearchErrors,
+};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -155,7 +161,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
-        .route("/healthz", get(livez))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .route("/readyz", get(readyz))
         .merge(customers)
         .route("/owners/{owner}/actions", get(owner_actions))
@@ -172,6 +179,8 @@ pub fn router(state: ApiState) -> Router {
             "/relations/{set_id}/{parent}/{level}/actions",
             get(family_actions),
         )
+        .layer(axum::middleware::from_fn(conventions::pages))
+        .layer(axum::middleware::from_fn(conventions::problems))
         .with_state(state)
 }
 
@@ -389,6 +398,13 @@ fn add(a: &Value, b: &Value) -> Value {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "The text exposition format", body = String, content_type = "text/plain"), Errors)
+)]
 async fn metrics(State(state): State<ApiState>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -399,6 +415,13 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 
 /// Live: the loop is not wedged (a broker or registry being retried is life). `/healthz` is
 /// the same probe, kept for what already polls it.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "operations",
+    summary = "Liveness: the processing loop is not wedged",
+    responses((status = 200, description = "Live", body = String, content_type = "text/plain"), ProbeErrors)
+)]
 async fn livez(State(state): State<ApiState>) -> Response {
     probe(
         state.health.is_live(state.probes),
@@ -409,11 +432,42 @@ async fn livez(State(state): State<ApiState>) -> Response {
 
 /// 200 once the instance holds partitions restored, claimed and caught up to within
 /// `pipeline.ready_max_lag`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: partitions held, restored, claimed and caught up",
+    responses((status = 200, description = "Ready", body = String, content_type = "text/plain"), ProbeErrors)
+)]
 async fn readyz(State(state): State<ApiState>) -> Response {
     match state.health.readiness(state.probes) {
         Ok(()) => probe(true, "ready", ""),
         Err(why) => probe(false, "", why),
     }
+}
+
+/// Liveness under its older name.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness (the same probe as /livez)",
+    responses((status = 200, description = "Live", body = String, content_type = "text/plain"), ProbeErrors)
+)]
+async fn healthz(state: State<ApiState>) -> Response {
+    livez(state).await
+}
+
+/// This API, described (OpenAPI 3.1).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This API, described",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn openapi_json() -> Response {
+    Json(openapi::document()).into_response()
 }
 
 fn probe(ok: bool, yes: &str, no: &str) -> Response {
@@ -424,6 +478,14 @@ fn probe(ok: bool, yes: &str, no: &str) -> Response {
 }
 
 /// A customer's ledger, violations and actions, from whichever local partition holds it.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}",
+    tag = "customers",
+    summary = "A customer's ledger, figures, violations, actions, conversations and promises",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
+    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+)]
 async fn customer(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -451,6 +513,14 @@ fn customer_json(state: &CustomerState) -> serde_json::Value {
 
 /// The customer's active violations (by slot), the rules it is flagged for (those that cannot
 /// be evaluated now, with why) and the violations of scheduled rules waiting for a run day.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/violations",
+    tag = "customers",
+    summary = "A customer's active violations, the rules it is flagged for and the violations waiting for a run day",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
+    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+)]
 async fn violations(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -466,6 +536,14 @@ async fn violations(
 }
 
 /// The customer's risk score as last computed, element by element.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/risk-score",
+    tag = "customers",
+    summary = "A customer's risk score, element by element",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
+    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+)]
 async fn risk_score(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -515,6 +593,14 @@ fn bad_request(problem: String) -> Response {
 /// The customer action list: New and Pending actions, oldest due first; with `level=C|P|R`
 /// those of the customers related to it at that level too (the Customer Action page's Level:
 /// corporate, correspondence, remit from; N, the default, none).
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/actions",
+    tag = "actions",
+    summary = "The customer action list (New and Pending actions), with the related customers' at a level",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("level" = Option<Level>, Query, description = "C (corporate), P (correspondence), R (remit from) or N (none, the default)"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+)]
 async fn action_list(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -630,6 +716,14 @@ async fn related_actions(
 
 /// `/relations/{set}/{parent}/{level}/actions`: a family's action list (see [`action_list`]),
 /// also what instances ask each other for it.
+#[utoipa::path(
+    get,
+    path = "/relations/{set_id}/{parent}/{level}/actions",
+    tag = "actions",
+    summary = "The action list of a parent's family at a level",
+    params(("set_id" = String, Path, description = "The setID", example = "SHARE"), ("parent" = String, Path, description = "The parent customer", example = "ACME"), ("level" = FamilyLevel, Path, description = "C, P or R"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn family_actions(
     State(state): State<ApiState>,
     Path((set_id, parent, level)): Path<(String, String, String)>,
@@ -650,6 +744,14 @@ async fn family_actions(
 }
 
 /// Plan steps not yet on the list, and postponed actions, with the date they come.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/future-actions",
+    tag = "actions",
+    summary = "Plan steps not yet on the list and postponed actions",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+)]
 async fn future_actions(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -667,6 +769,14 @@ async fn future_actions(
 
 /// Every action, open and closed: complete date, cancel reason, proposed or automated,
 /// delivery method, result.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/action-history",
+    tag = "actions",
+    summary = "Every action of the customer, open and closed",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+)]
 async fn action_history(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -684,6 +794,14 @@ async fn action_history(
 }
 
 /// One action: where notifications link to.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/actions/{action_id}",
+    tag = "actions",
+    summary = "One action (where notifications link)",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("action_id" = String, Path, description = "The action", example = "COLL-30-1-1")),
+    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+)]
 async fn action(
     State(state): State<ApiState>,
     Path((set_id, customer_id, action_id)): Path<(String, String, String)>,
@@ -727,6 +845,14 @@ fn json(value: impl serde::Serialize) -> Value {
 /// The owner action list: `?status=NEW|PENDING|FUTURE&customer=&supervisor=&specialist=
 /// &country=&state=`, and the display currency (`&display_currency=&rate_type=
 /// &effective_date=`).
+#[utoipa::path(
+    get,
+    path = "/owners/{owner}/actions",
+    tag = "actions",
+    summary = "The owner action list across customers",
+    params(("owner" = String, Path, description = "The owner's user id", example = "JDOE"), ("status" = Option<ListStatus>, Query, description = "NEW, PENDING or FUTURE (default all three)"), ("customer" = Option<String>, Query), ("supervisor" = Option<String>, Query), ("specialist" = Option<String>, Query), ("country" = Option<String>, Query), ("state" = Option<String>, Query), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn owner_actions(
     State(state): State<ApiState>,
     Path(owner): Path<String>,
@@ -767,6 +893,14 @@ struct StatusRange {
 }
 
 /// The owner action status report: `?from=YYYY-MM-DD&to=YYYY-MM-DD[&owner=]`.
+#[utoipa::path(
+    get,
+    path = "/reports/owner-action-status",
+    tag = "reports",
+    summary = "Per owner and day: actions added to the list, completed, cancelled",
+    params(("from" = chrono::NaiveDate, Query, description = "First day"), ("to" = chrono::NaiveDate, Query, description = "Last day"), ("owner" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn owner_action_status(
     State(state): State<ApiState>,
     Query(range): Query<StatusRange>,
@@ -798,6 +932,14 @@ struct ConditionFilter {
 }
 
 /// The condition status by owner and customer: `?owner=&customer=`.
+#[utoipa::path(
+    get,
+    path = "/reports/condition-status",
+    tag = "reports",
+    summary = "Each active violation with the owner's open actions on it",
+    params(("owner" = Option<String>, Query), ("customer" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn condition_status(
     State(state): State<ApiState>,
     Query(filter): Query<ConditionFilter>,
@@ -819,6 +961,14 @@ async fn condition_status(
 }
 
 /// A customer's conversations, the state of each promise, its call disputes and exclusions.
+#[utoipa::path(
+    get,
+    path = "/customers/{set_id}/{customer_id}/conversations",
+    tag = "conversations",
+    summary = "A customer's conversations, promises, call disputes and exclusions",
+    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
+    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+)]
 async fn customer_conversations(
     State(state): State<ApiState>,
     Path((set_id, customer_id)): Path<(String, String)>,
@@ -836,6 +986,14 @@ async fn customer_conversations(
 
 /// The conversation searches: `follow-ups`, `review-needed`, `promise-review-needed`,
 /// `broken-promise-review-needed`, `supervisor-review-needed`.
+#[utoipa::path(
+    get,
+    path = "/conversations/search/{search}",
+    tag = "conversations",
+    summary = "A conversation search",
+    params(("search" = Search, Path, description = "Which search"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), SearchErrors)
+)]
 async fn conversations_search(
     State(state): State<ApiState>,
     Path(search): Path<String>,
@@ -868,6 +1026,14 @@ fn by_customer(parts: Vec<Value>) -> Value {
     rows_by(parts, &["set_id", "customer_id"])
 }
 
+#[utoipa::path(
+    get,
+    path = "/conversations/keyword/{keyword}",
+    tag = "conversations",
+    summary = "Conversations by keyword",
+    params(("keyword" = String, Path), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn conversations_by_keyword(
     State(state): State<ApiState>,
     Path(keyword): Path<String>,
@@ -894,6 +1060,14 @@ struct PromiseQuery {
 
 /// The promise inquiry: every promise, or `?group_by=customer|business-unit|collector|supervisor`
 /// with counts and amounts of broken, kept and open promises.
+#[utoipa::path(
+    get,
+    path = "/promises",
+    tag = "conversations",
+    summary = "The promise inquiry, or promises grouped with counts and amounts",
+    params(("group_by" = Option<GroupBy>, Query, description = "Group the promises (default: every promise)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn promises(
     State(state): State<ApiState>,
     Query(query): Query<PromiseQuery>,
@@ -918,6 +1092,14 @@ async fn promises(
 }
 
 /// The disputed-invoice report: open items with an amount in dispute, by a call or the ERP.
+#[utoipa::path(
+    get,
+    path = "/reports/disputed-items",
+    tag = "reports",
+    summary = "Open items with an amount in dispute",
+    params(("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
+)]
 async fn disputed_items(State(state): State<ApiState>, uri: Uri, headers: HeaderMap) -> Response {
     let local = |partitions: &[i32]| {
         let customers = customers_of(&state, partitions)?;
