@@ -12,7 +12,9 @@ use crate::model::{
 };
 use crate::rules::RuleSet;
 
-/// Executes `command` on the customer's actions: the answer first, then what it changed.
+/// Executes `command` on the customer's actions: the answer first, then what it changed. A
+/// command whose id was answered already (a tool or the broker delivered it again) changes
+/// nothing and is not answered again: nothing is returned.
 pub fn execute(
     state: &mut CustomerState,
     key: &CustomerKey,
@@ -20,6 +22,12 @@ pub fn execute(
     command: &ActionCommand,
     today: NaiveDate,
 ) -> Vec<OutputEvent> {
+    if state.commands_seen.contains_key(&command.command_id) {
+        return Vec::new();
+    }
+    state
+        .commands_seen
+        .insert(command.command_id.clone(), today);
     let problems = check(state, rules, command, today);
     state.command_seq += 1;
     let seq = state.command_seq.to_string();

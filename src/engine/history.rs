@@ -40,6 +40,9 @@ impl Retired {
 ///   follow-up of a conversation still held (it would be opened again).
 pub fn retire(state: &mut CustomerState, rules: &RuleSet, today: NaiveDate) -> Retired {
     let horizon = today - chrono::Duration::days(i64::from(rules.options.history_after_days));
+    // A command older than the horizon is not redelivered any more (input retention is far
+    // shorter for commands in practice): its id may go.
+    state.commands_seen.retain(|_, seen| *seen >= horizon);
     let mut retired = Retired::default();
     let ids: Vec<String> = state
         .conversations

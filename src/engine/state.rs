@@ -105,6 +105,10 @@ pub struct CustomerState {
     /// defaulted (stored ledgers are MessagePack arrays written before it existed).
     #[serde(default)]
     pub waiting: BTreeMap<String, Waiting>,
+    /// The commands answered, by command id, with the day each was: a command redelivered
+    /// (the same id) is not taken or answered again. Forgotten after the history horizon.
+    #[serde(default)]
+    pub commands_seen: BTreeMap<String, NaiveDate>,
 }
 
 /// A scheduled rule's violation that has not opened its plan yet: since when it holds.

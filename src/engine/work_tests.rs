@@ -110,8 +110,17 @@ fn rec(state: &mut CustomerState, rules: &RuleSet, today: &str) -> Vec<OutputEve
     reconcile(state, &key(), rules, &FxTable::default(), d(today))
 }
 
+/// A command with an id of its own (a repeated id is a redelivery, answered once).
 fn command(kind: CommandKind, by: &str, ids: &[&str]) -> ActionCommand {
-    ActionCommand::new(&format!("{}-{by}", kind.as_str()), &key(), by, kind, ids)
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ActionCommand::new(
+        &format!("{}-{by}-{n}", kind.as_str()),
+        &key(),
+        by,
+        kind,
+        ids,
+    )
 }
 
 /// Executes the command and reconciles, as the operator does.
@@ -321,6 +330,7 @@ fn set_future_postpones_an_action_until_its_new_date() {
         result(&out).reasons,
         vec!["a postponed action needs a date after today (2026-11-23), not 2026-11-23"]
     );
+    postpone.command_id = format!("{}-corrected", postpone.command_id);
     postpone.action_date = Some(d("2026-11-30"));
     let out = run(&mut state, &rules, &postpone, "2026-11-23");
     assert!(result(&out).accepted);
@@ -500,6 +510,8 @@ fn an_item_action_added_by_hand_goes_to_its_owner_and_ends_with_its_item() {
         result(&out).reasons,
         vec!["item INV9 line 0 is not open for this customer"]
     );
+    // Corrected, it is another command (a redelivered id would not be taken again).
+    add.command_id = format!("{}-corrected", add.command_id);
     add.item_id = Some("INV1".into());
     add.due_days = Some(3);
     add.notify_owner_days = Some(0);
@@ -1089,4 +1101,28 @@ fn an_action_says_which_calendar_counted_its_due_date_and_flags_the_fallback() {
         ]
     );
     assert!(rules.calendar_warnings(&[])[0].contains("other than US001"));
+}
+
+/// A command redelivered (the same command id) is taken and answered once: an item action
+/// added by hand is not added twice, and no second answer goes out.
+#[test]
+fn a_command_delivered_twice_is_taken_and_answered_once() {
+    let rules = rules();
+    let (mut state, _) = violated(&rules, "2026-11-23");
+    let mut add = ActionCommand::new("ADD-ONCE", &key(), "COLL1", CommandKind::AddItemAction, &[]);
+    add.owner = Some("COLL1".into());
+    add.action_code = Some("CALL".into());
+    add.item_id = Some("INV1".into());
+    add.item_line = Some(0);
+    let first = run(&mut state, &rules, &add, "2026-11-24");
+    assert!(result(&first).accepted, "{:?}", result(&first).reasons);
+    let actions = state.actions.len();
+    let again = execute(&mut state, &key(), &rules, &add, d("2026-11-25"));
+    assert!(again.is_empty(), "answered twice: {again:?}");
+    assert_eq!(state.actions.len(), actions, "added twice");
+    // Past the history horizon the id is forgotten (nothing redelivers that late).
+    let later =
+        d("2026-11-24") + chrono::Duration::days(i64::from(rules.options.history_after_days) + 1);
+    super::history::retire(&mut state, &rules, later);
+    assert!(!state.commands_seen.contains_key("ADD-ONCE"));
 }

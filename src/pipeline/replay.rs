@@ -127,6 +127,9 @@ pub fn replay(
         metrics: options.metrics,
         summary: ReplaySummary::default(),
         cause: Cause::Line(0),
+        abort_after_line: std::env::var(ABORT_AFTER_LINE)
+            .ok()
+            .and_then(|v| v.parse().ok()),
     };
     for (index, line) in input.lines().enumerate() {
         if index < resume_line {
@@ -175,7 +178,13 @@ struct Driver<'a> {
     summary: ReplaySummary,
     /// What the events being written were caused by (every output line says).
     cause: Cause,
+    /// Fault injection for the tests: abort right after committing this line.
+    abort_after_line: Option<usize>,
 }
+
+/// Fault injection: `condmon replay` aborts right after committing this (1-based) input line,
+/// the worst instant for its output (see [`Driver::commit_txn`]).
+pub const ABORT_AFTER_LINE: &str = "CONDMON_FAULT_REPLAY_ABORT_AFTER_LINE";
 
 /// An output line's cause: an input line (its number), or time alone (a timer on its day).
 #[derive(Debug, Clone, Copy)]
@@ -362,6 +371,7 @@ impl Driver<'_> {
                     self.cause = Cause::Timer(today);
                     self.emit(&mut txn, events)?;
                     let clock = day_number(today);
+                    self.out.flush()?;
                     self.store
                         .commit(txn, &[(PARTITION, CLOCK_OFFSET.into(), clock)])?;
                 }
@@ -437,7 +447,13 @@ impl Driver<'_> {
                 day_number(self.clock.today()),
             ),
         ];
+        // The output first, then the line that caused it: a replay killed between the two
+        // redoes the line (its output written again) instead of losing its output.
+        self.out.flush()?;
         self.store.commit(txn, &offsets)?;
+        if self.abort_after_line == Some(index + 1) {
+            std::process::abort();
+        }
         Ok(())
     }
 
