@@ -181,6 +181,10 @@ pub struct PipelineConfig {
     pub liveness_timeout_ms: u64,
     /// `/readyz` fails while a held partition is more input records than this behind.
     pub ready_max_lag: i64,
+    /// The system clock may move the business date forward by at most this many days more
+    /// than the time that passed (measured by the process); a larger jump is held: the date
+    /// stays, timers do not fire, `condmon_clock_jump_held_days` says by how much.
+    pub max_clock_jump_days: u32,
 }
 
 impl Default for Config {
@@ -273,6 +277,7 @@ impl Default for PipelineConfig {
             first_start_quiet: true,
             liveness_timeout_ms: 60_000,
             ready_max_lag: 10_000,
+            max_clock_jump_days: 1,
         }
     }
 }

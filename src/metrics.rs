@@ -61,6 +61,8 @@ pub struct Metrics {
     pub state_disk_size: IntGauge,
     pub state_disk_available: IntGauge,
     pub business_date: IntGauge,
+    pub clock_jump_held_days: IntGauge,
+    pub clock_backwards: IntGauge,
     /// The (topic, partition) series of the lag gauges, to remove those of partitions that
     /// left (a revoked partition's lag would otherwise stay frozen).
     lag_series: Arc<Mutex<BTreeSet<(String, i32)>>>,
@@ -220,6 +222,15 @@ impl Metrics {
                 "business_date_timestamp_seconds",
                 "The business date decisions are made on (its start, Unix time): it never moves \
                  backwards, and it follows the wall clock's date.",
+            ),
+            clock_jump_held_days: gauge(
+                "clock_jump_held_days",
+                "Days the system clock is ahead of the time that passed, while condmon holds the \
+                 business date and fires no timer (0: the clock is followed).",
+            ),
+            clock_backwards: gauge(
+                "clock_backwards",
+                "1 while the system clock reads an earlier date than the business date (which never moves back).",
             ),
             lag_series: Arc::default(),
             record_e2e_latency,
@@ -409,6 +420,11 @@ impl Metrics {
             self.state_disk_size.set(space.size_bytes as i64);
             self.state_disk_available.set(space.available_bytes as i64);
         }
+    }
+
+    pub fn set_clock_reading(&self, reading: &crate::timer::DateReading) {
+        self.clock_jump_held_days.set(reading.held_days);
+        self.clock_backwards.set(i64::from(reading.backwards));
     }
 
     pub fn set_business_date(&self, today: chrono::NaiveDate) {

@@ -612,3 +612,54 @@ fn a_state_ahead_of_its_topics_stops_the_process_instead_of_skipping_records() {
         .is_empty()
     );
 }
+
+/// A system clock that jumps 18 days ahead in a moment is not followed: the business date is
+/// held, no timer fires (no letter or hold sent early), the metric says by how much. A restart
+/// (someone checked the clock) accepts the date, and what came due fires then.
+#[test]
+fn a_clock_jump_holds_the_business_date_and_fires_no_timer_until_restarted() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.pipeline.max_clock_jump_days = 1;
+    create_topics(&config);
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-02");
+    condmon.wait_healthy(WAIT);
+    produce(
+        &config,
+        vec![
+            record(&config, &customer("JUMP", "JDOE")),
+            // 36 days past due (COLL-30), still under 61 on the 20th (no upgrade to COLL-61).
+            record(&config, &invoice("JUMP", "INV-1", "5000.00", "2026-01-25")),
+        ],
+    );
+    // The plan: a call now, a letter on day 10, an automated hold on day 20.
+    wait_for(&config, &config.topics.actions, WAIT, |r| {
+        count(&actions(&config, r), "JUMP", ActionEventKind::Created) >= 3
+    });
+    std::thread::sleep(Duration::from_secs(1)); // whatever else the records caused
+    let first = kafka::read_topic(&config, &config.topics.actions, usize::MAX, WAIT).unwrap();
+    let created = first.len();
+    let moved_before = count(
+        &actions(&config, &first),
+        "JUMP",
+        ActionEventKind::MovedToList,
+    );
+    condmon.set_today("2026-03-20");
+    condmon.wait_metric("condmon_clock_jump_held_days", 18.0, WAIT);
+    std::thread::sleep(Duration::from_secs(2)); // ten timer ticks
+    let (_, metrics) = condmon.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "condmon_business_date_timestamp_seconds"),
+        Some(1_772_409_600.0),
+        "still 2026-03-02"
+    );
+    let now = kafka::read_topic(&config, &config.topics.actions, usize::MAX, WAIT).unwrap();
+    assert_eq!(now.len(), created, "nothing moved while the jump was held");
+    condmon.stop();
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-20");
+    wait_for(&config, &config.topics.actions, WAIT, |r| {
+        count(&actions(&config, r), "JUMP", ActionEventKind::MovedToList) > moved_before
+    });
+    condmon.wait_metric("condmon_clock_jump_held_days", 0.0, WAIT);
+}

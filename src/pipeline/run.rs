@@ -21,7 +21,7 @@ use crate::model::{OutputEvent, Stream};
 use crate::state::{StateError, Store, StoreName, Txn};
 
 use super::changelog::{self, TakenOver, Writer};
-use crate::timer::Clock;
+use crate::timer::{BusinessDate, Clock};
 
 /// What stops the run loop. Broker trouble alone never does: it is retried.
 #[derive(Debug, Error)]
@@ -271,6 +271,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
+    let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
+    let mut last_reading = None;
     let stop_lag = Arc::new(AtomicBool::new(false));
     // Stops the probe however the loop ends (shutdown or error).
     let _stop_probe = StopOnDrop(stop_lag.clone());
@@ -370,7 +372,21 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         positions.retain(|(p, _), _| assigned.contains(p));
         quiet.retain(|p, _| assigned.contains(p));
         rt.health.hold(writers.keys().copied().collect());
-        let today = rt.clock.today();
+        let reading = business_date.read(rt.clock.today(), Instant::now());
+        // Said once per change, not every loop.
+        if (reading.held_days > 0 || reading.backwards) && Some(reading) != last_reading {
+            warn!(
+                clock = %rt.clock.today(),
+                business_date = %reading.date,
+                held_days = reading.held_days,
+                backwards = reading.backwards,
+                "The system clock disagrees with the time that passed: the business date is held \
+                 and timers do not fire (restart condmon to accept the clock's date)."
+            );
+        }
+        rt.metrics.set_clock_reading(&reading);
+        last_reading = Some(reading);
+        let today = reading.date;
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile, and reference data
         // it changed is put back first, so the redo changes it again.
@@ -456,7 +472,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         for partition in &assigned {
             offsets.insert((*partition, FINGERPRINT.to_string()), fingerprint);
         }
-        let timers_due = last_tick.elapsed() >= tick;
+        // While a clock jump is held no timer fires: no day of letters and holds sent early.
+        let timers_due = last_tick.elapsed() >= tick && reading.timers_allowed;
         let mut fired_due = Vec::new();
         if timers_due {
             last_tick = Instant::now();
@@ -473,7 +490,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         if records.is_empty() && txn.is_empty() && messages.is_empty() && repairs.is_empty() {
             rt.health.beat();
             if timers_due {
-                refresh_gauges(&rt, &source);
+                refresh_gauges(&rt, &source, today);
             }
             continue;
         }
@@ -544,7 +561,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         source.commit_progress(&progress);
         rt.health.beat();
         if timers_due {
-            refresh_gauges(&rt, &source);
+            refresh_gauges(&rt, &source, today);
         }
     }
     if rt.config.kafka.leave_group_on_shutdown
@@ -1268,7 +1285,7 @@ impl Drop for StopOnDrop {
 }
 
 /// Gauges from the durable counters of the partitions held.
-fn refresh_gauges(rt: &Runtime, source: &Source) {
+fn refresh_gauges(rt: &Runtime, source: &Source, today: chrono::NaiveDate) {
     let assigned = source.assigned();
     rt.metrics.assigned_partitions.set(assigned.len() as i64);
     let counters: Vec<_> = assigned
@@ -1279,7 +1296,7 @@ fn refresh_gauges(rt: &Runtime, source: &Source) {
     rt.metrics.set_memory_gauges(rt.store.memory_usage());
     rt.metrics.set_engine_stats(rt.store.engine_stats());
     rt.metrics.set_disk_space(rt.store.disk_space());
-    rt.metrics.set_business_date(rt.clock.today());
+    rt.metrics.set_business_date(today);
     rt.metrics
         .retain_partitions(&assigned.iter().copied().collect());
 }

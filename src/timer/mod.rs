@@ -24,6 +24,81 @@ pub trait Clock: Send + Sync {
     }
 }
 
+/// The business date the run loop decides on, guarded against the system clock: it never
+/// moves backwards, and a jump forward larger than the time that passed allows (more than
+/// `max_jump_days` beyond it) is not followed. The date is held where it was and timers do not
+/// fire (no day of letters and holds sent early), until the clock and the time that passed
+/// agree again or the process is restarted on purpose (a restart accepts the clock's date: a
+/// stopped process has no measure of the time that passed).
+#[derive(Debug, Clone)]
+pub struct BusinessDate {
+    max_jump_days: i64,
+    /// The date accepted last, and when (monotonic).
+    accepted: Option<(NaiveDate, std::time::Instant)>,
+}
+
+/// What the guard says about a reading of the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateReading {
+    /// The business date to decide on.
+    pub date: NaiveDate,
+    /// False while a jump is held: timers must not fire.
+    pub timers_allowed: bool,
+    /// The clock read an earlier date than the one accepted (it is ignored).
+    pub backwards: bool,
+    /// Days the clock is ahead of what the time that passed allows, while held.
+    pub held_days: i64,
+}
+
+impl BusinessDate {
+    pub fn new(max_jump_days: u32) -> Self {
+        BusinessDate {
+            max_jump_days: i64::from(max_jump_days),
+            accepted: None,
+        }
+    }
+
+    /// The date to decide on, given the clock's date `wall` read at monotonic instant `now`.
+    pub fn read(&mut self, wall: NaiveDate, now: std::time::Instant) -> DateReading {
+        let Some((date, at)) = self.accepted else {
+            self.accepted = Some((wall, now));
+            return DateReading {
+                date: wall,
+                timers_allowed: true,
+                backwards: false,
+                held_days: 0,
+            };
+        };
+        if wall < date {
+            return DateReading {
+                date,
+                timers_allowed: true,
+                backwards: true,
+                held_days: 0,
+            };
+        }
+        let passed_days = (now.saturating_duration_since(at).as_secs() / 86_400) as i64;
+        let ahead = (wall - date).num_days() - passed_days;
+        if ahead > self.max_jump_days {
+            return DateReading {
+                date,
+                timers_allowed: false,
+                backwards: false,
+                held_days: ahead,
+            };
+        }
+        if wall > date {
+            self.accepted = Some((wall, now));
+        }
+        DateReading {
+            date: wall,
+            timers_allowed: true,
+            backwards: false,
+            held_days: 0,
+        }
+    }
+}
+
 pub struct SystemClock;
 
 impl Clock for SystemClock {
@@ -315,6 +390,41 @@ fn due_key(due: NaiveDate, by_key: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    /// The business date follows the clock day by day, never goes back, and holds a jump
+    /// the time that passed does not explain until it does.
+    #[test]
+    fn the_business_date_never_goes_back_and_holds_a_clock_jump() {
+        let day = std::time::Duration::from_secs(86_400);
+        let start = std::time::Instant::now();
+        let mut guard = BusinessDate::new(1);
+        let first = guard.read(d("2026-03-02"), start);
+        assert_eq!((first.date, first.timers_allowed), (d("2026-03-02"), true));
+        // Midnight, a few minutes later: followed (one day is the bound).
+        let next = guard.read(d("2026-03-03"), start + std::time::Duration::from_secs(300));
+        assert_eq!((next.date, next.timers_allowed), (d("2026-03-03"), true));
+        // The clock steps back a day: the date stays.
+        let back = guard.read(d("2026-03-02"), start + std::time::Duration::from_secs(600));
+        assert_eq!((back.date, back.backwards), (d("2026-03-03"), true));
+        // It jumps eighteen days in a few minutes: held, no timers.
+        let jump = guard.read(d("2026-03-21"), start + std::time::Duration::from_secs(900));
+        assert_eq!(
+            (jump.date, jump.timers_allowed, jump.held_days),
+            (d("2026-03-03"), false, 18)
+        );
+        // Once the time that passed explains it (17 days later, within the bound), followed.
+        let caught_up = guard.read(
+            d("2026-03-21"),
+            start + day * 17 + std::time::Duration::from_secs(3600),
+        );
+        assert_eq!(
+            (caught_up.date, caught_up.timers_allowed),
+            (d("2026-03-21"), true)
+        );
+        // A process that starts accepts the clock's date: it has no measure of the time.
+        let mut restarted = BusinessDate::new(1);
+        assert!(restarted.read(d("2026-06-01"), start).timers_allowed);
+    }
+
     use super::*;
     use crate::state::Store;
 
