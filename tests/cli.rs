@@ -178,3 +178,44 @@ fn replay_writes_ndjson_and_reports_dead_letters() {
     .unwrap();
     assert_eq!(written, golden);
 }
+
+/// Every schema version in `schemas/` reads what the one before it wrote; a version that
+/// adds a field without a default is named, and the command fails.
+#[test]
+fn schemas_check_proves_every_version_reads_the_one_before() {
+    let out = condmon(&["schemas", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("item_change_v2.avsc (1011) reads item_change.avsc (1001): ok"),
+        "{text}"
+    );
+    assert!(text.contains("all backward compatible"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for entry in std::fs::read_dir(&schemas).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let mut v2: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(schemas.join("item_change_v2.avsc")).unwrap(),
+    )
+    .unwrap();
+    v2["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "region", "type": "string"}));
+    std::fs::write(dir.path().join("item_change_v2.avsc"), v2.to_string()).unwrap();
+    let out = condmon(&["schemas", "check", "--dir", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("item_change_v2.avsc (1011) cannot read item_change.avsc (1001)"),
+        "{text}"
+    );
+}

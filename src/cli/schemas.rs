@@ -11,12 +11,47 @@ pub enum Command {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
     },
+    /// Check that every schema version can read what the version before it wrote (backward
+    /// compatibility, stream by stream); exit 1 naming each step that cannot.
+    Check {
+        #[arg(long, default_value = "schemas")]
+        dir: PathBuf,
+    },
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Doc { dir } => {
             print!("{}", crate::codec::reference::markdown(&dir)?);
+            Ok(())
+        }
+        Command::Check { dir } => {
+            let steps = crate::codec::evolution::check(&dir)?;
+            let mut broken = 0;
+            for step in &steps {
+                let (older, newer) = (&step.older, &step.newer);
+                match &step.problem {
+                    None => println!(
+                        "{:<18} {} ({}) reads {} ({}): ok",
+                        step.stream, newer.1, newer.0, older.1, older.0
+                    ),
+                    Some(problem) => {
+                        broken += 1;
+                        println!(
+                            "{:<18} {} ({}) cannot read {} ({}): {problem}",
+                            step.stream, newer.1, newer.0, older.1, older.0
+                        );
+                    }
+                }
+            }
+            if broken > 0 {
+                eprintln!(
+                    "{broken} of {} schema step(s) are not backward compatible",
+                    steps.len()
+                );
+                std::process::exit(1);
+            }
+            println!("{} schema step(s), all backward compatible", steps.len());
             Ok(())
         }
     }

@@ -177,7 +177,11 @@ pub fn avro_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, 
 
 /// A decimal as the minimal big-endian two's-complement bytes of its value at `scale`.
 /// More fractional digits than the schema holds is an error, never a silent rounding.
-fn decimal_to_bytes(value: Decimal, scale: u32, path: &str) -> Result<Vec<u8>, CodecError> {
+pub(super) fn decimal_to_bytes(
+    value: Decimal,
+    scale: u32,
+    path: &str,
+) -> Result<Vec<u8>, CodecError> {
     let mut scaled = value;
     scaled.rescale(scale);
     if scaled != value {
@@ -206,7 +210,11 @@ fn decimal_to_bytes(value: Decimal, scale: u32, path: &str) -> Result<Vec<u8>, C
     Ok(bytes[start..].to_vec())
 }
 
-fn decimal_from_bytes(bytes: &[u8], scale: u32, path: &str) -> Result<Decimal, CodecError> {
+pub(super) fn decimal_from_bytes(
+    bytes: &[u8],
+    scale: u32,
+    path: &str,
+) -> Result<Decimal, CodecError> {
     if bytes.is_empty() || bytes.len() > 16 {
         return Err(CodecError::Shape(format!(
             "{path}: decimal of {} bytes",

@@ -6,6 +6,7 @@
 //! into the newest schema of the stream.
 
 mod avro_json;
+pub mod evolution;
 pub mod limits;
 pub mod reference;
 mod registry;
@@ -306,6 +307,21 @@ impl SchemaCatalog {
             value
         } else {
             let mut value = value;
+            // Decimals at the reader's scale first: resolution would keep their unscaled bytes.
+            let writer_names: evolution::Names<'_> = writer
+                .names
+                .get_names()
+                .iter()
+                .map(|(n, s)| (n.clone(), *s))
+                .collect();
+            let reader_names: evolution::Names<'_> = reader
+                .names
+                .get_names()
+                .iter()
+                .map(|(n, s)| (n.clone(), *s))
+                .collect();
+            let scales = evolution::decimal_scales(reader.schema, &reader_names);
+            evolution::rescale(writer.schema, &writer_names, &mut value, &scales, "")?;
             widen_decimals(&mut value);
             value
                 .resolve(reader.schema)
@@ -561,6 +577,91 @@ mod tests {
         };
         assert_eq!(decoded.collector, None, "the new field takes its default");
         assert_eq!(decoded.original_amount, "1234.5678".parse().unwrap());
+    }
+
+    /// A producer whose schema holds amounts at another scale: read exactly at ours (never off
+    /// by a power of ten), or refused with the reason when ours cannot hold the value.
+    #[test]
+    fn decimals_written_at_another_scale_are_read_exactly_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        for entry in std::fs::read_dir(&bundled).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let current = std::fs::read_to_string(bundled.join("item_change_v2.avsc")).unwrap();
+        let at_scale = |scale: u64, id: u32| {
+            let mut other: serde_json::Value = serde_json::from_str(&current).unwrap();
+            for field in other["fields"].as_array_mut().unwrap() {
+                if field["type"]["logicalType"] == "decimal" {
+                    field["type"]["scale"] = serde_json::json!(scale);
+                }
+            }
+            let file = format!("item_change_scale{scale}.avsc");
+            std::fs::write(dir.path().join(&file), other.to_string()).unwrap();
+            (Schema::parse_str(&other.to_string()).unwrap(), id, file)
+        };
+        let (two, six) = (at_scale(2, 902), at_scale(6, 903));
+        let manifest = std::fs::read_to_string(bundled.join("manifest.toml")).unwrap();
+        let extra: String = [&two, &six]
+            .iter()
+            .map(|(_, id, file)| {
+                format!("\n[[schema]]\nstream = \"items\"\nid = {id}\nfile = \"{file}\"\n")
+            })
+            .collect();
+        std::fs::write(
+            dir.path().join("manifest.toml"),
+            format!("{manifest}{extra}"),
+        )
+        .unwrap();
+        let catalog = SchemaCatalog::load(dir.path()).unwrap();
+        let wire = |(schema, id, _): &(Schema, u32, String), event: &InputEvent| {
+            let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+                .build()
+                .unwrap()
+                .write_value_to_vec(json_to_avro(schema, &input_to_json(event), "items").unwrap())
+                .unwrap();
+            let mut bytes = vec![0];
+            bytes.extend_from_slice(&id.to_be_bytes());
+            bytes.extend(datum);
+            bytes
+        };
+        let InputEvent::Item(mut item) = item() else {
+            panic!()
+        };
+        item.original_amount = "1234.56".parse().unwrap();
+        item.open_amount = "0.01".parse().unwrap();
+        let event = InputEvent::Item(item.clone());
+        let InputEvent::Item(read) = catalog
+            .decode_input(Stream::Items, &wire(&two, &event))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            read.original_amount,
+            "1234.56".parse().unwrap(),
+            "not 12.3456"
+        );
+        assert_eq!(read.open_amount, "0.01".parse().unwrap());
+        // Six places that ours (four) holds: exact.
+        let InputEvent::Item(read) = catalog
+            .decode_input(Stream::Items, &wire(&six, &event))
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(read.original_amount, "1234.56".parse().unwrap());
+        // Six places that ours cannot hold: refused, not rounded.
+        item.original_amount = "1.234567".parse().unwrap();
+        let err = catalog
+            .decode_input(Stream::Items, &wire(&six, &InputEvent::Item(item)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than 4 decimal places") && err.contains("written at scale 6"),
+            "{err}"
+        );
     }
 
     /// Every new stream's nested records (items of a promise, of a call action) survive the
