@@ -280,6 +280,36 @@ mod tests {
         datum.extend(varint(0));
         datum.extend(varint(0)); // "more": empty
         assert_eq!(check(&schema, &datum), Ok(()));
+        // And the decoder reads the same datum whole (Java's blocking encoder writes so).
+        let mut rest = datum.as_slice();
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .unwrap()
+            .read_value(&mut rest)
+            .unwrap();
+        let apache_avro::types::Value::Record(fields) = value else {
+            panic!("not a record")
+        };
+        assert_eq!(fields[0].1, apache_avro::types::Value::String("A".into()));
+        let apache_avro::types::Value::Array(refs) = &fields[2].1 else {
+            panic!("not an array")
+        };
+        let numbers: Vec<&apache_avro::types::Value> = refs
+            .iter()
+            .map(|r| match r {
+                apache_avro::types::Value::Record(f) => &f[0].1,
+                other => other,
+            })
+            .collect();
+        assert_eq!(
+            numbers,
+            [1, 2, 3]
+                .map(apache_avro::types::Value::Int)
+                .iter()
+                .collect::<Vec<_>>(),
+            "three elements over two blocks"
+        );
+        assert!(rest.is_empty());
     }
 
     #[test]
