@@ -23,6 +23,7 @@ VOLUME ["/var/lib/condmon"]
 ENV CONDMON_CONFIG=/etc/condmon/condmon.toml \
     CONDMON_LOG_JSON=true \
     RUST_LOG=info
-EXPOSE 9464
+# 9464: metrics and probes; 9465: customer data.
+EXPOSE 9464 9465
 ENTRYPOINT ["/usr/local/bin/condmon"]
 CMD ["run"]

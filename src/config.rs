@@ -20,10 +20,18 @@ pub struct Config {
     /// A Confluent-compatible schema registry. When set, schema ids come from it (subjects
     /// `<topic>-value`); otherwise from `schemas_dir/manifest.toml`.
     pub schema_registry_url: Option<String>,
+    /// Operations: `/metrics`, the probes, `/openapi.json`.
     pub http_listen: String,
-    /// Where other instances reach this one's HTTP API (`host:port`; queries for customers
-    /// it holds are forwarded there). Default: `$CONDMON_HTTP_ADVERTISED`, else
-    /// `http_listen`. On Kubernetes: `$(POD_NAME).<headless service>:9464`.
+    /// Customer data: customers, action lists, reports, conversations (and `/openapi.json`).
+    /// Apart from `http_listen` by default, so that what scrapes metrics does not read
+    /// customers; the same address serves both on one port.
+    pub api_listen: String,
+    /// A file holding the bearer token every request for customer data must carry
+    /// (`Authorization: Bearer …`); `$CONDMON_API_TOKEN` wins. Neither: no token asked.
+    pub api_token_file: Option<PathBuf>,
+    /// Where other instances reach this one's customer API (`host:port`; queries for
+    /// customers it holds are forwarded there). Default: `$CONDMON_HTTP_ADVERTISED`, else
+    /// `api_listen`. On Kubernetes: `$(POD_NAME).<headless service>:9465`.
     pub http_advertised: Option<String>,
     pub pipeline: PipelineConfig,
     pub state: StateConfig,
@@ -197,6 +205,8 @@ impl Default for Config {
             schemas_dir: PathBuf::from("schemas"),
             schema_registry_url: None,
             http_listen: "127.0.0.1:9464".into(),
+            api_listen: "127.0.0.1:9465".into(),
+            api_token_file: None,
             http_advertised: None,
             pipeline: PipelineConfig::default(),
             state: StateConfig::default(),
@@ -441,13 +451,35 @@ impl KafkaConfig {
 }
 
 impl Config {
-    /// Where other instances reach this one's HTTP API.
+    /// Where other instances reach this one's customer API.
     pub fn http_address(&self) -> String {
         self.http_advertised
             .clone()
             .or_else(|| std::env::var("CONDMON_HTTP_ADVERTISED").ok())
             .filter(|a| !a.trim().is_empty())
-            .unwrap_or_else(|| self.http_listen.clone())
+            .unwrap_or_else(|| self.api_listen.clone())
+    }
+
+    /// The bearer token the customer API asks for: `$CONDMON_API_TOKEN`, else the content of
+    /// `api_token_file` (trimmed); none when neither is set.
+    pub fn api_token(&self) -> Result<Option<String>, String> {
+        if let Ok(token) = std::env::var("CONDMON_API_TOKEN")
+            && !token.trim().is_empty()
+        {
+            return Ok(Some(token.trim().to_string()));
+        }
+        match &self.api_token_file {
+            None => Ok(None),
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(format!("api_token_file {} is empty", path.display()));
+                }
+                Ok(Some(token.to_string()))
+            }
+        }
     }
 
     /// The schema catalog: the manifest's, switched to the registry's ids when one is set.

@@ -41,6 +41,7 @@ fn instance(base: &Config, dir: &Path, id: &str) -> Config {
     let mut config = base.clone();
     config.state_dir = dir.join(id).join("state");
     config.http_listen = format!("127.0.0.1:{}", free_port());
+    config.api_listen = config.http_listen.clone();
     config.kafka.instance_id = Some(id.into());
     std::fs::create_dir_all(dir.join(id)).unwrap();
     config

@@ -37,6 +37,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break;
   cat <<TOML
 state_dir = "$WORK/state"
 http_listen = "127.0.0.1:$HTTP"
+api_listen = "127.0.0.1:$HTTP"
 rules_file = "$PWD/topology/rules.toml"
 schemas_dir = "$PWD/schemas"
 [kafka]

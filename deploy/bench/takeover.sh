@@ -22,6 +22,7 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break;
 config() { cat <<TOML
 state_dir = "$WORK/$1"
 http_listen = "127.0.0.1:$2"
+api_listen = "127.0.0.1:$2"
 rules_file = "$PWD/topology/rules.toml"
 schemas_dir = "$PWD/schemas"
 [kafka]

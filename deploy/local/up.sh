@@ -69,7 +69,7 @@ $BIN tail --stream notifications --idle-secs 2 --table | grep -E 'OSCORP|ACME' |
 echo "== requests to the ERP (cm.requests)"
 $BIN tail --stream requests --idle-secs 2 --table | head -12
 echo "== OSCORP's action history (GET /customers/SHARE/OSCORP/action-history)"
-exec 4<>/dev/tcp/127.0.0.1/9464; printf 'GET /customers/SHARE/OSCORP/action-history HTTP/1.0\r\n\r\n' >&4
+exec 4<>/dev/tcp/127.0.0.1/9465; printf 'GET /customers/SHARE/OSCORP/action-history HTTP/1.0\r\n\r\n' >&4
 sed -n '/^\r*$/,$p' <&4 | tail -n +2 | python3 -c 'import json,sys; [print(a["id"], a["action_code"], a["status"], a["owner"], "due", a["due_date"], a.get("result") or "", a.get("cancel_reason") or "") for a in json.load(sys.stdin)]' || true
 echo "== conversations: LUTHOR's promises, dispute and exclusion (topology/sample/conversations.ndjson)"
 # The ledger (master, items, payments) first, then the conversations: everything arrives today
@@ -87,7 +87,7 @@ $BIN tail --stream promise-status --idle-secs 3 --table
 echo "== dunning decisions (cm.dunning-decisions)"
 $BIN tail --stream dunning-decisions --idle-secs 2 --table
 echo "== promises by collector (GET /promises?group_by=collector)"
-exec 5<>/dev/tcp/127.0.0.1/9464; printf 'GET /promises?group_by=collector HTTP/1.0\r\n\r\n' >&5
+exec 5<>/dev/tcp/127.0.0.1/9465; printf 'GET /promises?group_by=collector HTTP/1.0\r\n\r\n' >&5
 sed -n '/^\r*$/,$p' <&5 | tail -n +2; echo
 echo "== dead letters (cm.dead-letter)"
 $BIN tail --stream dead-letter --idle-secs 2 --table

@@ -60,6 +60,8 @@ pub struct ApiState {
     /// This instance's own address in the directory (requests to it are not forwarded).
     pub me: String,
     pub peers: Peers,
+    /// The bearer token customer data asks for (and that this instance gives its peers).
+    pub token: Option<Arc<str>>,
 }
 
 /// The HTTP client that asks other instances.
@@ -93,15 +95,16 @@ impl Peers {
         &self,
         http: &str,
         path_and_query: &str,
+        token: Option<Arc<str>>,
     ) -> Result<(u16, String, Option<String>, Vec<u8>), String> {
         let url = format!("http://{http}{path_and_query}");
         let agent = self.agent.clone();
         tokio::task::spawn_blocking(move || {
-            let mut response = agent
-                .get(&url)
-                .header(FORWARDED, "1")
-                .call()
-                .map_err(|e| format!("{url}: {e}"))?;
+            let mut request = agent.get(&url).header(FORWARDED, "1");
+            if let Some(token) = &token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let mut response = request.call().map_err(|e| format!("{url}: {e}"))?;
             let header = |name: &str| {
                 response
                     .headers()
@@ -123,7 +126,26 @@ impl Peers {
     }
 }
 
+/// Everything on one router (one address for operations and customer data).
 pub fn router(state: ApiState) -> Router {
+    operations_router(state.clone()).merge(data_router(state, false))
+}
+
+/// Operations: metrics, probes and the API's description; no customer data.
+pub fn operations_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi_json))
+        .layer(axum::middleware::from_fn(conventions::problems))
+        .with_state(state)
+}
+
+/// Customer data: customers, action lists, reports, conversations; behind the bearer token
+/// when one is configured. With `described`, `/openapi.json` too (on its own address).
+pub fn data_router(state: ApiState, described: bool) -> Router {
     let customers = Router::new()
         .route("/customers/{set_id}/{customer_id}", get(customer))
         .route(
@@ -158,12 +180,12 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             to_holder,
         ));
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/livez", get(livez))
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi_json))
-        .route("/readyz", get(readyz))
+    let router = if described {
+        Router::new().route("/openapi.json", get(openapi_json))
+    } else {
+        Router::new()
+    };
+    router
         .merge(customers)
         .route("/owners/{owner}/actions", get(owner_actions))
         .route("/reports/owner-action-status", get(owner_action_status))
@@ -180,8 +202,46 @@ pub fn router(state: ApiState) -> Router {
             get(family_actions),
         )
         .layer(axum::middleware::from_fn(conventions::pages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bearer_token,
+        ))
         .layer(axum::middleware::from_fn(conventions::problems))
         .with_state(state)
+}
+
+/// Asks every request for customer data for the configured bearer token (401 without it).
+async fn bearer_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(token) = &state.token else {
+        return next.run(request).await;
+    };
+    // The description of the API is not customer data.
+    if request.uri().path() == "/openapi.json" {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = conventions::problem(
+        StatusCode::UNAUTHORIZED,
+        "customer data needs the API's bearer token (`Authorization: Bearer …`)",
+        request.uri().path(),
+    );
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Equal bytes, compared in a time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Sends a customer's query to the instance holding its partition, unless it is this one.
@@ -210,7 +270,11 @@ async fn to_holder(
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_string();
-            match state.peers.get(&holder.http, &path).await {
+            match state
+                .peers
+                .get(&holder.http, &path, state.token.clone())
+                .await
+            {
                 Ok((status, content_type, _, body)) => (
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                     [("content-type", content_type)],
@@ -293,7 +357,7 @@ async fn across(
             uri.path_and_query().map_or("/", |p| p.as_str()),
             join(&partitions)
         );
-        let answer = state.peers.get(&http, &path).await;
+        let answer = state.peers.get(&http, &path, state.token.clone()).await;
         let complete = |answered: &Option<String>| {
             let answered: BTreeSet<&str> = answered.as_deref().unwrap_or("").split(',').collect();
             partitions
@@ -1145,9 +1209,25 @@ fn with_customer_and_history(
     }
 }
 
-/// Serves the router on `listen` until the process ends.
-pub async fn serve(listen: &str, state: ApiState) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(listen, "HTTP listening.");
-    axum::serve(listener, router(state)).await
+/// Serves operations on `operations` and customer data on `data` (one server when they are
+/// the same address) until the process ends.
+pub async fn serve(operations: &str, data: &str, state: ApiState) -> std::io::Result<()> {
+    if operations == data {
+        let listener = tokio::net::TcpListener::bind(operations).await?;
+        tracing::info!(
+            listen = operations,
+            "HTTP (operations and customer data) listening."
+        );
+        return axum::serve(listener, router(state)).await;
+    }
+    let ops = tokio::net::TcpListener::bind(operations).await?;
+    let api = tokio::net::TcpListener::bind(data).await?;
+    tracing::info!(
+        operations,
+        data,
+        "HTTP listening (operations; customer data)."
+    );
+    let ops = axum::serve(ops, operations_router(state.clone()));
+    let api = axum::serve(api, data_router(state, true));
+    tokio::try_join!(async { ops.await }, async { api.await }).map(|_| ())
 }

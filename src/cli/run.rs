@@ -20,9 +20,12 @@ pub struct Args {
     /// State directory, overriding the file.
     #[arg(long, env = "CONDMON_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// HTTP listen address for /metrics and /healthz, overriding the file.
+    /// HTTP listen address for /metrics and the probes, overriding the file.
     #[arg(long, env = "CONDMON_HTTP")]
     http: Option<String>,
+    /// HTTP listen address for customer data, overriding the file.
+    #[arg(long, env = "CONDMON_API")]
+    api: Option<String>,
     /// Where business time comes from: `system`, or `file:PATH` (a file holding a date or an
     /// RFC 3339 time, re-read continuously: for rehearsals and tests).
     #[arg(long, default_value = "system", env = "CONDMON_CLOCK")]
@@ -39,6 +42,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(http) = args.http {
         config.http_listen = http;
+    }
+    if let Some(api) = args.api {
+        config.api_listen = api;
     }
     let rules = RuleSet::load(&config.rules_file)?;
     let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
@@ -93,10 +99,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             partitions,
             me: config.http_address(),
             peers: api::Peers::default(),
+            token: config
+                .api_token()
+                .map_err(anyhow::Error::msg)?
+                .map(|t| Arc::from(t.as_str())),
         };
-        let listen = config.http_listen.clone();
+        let (listen, data) = (config.http_listen.clone(), config.api_listen.clone());
         tokio::spawn(async move {
-            if let Err(e) = api::serve(&listen, api_state).await {
+            if let Err(e) = api::serve(&listen, &data, api_state).await {
                 tracing::error!(error = %e, "HTTP server stopped.");
             }
         });

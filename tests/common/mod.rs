@@ -103,6 +103,8 @@ pub fn config(broker: &Broker, dir: &Path) -> Config {
     config.rules_file = repo().join("topology/rules.toml");
     config.schemas_dir = repo().join("schemas");
     config.http_listen = format!("127.0.0.1:{}", free_port());
+    // Operations and customer data on one port, as configured so: the tests ask both.
+    config.api_listen = config.http_listen.clone();
     config.pipeline.tick_ms = 200;
     // The tests move the file clock by days in seconds: let the business date follow it (the
     // clock-jump guard is tested on its own with the default bound).
