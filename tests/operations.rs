@@ -577,22 +577,6 @@ fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
     );
 }
 
-/// GET with an `Authorization` header: (status, headers and body).
-fn get_with_token(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, response)
-}
-
 /// Customer data is served on its own address, not on the metrics port, and only to a
 /// request that carries the configured bearer token; errors are problem details.
 #[test]
@@ -619,7 +603,7 @@ fn customer_data_is_served_only_on_its_address_and_behind_its_token() {
         )],
     );
     let deadline = std::time::Instant::now() + WAIT;
-    while get_with_token(&api, "/customers/SHARE/SEC", Some("s3cret-token")).0 != 200 {
+    while http_get_raw(&api, "/customers/SHARE/SEC", Some("s3cret-token")).0 != 200 {
         assert!(std::time::Instant::now() < deadline, "never served");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -629,7 +613,7 @@ fn customer_data_is_served_only_on_its_address_and_behind_its_token() {
     assert!(condmon.get("/metrics").1.contains("condmon_build_info"));
     // Not without the token, nor with another.
     for token in [None, Some("guess")] {
-        let (status, response) = get_with_token(&api, "/customers/SHARE/SEC", token);
+        let (status, response) = http_get_raw(&api, "/customers/SHARE/SEC", token);
         assert_eq!(status, 401, "{response}");
         assert!(
             response.to_lowercase().contains("www-authenticate: bearer"),
@@ -638,12 +622,9 @@ fn customer_data_is_served_only_on_its_address_and_behind_its_token() {
         assert!(response.contains("application/problem+json"), "{response}");
         assert!(!response.contains("Sec Inc"), "{response}");
     }
-    let (status, response) = get_with_token(&api, "/owners/JDOE/actions", None);
+    let (status, response) = http_get_raw(&api, "/owners/JDOE/actions", None);
     assert_eq!(status, 401, "{response}");
     // The metrics are not on the data port; the API's description is, without a token.
-    assert_eq!(
-        get_with_token(&api, "/metrics", Some("s3cret-token")).0,
-        404
-    );
-    assert_eq!(get_with_token(&api, "/openapi.json", None).0, 200);
+    assert_eq!(http_get_raw(&api, "/metrics", Some("s3cret-token")).0, 404);
+    assert_eq!(http_get_raw(&api, "/openapi.json", None).0, 200);
 }

@@ -147,16 +147,7 @@ pub struct Step {
 /// the older).
 pub fn check(dir: &Path) -> Result<Vec<Step>, CatalogError> {
     let manifest_path = dir.join("manifest.toml");
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let invalid = |path: &Path, message: String| CatalogError::Invalid {
-        path: path.display().to_string(),
-        message,
-    };
+    let (read, invalid) = (super::read_file, super::invalid_file);
     let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
         .map_err(|e| invalid(&manifest_path, e.to_string()))?;
     let mut by_stream: HashMap<&'static str, Vec<(u32, String)>> = HashMap::new();

@@ -126,6 +126,22 @@ impl Compiled {
     }
 }
 
+/// A file of a schema directory, read.
+fn read_file(path: &Path) -> Result<String, CatalogError> {
+    std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A file of a schema directory that is not what it should be.
+fn invalid_file(path: &Path, message: String) -> CatalogError {
+    CatalogError::Invalid {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
 /// Writer schemas by id, with the stream each belongs to; shared by clones of a catalog.
 type SchemaCache = Arc<RwLock<HashMap<u32, (Stream, Arc<Compiled>)>>>;
 
@@ -141,17 +157,8 @@ pub struct SchemaCatalog {
 impl SchemaCatalog {
     /// Loads `manifest.toml` and the `.avsc` files it names from `dir`.
     pub fn load(dir: &Path) -> Result<Self, CatalogError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        };
+        let (read, invalid) = (read_file, invalid_file);
         let manifest_path = dir.join("manifest.toml");
-        let invalid = |path: &Path, message: String| CatalogError::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
         let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
             .map_err(|e| invalid(&manifest_path, e.to_string()))?;
         let mut by_id = HashMap::new();

@@ -26,16 +26,7 @@ pub const DOCUMENTED: [Stream; 9] = [
 
 /// The Markdown reference of the current schemas of `dir` (a `manifest.toml` and its files).
 pub fn markdown(dir: &Path) -> Result<String, CatalogError> {
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let invalid = |path: &Path, message: String| CatalogError::Invalid {
-        path: path.display().to_string(),
-        message,
-    };
+    let (read, invalid) = (super::read_file, super::invalid_file);
     let manifest_path = dir.join("manifest.toml");
     let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
         .map_err(|e| invalid(&manifest_path, e.to_string()))?;

@@ -1024,6 +1024,17 @@ pub struct ReadRecord {
 }
 
 impl ReadRecord {
+    fn of(m: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
+        ReadRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: headers_of(m),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
@@ -1066,14 +1077,7 @@ pub fn read_topic(
                 {
                     remaining.remove(&m.partition());
                 }
-                out.push(ReadRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp: m.timestamp().to_millis(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec),
-                    headers: headers_of(&m),
-                });
+                out.push(ReadRecord::of(&m));
             }
             Some(Err(e)) => return Err(e.into()),
             None => {}
@@ -1148,14 +1152,7 @@ pub fn read_range(
                     }
                 }
                 if in_range(timestamp) && !past_to {
-                    out.push(ReadRecord {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        timestamp,
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                        headers: headers_of(&m),
-                    });
+                    out.push(ReadRecord::of(&m));
                 }
             }
             Some(Err(e)) => return Err(e.into()),

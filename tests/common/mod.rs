@@ -322,10 +322,21 @@ impl Drop for Condmon {
 }
 
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let (status, response) = http_get_raw(addr, path, None);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// GET, with a bearer token if given: (status, the whole response, headers included).
+pub fn http_get_raw(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let Ok(mut stream) = TcpStream::connect(addr) else {
         return (0, String::new());
     };
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     let status = response
@@ -333,11 +344,7 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    (status, response)
 }
 
 /// The value of a metric line (exact name and labels as exposed), if present.
