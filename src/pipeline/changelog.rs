@@ -25,6 +25,7 @@
 //! recorded for it. Records of a writer that lost the partition (a zombie) carry an older
 //! epoch and a seq the claim does not cover: they are never applied.
 
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -244,6 +245,9 @@ pub struct TakenOver {
     pub from_scratch: bool,
     /// Where each changelog ended when it was read (the writer's first expected offsets).
     pub ends: BTreeMap<StoreName, i64>,
+    /// The business date the batch that never committed was decided on (from its outputs):
+    /// its redo is decided on it too, so that it decides what those outputs said.
+    pub decided_on: Option<NaiveDate>,
     /// Outputs already sent by batches that never committed, as (topic, event id): when those
     /// batches are redone, these are not sent again.
     pub sent: BTreeSet<(String, String)>,
@@ -349,7 +353,7 @@ pub fn take_over(
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
     let (claim, records_read, records_applied) = result?;
-    let (sent, unpositioned) = sent_uncommitted(config, store, &reader, partition)?;
+    let (sent, unpositioned, decided_on) = sent_uncommitted(config, store, &reader, partition)?;
     let elapsed = started.elapsed();
     info!(
         partition,
@@ -375,6 +379,7 @@ pub fn take_over(
         from_scratch,
         ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
         sent,
+        decided_on,
         unpositioned,
         quiet,
     })
@@ -389,7 +394,14 @@ fn sent_uncommitted(
     store: &Store,
     reader: &LogReader,
     partition: i32,
-) -> Result<(BTreeSet<(String, String)>, BTreeMap<String, i64>), RestoreError> {
+) -> Result<
+    (
+        BTreeSet<(String, String)>,
+        BTreeMap<String, i64>,
+        Option<NaiveDate>,
+    ),
+    RestoreError,
+> {
     let mut logs = Vec::new();
     let mut unpositioned = BTreeMap::new();
     let topics: Vec<String> = crate::model::Stream::OUTPUTS
@@ -406,6 +418,7 @@ fn sent_uncommitted(
         }
     }
     let mut sent = BTreeSet::new();
+    let mut decided_on: Option<NaiveDate> = None;
     reader.read(
         partition,
         &logs,
@@ -414,10 +427,16 @@ fn sent_uncommitted(
             if let Some(id) = record.header(super::EVENT_ID_HEADER) {
                 sent.insert((logs[index].0.to_string(), id.to_string()));
             }
+            if let Some(date) = record
+                .header(super::BUSINESS_DATE_HEADER)
+                .and_then(|d| d.parse::<NaiveDate>().ok())
+            {
+                decided_on = decided_on.max(Some(date));
+            }
             Ok::<(), RestoreError>(())
         },
     )?;
-    Ok((sent, unpositioned))
+    Ok((sent, unpositioned, decided_on))
 }
 
 fn out_key(topic: &str) -> Vec<u8> {
