@@ -422,22 +422,3 @@ pub enum OutputEvent {
     PromiseStatus(super::PromiseStatusEvent),
     DunningDecision(super::DunningDecisionEvent),
 }
-
-impl OutputEvent {
-    /// The business date the event was decided on (children's figures carry none).
-    pub fn business_date(&self) -> Option<NaiveDate> {
-        Some(match self {
-            OutputEvent::Action(e) => e.business_date,
-            OutputEvent::Escalation(e) => e.business_date,
-            OutputEvent::Condition(e) => e.business_date,
-            OutputEvent::RiskScore(e) => e.business_date,
-            OutputEvent::CommandResult(e) => e.business_date,
-            OutputEvent::Notification(e) => e.business_date,
-            OutputEvent::Correspondence(e) => e.business_date,
-            OutputEvent::Request(e) => e.business_date,
-            OutputEvent::PromiseStatus(e) => e.business_date,
-            OutputEvent::DunningDecision(e) => e.business_date,
-            OutputEvent::ChildFigures { .. } => return None,
-        })
-    }
-}

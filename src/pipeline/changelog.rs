@@ -25,7 +25,6 @@
 //! recorded for it. Records of a writer that lost the partition (a zombie) carry an older
 //! epoch and a seq the claim does not cover: they are never applied.
 
-use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -245,9 +244,6 @@ pub struct TakenOver {
     pub from_scratch: bool,
     /// Where each changelog ended when it was read (the writer's first expected offsets).
     pub ends: BTreeMap<StoreName, i64>,
-    /// The business date the batch that never committed was decided on (from its outputs):
-    /// its redo is decided on it too, so that it decides what those outputs said.
-    pub decided_on: Option<NaiveDate>,
     /// Outputs already sent by batches that never committed, as (topic, event id): when those
     /// batches are redone, these are not sent again.
     pub sent: BTreeSet<(String, String)>,
@@ -353,7 +349,7 @@ pub fn take_over(
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
     let (claim, records_read, records_applied) = result?;
-    let (sent, unpositioned, decided_on) = sent_uncommitted(config, store, &reader, partition)?;
+    let (sent, unpositioned) = sent_uncommitted(config, store, &reader, partition)?;
     let elapsed = started.elapsed();
     info!(
         partition,
@@ -379,7 +375,6 @@ pub fn take_over(
         from_scratch,
         ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
         sent,
-        decided_on,
         unpositioned,
         quiet,
     })
@@ -394,14 +389,7 @@ fn sent_uncommitted(
     store: &Store,
     reader: &LogReader,
     partition: i32,
-) -> Result<
-    (
-        BTreeSet<(String, String)>,
-        BTreeMap<String, i64>,
-        Option<NaiveDate>,
-    ),
-    RestoreError,
-> {
+) -> Result<(BTreeSet<(String, String)>, BTreeMap<String, i64>), RestoreError> {
     let mut logs = Vec::new();
     let mut unpositioned = BTreeMap::new();
     let topics: Vec<String> = crate::model::Stream::OUTPUTS
@@ -418,7 +406,6 @@ fn sent_uncommitted(
         }
     }
     let mut sent = BTreeSet::new();
-    let mut decided_on: Option<NaiveDate> = None;
     reader.read(
         partition,
         &logs,
@@ -427,16 +414,10 @@ fn sent_uncommitted(
             if let Some(id) = record.header(super::EVENT_ID_HEADER) {
                 sent.insert((logs[index].0.to_string(), id.to_string()));
             }
-            if let Some(date) = record
-                .header(super::BUSINESS_DATE_HEADER)
-                .and_then(|d| d.parse::<NaiveDate>().ok())
-            {
-                decided_on = decided_on.max(Some(date));
-            }
             Ok::<(), RestoreError>(())
         },
     )?;
-    Ok((sent, unpositioned, decided_on))
+    Ok((sent, unpositioned))
 }
 
 fn out_key(topic: &str) -> Vec<u8> {

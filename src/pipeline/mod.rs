@@ -48,9 +48,6 @@ pub const EVENT_ID_HEADER: &str = "condmon.event-id";
 /// An output event as a record of its topic, keyed by customer.
 /// The header naming what a record counts as (see [`OutputEvent::outcome`]).
 pub const OUTCOME_HEADER: &str = "condmon.outcome";
-/// The header with the business date an output was decided on: a batch redone after a crash
-/// is decided on the date its first attempt's outputs say (see `changelog::take_over`).
-pub const BUSINESS_DATE_HEADER: &str = "condmon.business-date";
 
 pub fn output_record(
     topics: &TopicsConfig,
@@ -64,11 +61,6 @@ pub fn output_record(
         payload: Some(catalog.encode_output(event)?),
         headers: std::iter::once((EVENT_ID_HEADER.into(), event.event_id().to_string()))
             .chain(event.outcome().map(|o| (OUTCOME_HEADER.into(), o.into())))
-            .chain(
-                event
-                    .business_date()
-                    .map(|d| (BUSINESS_DATE_HEADER.into(), d.to_string())),
-            )
             .collect(),
     })
 }

@@ -273,9 +273,6 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let mut last_tick = Instant::now() - tick;
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
-    // Partitions whose previous holder sent outputs it never committed, with the date it
-    // decided them on: the redo is decided on that date (then the clock's again).
-    let mut redo_dates: BTreeMap<i32, chrono::NaiveDate> = BTreeMap::new();
     let stop_lag = Arc::new(AtomicBool::new(false));
     // Stops the probe however the loop ends (shutdown or error).
     let _stop_probe = StopOnDrop(stop_lag.clone());
@@ -345,9 +342,6 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let claimed = std::mem::take(&mut *taken.lock().expect("taken lock"));
         for t in &claimed {
             sent.insert(t.partition, t.sent.clone());
-            if let Some(date) = t.decided_on {
-                redo_dates.insert(t.partition, date);
-            }
             for (topic, next) in &t.unpositioned {
                 positions.insert((t.partition, topic.clone()), *next);
             }
@@ -392,12 +386,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         rt.metrics.set_clock_reading(&reading);
         last_reading = Some(reading);
-        redo_dates.retain(|p, _| assigned.contains(p));
-        let today = match redo_dates.values().max() {
-            // A redo decides as its first attempt did, whatever the clock says now.
-            Some(date) => *date,
-            None => reading.date,
-        };
+        let today = reading.date;
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile, and reference data
         // it changed is put back first, so the redo changes it again.
@@ -558,8 +547,6 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.committed(commit_started.elapsed());
-        // The redo is committed: from now on the clock decides.
-        redo_dates.clear();
         rt.metrics.batches_committed.inc();
         for message in &messages {
             rt.metrics
