@@ -663,3 +663,31 @@ fn a_clock_jump_holds_the_business_date_and_fires_no_timer_until_restarted() {
     });
     condmon.wait_metric("condmon_clock_jump_held_days", 0.0, WAIT);
 }
+
+/// A topic that does not exist (a configuration mistake: here the dead-letter topic, which
+/// nothing checks at start) is not retried forever: the process stops with the reason, naming
+/// the topic, instead of stalling every partition behind the record.
+#[test]
+fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    create_topics(&config);
+    config.topics.dead_letter = "cm.dead-letter-nobody-created".into();
+    // Each try fails within two seconds.
+    config
+        .kafka
+        .producer
+        .insert("message.timeout.ms".into(), "2000".into());
+    let mut bad = record(&config, &customer("NOWHERE", "JDOE"));
+    bad.payload = Some(vec![0, 0, 0, 0, 9]);
+    produce(&config, vec![bad]);
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-02");
+    let status = condmon.wait_exit(Duration::from_secs(120));
+    assert!(!status.success(), "it stopped with an error");
+    let log = std::fs::read_to_string(dir.path().join("condmon.log")).unwrap();
+    assert!(
+        log.contains("cm.dead-letter-nobody-created") && log.contains("no retry recovers"),
+        "{log}"
+    );
+}

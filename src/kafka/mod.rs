@@ -28,14 +28,46 @@ use crate::state::Store;
 mod partitioner;
 pub use partitioner::{murmur2, partition_for};
 
-/// Broker trouble is external: the caller retries with back-off.
+/// Broker trouble is external: the caller retries with back-off, unless it is permanent
+/// (retrying cannot help: see [`BrokerError::is_permanent`]).
 #[derive(Debug, Error)]
 #[error("kafka: {0}")]
-pub struct BrokerError(String);
+pub struct BrokerError(String, bool);
+
+impl BrokerError {
+    fn transient(message: String) -> Self {
+        BrokerError(message, false)
+    }
+
+    /// A record too large for the broker, a topic that does not exist or may not be written,
+    /// failed authentication, a fatal error of the idempotent producer: the same send fails
+    /// the same way however often it is retried.
+    pub fn is_permanent(&self) -> bool {
+        self.1
+    }
+}
+
+/// The error codes no retry recovers from.
+fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::Authentication
+            | RDKafkaErrorCode::Fatal
+    )
+}
 
 impl From<KafkaError> for BrokerError {
     fn from(e: KafkaError) -> Self {
-        BrokerError(e.to_string())
+        let permanent = e.rdkafka_error_code().is_some_and(is_permanent);
+        BrokerError(e.to_string(), permanent)
     }
 }
 
@@ -134,7 +166,9 @@ pub async fn create_topics(
         match result {
             Ok(topic) => out.push((topic, "created")),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => out.push((topic, "exists")),
-            Err((topic, code)) => return Err(BrokerError(format!("creating {topic}: {code}"))),
+            Err((topic, code)) => {
+                return Err(BrokerError::transient(format!("creating {topic}: {code}")));
+            }
         }
     }
     Ok(out)
@@ -714,7 +748,7 @@ impl GlobalReader {
         let mut out = Vec::new();
         while !remaining.is_empty() {
             if std::time::Instant::now() > deadline {
-                return Err(BrokerError(format!(
+                return Err(BrokerError::transient(format!(
                     "reference topics not read to their end within {timeout:?}: {remaining:?}"
                 )));
             }
@@ -809,7 +843,8 @@ impl Sink {
         let mut in_flight = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         let mut delivered = Vec::with_capacity(records.len());
-        for record in records {
+        let (mut failed_at, mut delivered_at) = (Vec::new(), Vec::new());
+        for (index, record) in records.into_iter().enumerate() {
             loop {
                 let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
                 for (k, v) in &record.headers {
@@ -830,7 +865,7 @@ impl Sink {
                 }
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => {
-                        in_flight.push((record, delivery));
+                        in_flight.push((index, record, delivery));
                         break;
                     }
                     // The local queue is full: let librdkafka drain it, then try again.
@@ -839,21 +874,37 @@ impl Sink {
                     }
                     Err((e, _)) => {
                         failed.push((record, BrokerError::from(e)));
+                        failed_at.push(index);
                         break;
                     }
                 }
             }
         }
-        for (record, delivery) in in_flight {
+        for (index, record, delivery) in in_flight {
             match delivery.await {
-                Ok(Ok(at)) => delivered.push((record, at.partition, at.offset)),
-                Ok(Err((e, _))) => failed.push((record, BrokerError::from(e))),
+                Ok(Ok(at)) => {
+                    delivered.push((record, at.partition, at.offset));
+                    delivered_at.push(index);
+                }
+                Ok(Err((e, _))) => {
+                    failed.push((record, BrokerError::from(e)));
+                    failed_at.push(index);
+                }
                 Err(_) => {
-                    failed.push((record, BrokerError("producer dropped the delivery".into())))
+                    failed.push((
+                        record,
+                        BrokerError::transient("producer dropped the delivery".into()),
+                    ));
+                    failed_at.push(index);
                 }
             }
         }
-        Sent { delivered, failed }
+        Sent {
+            delivered,
+            failed,
+            delivered_at,
+            failed_at,
+        }
     }
 }
 
@@ -863,6 +914,49 @@ pub struct Sent {
     /// Acknowledged records with the partition and offset each was written at.
     pub delivered: Vec<(OutRecord, i32, i64)>,
     pub failed: Vec<(OutRecord, BrokerError)>,
+    /// Where each of `delivered` and of `failed` was in the records sent.
+    pub delivered_at: Vec<usize>,
+    pub failed_at: Vec<usize>,
+}
+
+impl Sent {
+    /// What to send again after a failure, in the original order: for each topic and key, its
+    /// first failed record and every record of that key after it, acknowledged or not — so a
+    /// customer's events (and a changelog key's values) never overtake each other. The rest of
+    /// what was acknowledged stands. (Re-sent outputs keep their event ids: a consumer keeps
+    /// one of each.)
+    pub fn split_for_resend(self) -> (Vec<(OutRecord, i32, i64)>, Vec<OutRecord>) {
+        let mut first_failure: HashMap<(String, Option<Vec<u8>>), usize> = HashMap::new();
+        for ((record, _), index) in self.failed.iter().zip(&self.failed_at) {
+            let entry = first_failure
+                .entry((record.topic.clone(), record.key.clone()))
+                .or_insert(*index);
+            *entry = (*entry).min(*index);
+        }
+        let again = |record: &OutRecord, index: usize| {
+            first_failure
+                .get(&(record.topic.clone(), record.key.clone()))
+                .is_some_and(|first| index >= *first)
+        };
+        let mut kept = Vec::new();
+        let mut resend: Vec<(usize, OutRecord)> = Vec::new();
+        for ((record, partition, offset), index) in
+            self.delivered.into_iter().zip(self.delivered_at)
+        {
+            if again(&record, index) {
+                resend.push((index, record));
+            } else {
+                kept.push((record, partition, offset));
+            }
+        }
+        resend.extend(
+            self.failed_at
+                .into_iter()
+                .zip(self.failed.into_iter().map(|(r, _)| r)),
+        );
+        resend.sort_by_key(|(index, _)| *index);
+        (kept, resend.into_iter().map(|(_, r)| r).collect())
+    }
 }
 
 /// One record of a log read back (a changelog).
@@ -998,7 +1092,7 @@ impl LogReader {
                 }
                 Some(Err(e)) => return Err(BrokerError::from(e).into()),
                 None if last.elapsed() > idle => {
-                    return Err(BrokerError(format!(
+                    return Err(BrokerError::transient(format!(
                         "reading partition {partition} of {:?}: no record for {idle:?}",
                         open.keys().collect::<Vec<_>>()
                     ))
@@ -1164,7 +1258,73 @@ pub fn read_range(
 
 #[cfg(test)]
 mod tests {
-    use super::{check_position, properties_from_env};
+    use super::{BrokerError, OutRecord, Sent, check_position, properties_from_env};
+
+    /// A failed send goes again with every later record of its key, in the original order: a
+    /// customer's events never overtake each other; other keys' acknowledgements stand.
+    #[test]
+    fn a_failure_is_sent_again_with_what_followed_it_for_its_key_in_order() {
+        let record = |key: &str, n: u8| OutRecord {
+            topic: "cm.actions".into(),
+            partition: None,
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(vec![n]),
+            headers: vec![],
+        };
+        // Sent in this order: A1 B1 A2 B2 A3; A2 failed, the rest was acknowledged.
+        let sent = Sent {
+            delivered: vec![
+                (record("A", 1), 0, 10),
+                (record("B", 1), 1, 20),
+                (record("B", 2), 1, 21),
+                (record("A", 3), 0, 12),
+            ],
+            delivered_at: vec![0, 1, 3, 4],
+            failed: vec![(record("A", 2), BrokerError::transient("timed out".into()))],
+            failed_at: vec![2],
+        };
+        let (kept, again) = sent.split_for_resend();
+        let payloads = |records: Vec<&OutRecord>| -> Vec<(String, u8)> {
+            records
+                .into_iter()
+                .map(|r| {
+                    (
+                        String::from_utf8(r.key.clone().unwrap()).unwrap(),
+                        r.payload.as_ref().unwrap()[0],
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            payloads(again.iter().collect()),
+            [("A".to_string(), 2), ("A".to_string(), 3)],
+            "A2 again, and A3 after it although it was acknowledged"
+        );
+        assert_eq!(
+            payloads(kept.iter().map(|(r, _, _)| r).collect()),
+            [
+                ("A".to_string(), 1),
+                ("B".to_string(), 1),
+                ("B".to_string(), 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_no_retry_recovers_from_are_told_apart() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let too_large = BrokerError::from(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge,
+        ));
+        let unknown = BrokerError::from(KafkaError::MessageProduction(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+        let timed_out = BrokerError::from(KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageTimedOut,
+        ));
+        assert!(too_large.is_permanent() && unknown.is_permanent());
+        assert!(!timed_out.is_permanent(), "a timeout is worth another try");
+    }
 
     /// Credentials come from the environment (a Kubernetes Secret), never only the file.
     #[test]

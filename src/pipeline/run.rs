@@ -46,6 +46,13 @@ pub enum PipelineError {
         epoch: u64,
         owner: String,
     },
+    /// A send failed the same way every time: retrying cannot help.
+    #[error(
+        "sending to {topic} fails with an error no retry recovers from ({error}); stopping \
+         instead of retrying forever (check the topic exists and may be written, and that \
+         pipeline.max_message_bytes is within the broker's limit)"
+    )]
+    SendRefused { topic: String, error: String },
 }
 
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
@@ -503,7 +510,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             changelog::batch_records(&rt.config, &rt.store, &changes, &mut writers, &mut repairs)?;
         records.extend(logged);
         records.retain(|r| !already_sent(&rt, &mut sent, r));
-        let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await else {
+        let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await? else {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
         };
         guard(&rt, &mut writers, &mut repairs, &delivered)?;
@@ -513,7 +520,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         positions.extend(changelog::output_positions(&rt.config, &delivered));
         let commits = changelog::commit_records(&rt.config, &writers, &written, &positions);
-        let Some(commits_delivered) = deliver(&rt, &sink, commits, &mut shutdown).await else {
+        let Some(commits_delivered) = deliver(&rt, &sink, commits, &mut shutdown).await? else {
             break;
         };
         guard(&rt, &mut writers, &mut repairs, &commits_delivered)?;
@@ -1103,27 +1110,45 @@ fn already_sent(
     found
 }
 
-/// Sends until every record is acknowledged, backing off on broker errors: where each record
-/// landed, or `None` if shutdown interrupted it.
+/// Sends `records` until the broker has acknowledged every one: a failure is sent again after
+/// a back-off, with every later record of its key (in order: see `Sent::split_for_resend`).
+/// A failure no retry recovers from (see `BrokerError::is_permanent`) that persists over
+/// `PERMANENT_ATTEMPTS` tries stops the process with the reason. `Ok(None)` if shutdown
+/// interrupted it.
 async fn deliver(
     rt: &Runtime,
     sink: &Sink,
     mut records: Vec<OutRecord>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<Vec<(OutRecord, i32, i64)>> {
+) -> Result<Option<Vec<(OutRecord, i32, i64)>>, PipelineError> {
+    const PERMANENT_ATTEMPTS: u32 = 3;
     let mut backoff = Duration::from_millis(rt.config.pipeline.retry_backoff_ms);
     let mut delivered = Vec::with_capacity(records.len());
+    let mut permanent_attempts = 0;
     loop {
         let sent = sink.send_all(records).await;
-        delivered.extend(sent.delivered);
-        let Some((_, first_error)) = sent.failed.first() else {
-            return Some(delivered);
+        let Some((first, first_error)) = sent.failed.first() else {
+            delivered.extend(sent.delivered);
+            return Ok(Some(delivered));
         };
+        if sent.failed.iter().all(|(_, e)| e.is_permanent()) {
+            permanent_attempts += 1;
+            if permanent_attempts >= PERMANENT_ATTEMPTS {
+                return Err(PipelineError::SendRefused {
+                    topic: first.topic.clone(),
+                    error: first_error.to_string(),
+                });
+            }
+        } else {
+            permanent_attempts = 0;
+        }
         warn!(failed = sent.failed.len(), error = %first_error, retry_in = ?backoff, "Produce failed; retrying.");
         rt.metrics.produce_retries.inc();
-        records = sent.failed.into_iter().map(|(r, _)| r).collect();
+        let (kept, again) = sent.split_for_resend();
+        delivered.extend(kept);
+        records = again;
         if !wait_alive(rt, backoff, shutdown).await {
-            return None;
+            return Ok(None);
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
@@ -1148,7 +1173,7 @@ async fn claim(
             )
         })
         .collect();
-    let Some(delivered) = deliver(rt, sink, records, shutdown).await else {
+    let Some(delivered) = deliver(rt, sink, records, shutdown).await? else {
         return Ok(false);
     };
     // Then the directory: queries for these partitions may now be sent here.
@@ -1156,7 +1181,7 @@ async fn claim(
         .iter()
         .map(|t| directory_record(rt, t.partition, t.claim.epoch))
         .collect();
-    if deliver(rt, sink, entries, shutdown).await.is_none() {
+    if deliver(rt, sink, entries, shutdown).await?.is_none() {
         return Ok(false);
     }
     // Where each partition's last record (its claim, or a quiet mark after it) landed in the
