@@ -14,6 +14,23 @@ use rust_decimal::Decimal;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A customer of JDOE's with an invoice of 5,000.00 due 2026-01-15: in collection from
+/// 2026-03-02 on (actions, a violation, timers).
+fn in_collection(customer: &str) -> (CustomerChange, ItemChange) {
+    let key = CustomerKey::new("SHARE", customer);
+    let mut master = CustomerChange::new(&key, &format!("{customer} Inc"), "USD");
+    master.collector = Some("JDOE".into());
+    let invoice = ItemChange::invoice(
+        &key,
+        "US001",
+        "INV-1",
+        Decimal::from(5000),
+        "USD",
+        "2026-01-15".parse().unwrap(),
+    );
+    (master, invoice)
+}
+
 fn promtool(args: &[&str]) -> (bool, String) {
     let out = Command::new("promtool")
         .args(args)
@@ -68,17 +85,7 @@ fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
     condmon.wait_healthy(WAIT);
     // A customer in collection (actions, violations, timers) and a record refused (a dead
     // letter), so that every labelled series has a value.
-    let key = CustomerKey::new("SHARE", "OPS");
-    let mut master = CustomerChange::new(&key, "Ops Inc", "USD");
-    master.collector = Some("JDOE".into());
-    let invoice = ItemChange::invoice(
-        &key,
-        "US001",
-        "INV-1",
-        Decimal::from(5000),
-        "USD",
-        "2026-01-15".parse().unwrap(),
-    );
+    let (master, invoice) = in_collection("OPS");
     let mut bad = record(&config, &InputEvent::Item(invoice.clone()));
     bad.payload = Some(vec![0, 0, 0, 0]);
     produce(
@@ -493,17 +500,7 @@ fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
     let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
     condmon.wait_healthy(WAIT);
     // The customer of the document's examples, so that generated requests reach real data.
-    let key = CustomerKey::new("SHARE", "ACME");
-    let mut master = CustomerChange::new(&key, "Acme Inc", "USD");
-    master.collector = Some("JDOE".into());
-    let invoice = ItemChange::invoice(
-        &key,
-        "US001",
-        "INV-1",
-        Decimal::from(5000),
-        "USD",
-        "2026-01-15".parse().unwrap(),
-    );
+    let (master, invoice) = in_collection("ACME");
     produce(
         &config,
         vec![
