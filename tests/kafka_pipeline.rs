@@ -691,3 +691,68 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
         "{log}"
     );
 }
+
+/// A batch redone after a crash is decided on the business date its first attempt was: the
+/// outputs it had sent stand for it, and the state the redo keeps must say what they said,
+/// even when the redo runs the next day.
+#[test]
+fn a_batch_redone_after_midnight_decides_as_its_first_attempt_did() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    // The restart owns its partitions without a group (Tansu 0.6 keeps a crashed member's).
+    config.kafka.assignment = condmon::config::Assignment::Manual;
+    create_topics(&config);
+    // The first batch (the master) commits; the second (the invoice) crashes right after its
+    // outputs are acknowledged, before its commit.
+    let mut condmon = Condmon::start_with_env(
+        &config,
+        dir.path(),
+        "2026-03-02",
+        &[("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "2")],
+    );
+    condmon.wait_healthy(WAIT);
+    produce(&config, vec![record(&config, &customer("REDO", "JDOE"))]);
+    condmon.wait_customer("REDO", WAIT);
+    produce(
+        &config,
+        vec![record(
+            &config,
+            &invoice("REDO", "INV-1", "2000.00", "2026-01-20"),
+        )],
+    );
+    assert!(
+        !condmon.wait_exit(WAIT).success(),
+        "the injected crash happened"
+    );
+    let sent = actions(
+        &config,
+        &kafka::read_topic(&config, &config.topics.actions, usize::MAX, WAIT).unwrap(),
+    );
+    let call = sent
+        .iter()
+        .find(|a| a.customer_id == "REDO" && a.step == 1)
+        .expect("the first attempt sent the plan");
+    assert_eq!(call.action_date, "2026-03-02".parse().unwrap());
+
+    // Restarted the next day: the redo decides on the 2nd, as the outputs sent said.
+    condmon.set_today("2026-03-03");
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-03");
+    condmon.wait_customer("REDO", WAIT);
+    let (status, body) = condmon.get(&format!("/customers/SHARE/REDO/actions/{}", call.action_id));
+    assert_eq!(status, 200, "{body}");
+    let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(kept["action_date"], "2026-03-02", "{body}");
+    assert_eq!(kept["due_date"], call.due_date.to_string(), "{body}");
+    // Nothing of the plan was sent twice.
+    let after = actions(
+        &config,
+        &kafka::read_topic(&config, &config.topics.actions, usize::MAX, WAIT).unwrap(),
+    );
+    let created = |all: &[ActionEvent]| {
+        all.iter()
+            .filter(|a| a.customer_id == "REDO" && a.kind == ActionEventKind::Created)
+            .count()
+    };
+    assert_eq!(created(&after), created(&sent));
+}

@@ -244,6 +244,10 @@ pub struct TakenOver {
     pub from_scratch: bool,
     /// Where each changelog ended when it was read (the writer's first expected offsets).
     pub ends: BTreeMap<StoreName, i64>,
+    /// The business date the batch that never committed was decided on (from its records in
+    /// the changelogs' uncommitted tail): its redo decides on it, so that the state it keeps
+    /// says what the outputs it had sent said.
+    pub decided_on: Option<chrono::NaiveDate>,
     /// Outputs already sent by batches that never committed, as (topic, event id): when those
     /// batches are redone, these are not sent again.
     pub sent: BTreeSet<(String, String)>,
@@ -348,7 +352,7 @@ pub fn take_over(
     );
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
-    let (claim, records_read, records_applied) = result?;
+    let (claim, records_read, records_applied, decided_on) = result?;
     let (sent, unpositioned) = sent_uncommitted(config, store, &reader, partition)?;
     let elapsed = started.elapsed();
     info!(
@@ -358,6 +362,7 @@ pub fn take_over(
         records_applied,
         uncommitted = repairs.len(),
         outputs_sent_uncommitted = sent.len(),
+        redo_decided_on = ?decided_on,
         seconds = elapsed.as_secs_f64(),
         records_per_second = (records_read as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
         epoch = claim.epoch,
@@ -374,6 +379,7 @@ pub fn take_over(
         records_read,
         from_scratch,
         ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
+        decided_on,
         sent,
         unpositioned,
         quiet,
@@ -443,7 +449,7 @@ fn restore(
     starts: &BTreeMap<StoreName, i64>,
     ends: &BTreeMap<StoreName, (i64, i64)>,
     repairs: &mut BTreeSet<(StoreName, Vec<u8>)>,
-) -> Result<(Claim, u64, u64), RestoreError> {
+) -> Result<(Claim, u64, u64, Option<chrono::NaiveDate>), RestoreError> {
     const IDLE: Duration = Duration::from_secs(30);
     // Pass 1: the bookkeeping in `meta` says what is committed.
     let mut claim: Claim = match store.meta_value(partition, CLAIM)? {
@@ -512,6 +518,7 @@ fn restore(
             Ok(applier.apply(stores[index], record)?)
         },
     )?;
+    let decided_on = applier.decided_on();
     let applied = applier.finish()?;
     // The checkpoint: everything up to the ends is reflected (applied, or to be repaired).
     let mut checkpoint = store.bulk_writer();
@@ -530,7 +537,7 @@ fn restore(
         owner: String::new(),
         committed,
     };
-    Ok((next, read, applied))
+    Ok((next, read, applied, decided_on))
 }
 
 /// Applies a partition's changelog records to its local stores, each changelog in offset
@@ -544,6 +551,9 @@ pub struct Applier<'s, 'r> {
     committed: &'r BTreeMap<u64, u64>,
     repairs: &'r mut BTreeSet<(StoreName, Vec<u8>)>,
     timers_changed: bool,
+    /// The business date of the batch that wrote each key's record not committed (and not
+    /// written again by a committed batch since).
+    pending: BTreeMap<(StoreName, Vec<u8>), chrono::NaiveDate>,
 }
 
 impl<'s, 'r> Applier<'s, 'r> {
@@ -560,6 +570,7 @@ impl<'s, 'r> Applier<'s, 'r> {
             committed,
             repairs,
             timers_changed: false,
+            pending: BTreeMap::new(),
         }
     }
 
@@ -572,12 +583,25 @@ impl<'s, 'r> Applier<'s, 'r> {
         if bookkeeping || committed {
             self.writer
                 .put(self.partition, store, &record.key, record.value.as_deref())?;
+            self.pending.remove(&(store, record.key.clone()));
             self.repairs.remove(&(store, record.key));
             self.timers_changed |= store == StoreName::Timers;
         } else {
+            if let Some(date) = record
+                .header(DECIDED_ON)
+                .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+            {
+                self.pending.insert((store, record.key.clone()), date);
+            }
             self.repairs.insert((store, record.key));
         }
         Ok(())
+    }
+
+    /// The business date of the batch the records not committed were written by (the latest,
+    /// if several): its redo decides on it.
+    pub fn decided_on(&self) -> Option<chrono::NaiveDate> {
+        self.pending.values().max().copied()
     }
 
     /// Makes what was applied durable and rebuilds `timers-by-due` if `timers` changed; the
@@ -659,6 +683,9 @@ pub fn claim_writes(
     ]
 }
 
+/// The header on a batch's changelog records with the business date it was decided on.
+pub const DECIDED_ON: &str = "condmon.business-date";
+
 /// The changelog records of a finished batch (phase 1), the repairs of the partitions it
 /// writes first. Partitions written are those with changes in a changelogged store or a
 /// repair pending; each gets its writer's next seq.
@@ -668,7 +695,11 @@ pub fn batch_records(
     changes: &Changes,
     writers: &mut BTreeMap<i32, Writer>,
     repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
+    decided_on: chrono::NaiveDate,
 ) -> Result<(Vec<OutRecord>, Vec<i32>), StateError> {
+    // Every record says the business date the batch was decided on: if the batch never
+    // commits, the restore finds it in the uncommitted tail and the redo decides on it.
+    let date = (DECIDED_ON.to_string(), decided_on.to_string());
     let changelogged: BTreeSet<StoreName> = changelogged().collect();
     let mut touched: BTreeSet<i32> = changes
         .writes
@@ -695,7 +726,7 @@ pub fn batch_records(
                 partition: Some(*partition),
                 payload: store.committed_value(*partition, store_name, &key)?,
                 key: Some(key),
-                headers: vec![stamp.clone()],
+                headers: vec![stamp.clone(), date.clone()],
             });
         }
     }
@@ -708,7 +739,7 @@ pub fn batch_records(
             partition: Some(*partition),
             key: Some(key.clone()),
             payload: value.clone(),
-            headers: vec![writers[partition].header()],
+            headers: vec![writers[partition].header(), date.clone()],
         });
     }
     Ok((records, touched.into_iter().collect()))

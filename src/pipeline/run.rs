@@ -280,6 +280,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let mut last_tick = Instant::now() - tick;
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
+    // Partitions whose previous holder left a batch uncommitted, with the date it decided it
+    // on: the redo decides on that date (the clock's again once it is committed).
+    let mut redo_dates: BTreeMap<i32, chrono::NaiveDate> = BTreeMap::new();
     let stop_lag = Arc::new(AtomicBool::new(false));
     // Stops the probe however the loop ends (shutdown or error).
     let _stop_probe = StopOnDrop(stop_lag.clone());
@@ -349,6 +352,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let claimed = std::mem::take(&mut *taken.lock().expect("taken lock"));
         for t in &claimed {
             sent.insert(t.partition, t.sent.clone());
+            if let Some(date) = t.decided_on {
+                redo_dates.insert(t.partition, date);
+            }
             for (topic, next) in &t.unpositioned {
                 positions.insert((t.partition, topic.clone()), *next);
             }
@@ -393,7 +399,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         rt.metrics.set_clock_reading(&reading);
         last_reading = Some(reading);
-        let today = reading.date;
+        redo_dates.retain(|p, _| assigned.contains(p));
+        let today = match redo_dates.values().max() {
+            // A redo decides as its first attempt did, whatever the clock says now.
+            Some(date) => *date,
+            None => reading.date,
+        };
         // A batch that needs something outside (the schema registry) is redone from scratch
         // until it can be: nothing of it is refused or committed meanwhile, and reference data
         // it changed is put back first, so the redo changes it again.
@@ -506,8 +517,14 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let commit_started = Instant::now();
         let mut changes = txn.finish(&committed);
         // 1. Outputs and changelog records, 2. the commits, 3. RocksDB (see `changelog`).
-        let (logged, written) =
-            changelog::batch_records(&rt.config, &rt.store, &changes, &mut writers, &mut repairs)?;
+        let (logged, written) = changelog::batch_records(
+            &rt.config,
+            &rt.store,
+            &changes,
+            &mut writers,
+            &mut repairs,
+            today,
+        )?;
         records.extend(logged);
         records.retain(|r| !already_sent(&rt, &mut sent, r));
         let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await? else {
@@ -554,6 +571,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.committed(commit_started.elapsed());
+        // The redo is committed: from now on the clock decides.
+        redo_dates.clear();
         rt.metrics.batches_committed.inc();
         for message in &messages {
             rt.metrics
