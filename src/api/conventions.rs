@@ -106,9 +106,11 @@ pub async fn pages(request: Request, next: Next) -> Response {
             );
         }
     };
-    let Ok(serde_json::Value::Array(rows)) = serde_json::from_slice::<serde_json::Value>(&bytes)
-    else {
-        return Response::from_parts(parts, Body::from(bytes));
+    // Only a list is paged: an object (a customer, a report's totals) is passed on unparsed.
+    let is_list = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let rows = match is_list.then(|| serde_json::from_slice::<serde_json::Value>(&bytes)) {
+        Some(Ok(serde_json::Value::Array(rows))) => rows,
+        _ => return Response::from_parts(parts, Body::from(bytes)),
     };
     let total = rows.len();
     let end = page.offset.saturating_add(page.limit).min(total);

@@ -1,13 +1,15 @@
 //! The HTTP API described for its clients: an OpenAPI 3.1 document generated from the
 //! handlers' annotations, served at `/openapi.json`.
 
+// The enums here only describe parameters and answers to utoipa: nothing builds them.
+#![allow(dead_code)]
+
 use utoipa::OpenApi;
 
 use super::conventions::Problem;
 
 /// The customer action list's levels (the Customer Action page's Level).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub enum Level {
     C,
     P,
@@ -17,7 +19,6 @@ pub enum Level {
 
 /// The levels a family has (corporate, correspondence, remit from).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub enum FamilyLevel {
     C,
     P,
@@ -26,7 +27,7 @@ pub enum FamilyLevel {
 
 /// The statuses of the owner action list.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code, clippy::upper_case_acronyms)]
+#[allow(clippy::upper_case_acronyms)]
 pub enum ListStatus {
     NEW,
     PENDING,
@@ -35,7 +36,6 @@ pub enum ListStatus {
 
 /// The conversation searches.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub enum Search {
     #[schema(rename = "follow-ups")]
     FollowUps,
@@ -51,7 +51,6 @@ pub enum Search {
 
 /// How the promise inquiry groups.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub enum GroupBy {
     #[schema(rename = "customer")]
     Customer,
@@ -65,7 +64,6 @@ pub enum GroupBy {
 
 /// The errors every route may answer (as problem details).
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
 pub enum Errors {
     /// A parameter is not what the route takes (an unknown status, a date that is not one, a
     /// `limit` out of range).
@@ -82,7 +80,6 @@ pub enum Errors {
 
 /// The errors of a customer's routes: those of every route, and an unknown customer.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
 pub enum CustomerErrors {
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
@@ -97,7 +94,6 @@ pub enum CustomerErrors {
 
 /// The errors of the conversation searches: those of every route, and an unknown search.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
 pub enum SearchErrors {
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
@@ -112,7 +108,6 @@ pub enum SearchErrors {
 
 /// What a probe answers when it fails.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
 pub enum ProbeErrors {
     /// Not live (the loop made no progress), or not ready (with the reason).
     #[response(status = 503, content_type = "application/problem+json")]

@@ -12,20 +12,6 @@ use super::ConfigArgs;
 use crate::codec;
 use crate::model::Stream;
 
-/// The streams an ERP and the collectors' tools write: what a replay needs to decide again.
-/// (Children's figures are condmon's own, derived again by the replay.)
-const EXPORTED: [Stream; 9] = [
-    Stream::FxRates,
-    Stream::Customers,
-    Stream::Items,
-    Stream::Payments,
-    Stream::Aging,
-    Stream::History,
-    Stream::CreditAgency,
-    Stream::Conversations,
-    Stream::ActionCommands,
-];
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -61,7 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // were written, across topics.
     let mut lines: Vec<((i64, usize, i32, i64), String)> = Vec::new();
     let mut skipped = 0usize;
-    for (order, stream) in EXPORTED.into_iter().enumerate() {
+    // What a replay needs to decide again (children's figures it derives again).
+    for (order, stream) in Stream::FROM_OUTSIDE.into_iter().enumerate() {
         let topic = config.topics.topic(stream);
         let range = if stream == Stream::FxRates {
             (None, to)

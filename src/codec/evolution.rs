@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use apache_avro::Schema;
-use apache_avro::schema::Name;
+use apache_avro::schema::NamesRef;
 use apache_avro::types::Value;
 
 use super::avro_json::{decimal_from_bytes, decimal_to_bytes};
 use super::{CatalogError, CodecError, Manifest};
 
-/// Named types of a schema, to follow references.
-pub type Names<'s> = HashMap<Name, &'s Schema>;
+/// Named types of a schema, to follow references (as apache-avro resolves them).
+pub type Names<'s> = NamesRef<'s>;
 
 /// The scale of every decimal of `schema`, by path (`field.sub`, `list[]`; a union's branch
 /// shares its path).

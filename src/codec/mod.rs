@@ -94,6 +94,9 @@ struct ManifestEntry {
 pub struct Compiled {
     pub schema: &'static Schema,
     names: apache_avro::schema::ResolvedSchema<'static>,
+    /// The scale of each decimal by path: what a record written at another scale is
+    /// rescaled to when this is the reader's schema (see `evolution::rescale`).
+    decimal_scales: HashMap<String, u32>,
     reader: apache_avro::reader::datum::GenericDatumReader<'static>,
     writer: apache_avro::writer::datum::GenericDatumWriter<'static>,
 }
@@ -117,9 +120,11 @@ impl Compiled {
             .validate(false)
             .build()
             .map_err(|e| e.to_string())?;
+        let decimal_scales = evolution::decimal_scales(schema, names.get_names());
         Ok(Arc::new(Compiled {
             schema,
             names,
+            decimal_scales,
             reader,
             writer,
         }))
@@ -315,20 +320,13 @@ impl SchemaCatalog {
         } else {
             let mut value = value;
             // Decimals at the reader's scale first: resolution would keep their unscaled bytes.
-            let writer_names: evolution::Names<'_> = writer
-                .names
-                .get_names()
-                .iter()
-                .map(|(n, s)| (n.clone(), *s))
-                .collect();
-            let reader_names: evolution::Names<'_> = reader
-                .names
-                .get_names()
-                .iter()
-                .map(|(n, s)| (n.clone(), *s))
-                .collect();
-            let scales = evolution::decimal_scales(reader.schema, &reader_names);
-            evolution::rescale(writer.schema, &writer_names, &mut value, &scales, "")?;
+            evolution::rescale(
+                writer.schema,
+                writer.names.get_names(),
+                &mut value,
+                &reader.decimal_scales,
+                "",
+            )?;
             widen_decimals(&mut value);
             value
                 .resolve(reader.schema)

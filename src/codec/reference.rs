@@ -11,19 +11,6 @@ use serde_json::Value as Json;
 use super::{CatalogError, Manifest};
 use crate::model::Stream;
 
-/// The streams written by others, in the order a reader meets them.
-pub const DOCUMENTED: [Stream; 9] = [
-    Stream::Items,
-    Stream::Payments,
-    Stream::Aging,
-    Stream::Customers,
-    Stream::History,
-    Stream::CreditAgency,
-    Stream::FxRates,
-    Stream::Conversations,
-    Stream::ActionCommands,
-];
-
 /// The Markdown reference of the current schemas of `dir` (a `manifest.toml` and its files).
 pub fn markdown(dir: &Path) -> Result<String, CatalogError> {
     let (read, invalid) = (super::read_file, super::invalid_file);
@@ -31,7 +18,7 @@ pub fn markdown(dir: &Path) -> Result<String, CatalogError> {
     let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
         .map_err(|e| invalid(&manifest_path, e.to_string()))?;
     let mut out = String::new();
-    for stream in DOCUMENTED {
+    for stream in Stream::FROM_OUTSIDE {
         let Some(entry) = manifest
             .schema
             .iter()

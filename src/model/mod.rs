@@ -94,6 +94,19 @@ impl Stream {
         Stream::ActionCommands,
         Stream::Conversations,
     ];
+    /// The streams the ERP and the collectors' tools write (not condmon's own children's
+    /// figures): what the input field reference documents and `condmon export` exports.
+    pub const FROM_OUTSIDE: [Stream; 9] = [
+        Stream::Items,
+        Stream::Payments,
+        Stream::Aging,
+        Stream::Customers,
+        Stream::History,
+        Stream::CreditAgency,
+        Stream::FxRates,
+        Stream::Conversations,
+        Stream::ActionCommands,
+    ];
     /// Reference data every instance reads whole (compacted topics), whatever it holds.
     pub const GLOBAL_INPUTS: [Stream; 1] = [Stream::FxRates];
     pub const OUTPUTS: [Stream; 10] = [

@@ -58,8 +58,6 @@ pub enum PipelineError {
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
 pub struct Health {
     started: Instant,
-    /// The last batch committed (or idle tick gone through): progress.
-    last_beat_ms: AtomicU64,
     /// The last sign of life of the loop: progress, or an attempt of a retried send or batch.
     last_alive_ms: AtomicU64,
     ready: AtomicBool,
@@ -82,7 +80,6 @@ impl Health {
     pub fn new() -> Arc<Health> {
         Arc::new(Health {
             started: Instant::now(),
-            last_beat_ms: AtomicU64::new(0),
             last_alive_ms: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             held: std::sync::Mutex::default(),
@@ -105,9 +102,7 @@ impl Health {
 
     fn beat(&self) {
         self.ready.store(true, Ordering::Relaxed);
-        let now = self.now_ms();
-        self.last_beat_ms.store(now, Ordering::Relaxed);
-        self.last_alive_ms.store(now, Ordering::Relaxed);
+        self.last_alive_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// The loop is working, if not progressing: a send or a batch being retried.
