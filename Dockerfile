@@ -7,7 +7,7 @@
 # the debug binary they already built (`--build-arg BINARY=target/debug/condmon`). The base
 # image is made from Debian's packages by `deploy/image/base.sh` (no registry needed):
 #   deploy/image/base.sh && cargo build --release && podman build -t condmon:latest .
-ARG BASE=localhost/condmon-base:bookworm
+ARG BASE=localhost/condmon-base:bookworm-r2
 FROM ${BASE}
 ARG BINARY=target/release/condmon
 

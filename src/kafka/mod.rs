@@ -175,15 +175,30 @@ pub async fn create_topics(
 }
 
 /// The partition counts of `topics`, as the broker reports them.
+/// The first call a process makes to the cluster, so when it fails it says why: librdkafka's
+/// own reasons (an untrusted certificate, failed authentication) are only reported through
+/// its error callback, which a metadata request alone never serves.
 pub fn partition_counts(
     config: &Config,
     topics: &[&str],
 ) -> Result<Vec<(String, usize)>, BrokerError> {
-    let consumer: BaseConsumer = client_config(config).create()?;
+    let consumer: BaseConsumer<ReasonsContext> =
+        client_config(config).create_with_context(ReasonsContext::default())?;
     topics
         .iter()
         .map(|topic| {
-            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map_err(|e| {
+                    // Serves the queued error callbacks.
+                    let _ = consumer.poll(Duration::from_millis(100));
+                    let reasons = consumer.context().reasons.lock().expect("reasons").clone();
+                    let mut error = BrokerError::from(e);
+                    if !reasons.is_empty() {
+                        error.0 = format!("{} ({})", error.0, reasons.join("; "));
+                    }
+                    error
+                })?;
             let count = metadata
                 .topics()
                 .first()
@@ -192,6 +207,24 @@ pub fn partition_counts(
         })
         .collect()
 }
+
+/// Keeps the distinct reasons librdkafka reported through its error callback, and logs them.
+#[derive(Default)]
+struct ReasonsContext {
+    reasons: Mutex<Vec<String>>,
+}
+
+impl ClientContext for ReasonsContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(error = %error, reason, "Kafka client error.");
+        let mut reasons = self.reasons.lock().expect("reasons");
+        if !reasons.iter().any(|r| r == reason) {
+            reasons.push(reason.to_string());
+        }
+    }
+}
+
+impl ConsumerContext for ReasonsContext {}
 
 /// One input record, detached from the consumer.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The Tansu binary: `$TANSU_BIN`, else `~/.cargo/bin/tansu`, else `tansu` on the PATH.
-fn tansu_binary() -> PathBuf {
+pub fn tansu_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("TANSU_BIN") {
         return bin.into();
     }
@@ -40,7 +40,7 @@ fn tansu_binary() -> PathBuf {
 
 /// A Tansu broker process with in-memory storage, killed on drop.
 pub struct Broker {
-    child: Child,
+    child: Option<Child>,
     pub addr: String,
 }
 
@@ -68,14 +68,27 @@ impl Broker {
             assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Broker { child, addr }
+        Broker {
+            child: Some(child),
+            addr,
+        }
+    }
+
+    /// A broker this harness did not start (e.g. behind a TLS terminator): only its address.
+    pub fn external(addr: &str) -> Broker {
+        Broker {
+            child: None,
+            addr: addr.into(),
+        }
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
