@@ -20,6 +20,18 @@ pub struct Config {
     /// A Confluent-compatible schema registry. When set, schema ids come from it (subjects
     /// `<topic>-value`); otherwise from `schemas_dir/manifest.toml`.
     pub schema_registry_url: Option<String>,
+    /// PEM certificates of the authorities that signed the registry's HTTPS certificate
+    /// (default: Mozilla's roots).
+    pub schema_registry_ca_file: Option<PathBuf>,
+    /// A file holding `user:password` for the registry's basic authentication;
+    /// `$CONDMON_SCHEMA_REGISTRY_USER_INFO` wins. Credentials are never in this file itself.
+    pub schema_registry_user_info_file: Option<PathBuf>,
+    /// A file holding a bearer token for the registry; `$CONDMON_SCHEMA_REGISTRY_TOKEN` wins.
+    pub schema_registry_token_file: Option<PathBuf>,
+    /// Whether condmon registers its own schemas (outputs, repartitioned figures) under their
+    /// subjects. Off where a registry's subjects are managed centrally: they must then exist.
+    /// The ERP's input subjects are never written.
+    pub schema_registry_register_outputs: bool,
     /// Operations: `/metrics`, the probes, `/openapi.json`.
     pub http_listen: String,
     /// Customer data: customers, action lists, reports, conversations (and `/openapi.json`).
@@ -207,6 +219,10 @@ impl Default for Config {
             http_listen: "127.0.0.1:9464".into(),
             api_listen: "127.0.0.1:9465".into(),
             api_token_file: None,
+            schema_registry_ca_file: None,
+            schema_registry_user_info_file: None,
+            schema_registry_token_file: None,
+            schema_registry_register_outputs: true,
             http_advertised: None,
             pipeline: PipelineConfig::default(),
             state: StateConfig::default(),
@@ -463,37 +479,77 @@ impl Config {
     /// The bearer token the customer API asks for: `$CONDMON_API_TOKEN`, else the content of
     /// `api_token_file` (trimmed); none when neither is set.
     pub fn api_token(&self) -> Result<Option<String>, String> {
-        if let Ok(token) = std::env::var("CONDMON_API_TOKEN")
-            && !token.trim().is_empty()
-        {
-            return Ok(Some(token.trim().to_string()));
-        }
-        match &self.api_token_file {
-            None => Ok(None),
-            Some(path) => {
-                let token = std::fs::read_to_string(path)
-                    .map_err(|e| format!("api_token_file {}: {e}", path.display()))?;
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(format!("api_token_file {} is empty", path.display()));
-                }
-                Ok(Some(token.to_string()))
-            }
-        }
+        secret(
+            "CONDMON_API_TOKEN",
+            "api_token_file",
+            self.api_token_file.as_deref(),
+        )
     }
 
-    /// The schema catalog: the manifest's, switched to the registry's ids when one is set.
+    /// The schema catalog condmon runs with: the manifest's, switched to the registry's ids
+    /// when one is set (the ERP's subjects looked up, condmon's own registered as configured).
     pub fn schema_catalog(&self) -> Result<crate::codec::SchemaCatalog, String> {
+        self.schema_catalog_for(crate::codec::RegistryUse {
+            register_inputs: false,
+            register_outputs: self.schema_registry_register_outputs,
+        })
+    }
+
+    /// The schema catalog of a client that registers as `use_` says (`condmon feed` produces
+    /// input streams, so it registers their schemas as their producer would).
+    pub fn schema_catalog_for(
+        &self,
+        use_: crate::codec::RegistryUse,
+    ) -> Result<crate::codec::SchemaCatalog, String> {
         let catalog =
             crate::codec::SchemaCatalog::load(&self.schemas_dir).map_err(|e| e.to_string())?;
         match &self.schema_registry_url {
             None => Ok(catalog),
             Some(url) => catalog
-                .with_registry(crate::codec::Registry::new(url), |s| {
-                    self.topics.topic(s).to_string()
-                })
+                .with_registry(
+                    self.registry(url)?,
+                    |s| self.topics.topic(s).to_string(),
+                    use_,
+                )
                 .map_err(|e| e.to_string()),
         }
+    }
+
+    /// The registry client: its trusted authorities and credentials.
+    fn registry(&self, url: &str) -> Result<crate::codec::Registry, String> {
+        use crate::codec::RegistryAuth;
+        let user_info = secret(
+            "CONDMON_SCHEMA_REGISTRY_USER_INFO",
+            "schema_registry_user_info_file",
+            self.schema_registry_user_info_file.as_deref(),
+        )?;
+        let token = secret(
+            "CONDMON_SCHEMA_REGISTRY_TOKEN",
+            "schema_registry_token_file",
+            self.schema_registry_token_file.as_deref(),
+        )?;
+        let auth = match (user_info, token) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "schema registry: both basic credentials and a bearer token are \
+                            set; give one"
+                        .into(),
+                );
+            }
+            (Some(user_info), None) => {
+                Some(RegistryAuth::basic(&user_info).map_err(|e| e.to_string())?)
+            }
+            (None, Some(token)) => Some(RegistryAuth::Bearer(token)),
+            (None, None) => None,
+        };
+        let ca = match &self.schema_registry_ca_file {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("schema_registry_ca_file {}: {e}", path.display()))?,
+            ),
+        };
+        crate::codec::Registry::connect(url, ca.as_deref(), auth).map_err(|e| e.to_string())
     }
 
     /// Reads `path`; relative paths inside it are taken relative to the working directory.
@@ -524,6 +580,27 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// A secret from the environment variable `env`, else the trimmed content of `file` (the
+/// setting `key`); none when neither is set. An empty file is an error: a mounted secret that
+/// lost its content must not silently mean "no credentials".
+fn secret(env: &str, key: &str, file: Option<&Path>) -> Result<Option<String>, String> {
+    if let Ok(value) = std::env::var(env)
+        && !value.trim().is_empty()
+    {
+        return Ok(Some(value.trim().to_string()));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let value =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("{key} {} is empty", path.display()));
+    }
+    Ok(Some(value.to_string()))
 }
 
 #[cfg(test)]

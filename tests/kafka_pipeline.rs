@@ -509,16 +509,9 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
 
     // The registry goes down before condmon has seen that schema id.
     registry.stop(&rt);
-    produce(
-        &config,
-        vec![OutRecord {
-            topic: config.topics.items.clone(),
-            partition: None,
-            key: Some(b"SHARE|ACME".to_vec()),
-            payload: Some(payload),
-            headers: vec![],
-        }],
-    );
+    let mut record = record_for_items(&config, "ACME");
+    record.payload = Some(payload);
+    produce(&config, vec![record]);
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let (_, body) = condmon.get("/metrics");
@@ -558,6 +551,76 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
         .unwrap()
         .is_empty()
     );
+}
+
+/// Credentials the registry refuses are configuration, not data: condmon stops with a message
+/// that names the registry and the subject, and refuses no record.
+#[test]
+fn a_registry_refusing_condmons_credentials_stops_it_and_refuses_no_record() {
+    let rt = runtime();
+    let registry = StandInRegistry::start(&rt);
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.schema_registry_url = Some(registry.url.clone());
+    create_topics(&config);
+    // condmon's credentials come from the environment (never from its configuration file).
+    let credentials = "Basic Y29uZG1vbjpzM2NyZXQ="; // condmon:s3cret
+    registry.schemas.lock().unwrap().authorization = Some(credentials.into());
+    let mut condmon = Condmon::start_with_env(
+        &config,
+        dir.path(),
+        "2026-03-01",
+        &[("CONDMON_SCHEMA_REGISTRY_USER_INFO", "condmon:s3cret")],
+    );
+    condmon.wait_healthy(WAIT);
+
+    // Another producer writes with a version condmon has not seen; then condmon's
+    // credentials are revoked.
+    let producer = condmon::codec::Registry::connect(
+        &registry.url,
+        None,
+        Some(condmon::codec::RegistryAuth::basic("condmon:s3cret").unwrap()),
+    )
+    .unwrap();
+    let old_id = producer
+        .register("ar.items-value", &item_schema_v1())
+        .unwrap();
+    registry.schemas.lock().unwrap().authorization = Some("Basic revoked".into());
+    let mut record = record_for_items(&config, "ACME");
+    record.payload = Some(item_written_with_v1(
+        &invoice("ACME", "INV-1", "4200.00", "2026-01-15"),
+        old_id,
+    ));
+    produce(&config, vec![record]);
+
+    let status = condmon.wait_exit(WAIT);
+    assert!(!status.success(), "it stopped with an error");
+    let log = std::fs::read_to_string(dir.path().join("condmon.log")).unwrap();
+    assert!(
+        log.contains(&format!("schema registry {} denied access", registry.url))
+            && log.contains("`ar.items-value`")
+            && log.contains("HTTP 401"),
+        "{log}"
+    );
+    let dead = kafka::read_topic(
+        &config,
+        &config.topics.dead_letter,
+        usize::MAX,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    assert!(dead.is_empty(), "refused credentials are not bad data");
+}
+
+fn record_for_items(config: &condmon::config::Config, customer: &str) -> OutRecord {
+    OutRecord {
+        topic: config.topics.items.clone(),
+        partition: None,
+        key: Some(format!("SHARE|{customer}").into_bytes()),
+        payload: None,
+        headers: vec![],
+    }
 }
 
 #[test]

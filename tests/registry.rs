@@ -8,7 +8,7 @@
 mod common;
 
 use common::StandInRegistry;
-use condmon::codec::{CodecError, Registry, SchemaCatalog};
+use condmon::codec::{CodecError, Registry, RegistryAuth, RegistryUse, SchemaCatalog};
 use condmon::model::{InputEvent, ItemChange, ItemType, Stream};
 
 fn item() -> InputEvent {
@@ -39,6 +39,17 @@ fn topic(stream: Stream) -> String {
     format!("ar.{}", stream.as_str())
 }
 
+/// A client acting as the ERP and condmon both: it registers every stream's schema.
+const ERP: RegistryUse = RegistryUse {
+    register_inputs: true,
+    register_outputs: true,
+};
+/// condmon as `condmon run` uses the registry (the default configuration).
+const CONDMON: RegistryUse = RegistryUse {
+    register_inputs: false,
+    register_outputs: true,
+};
+
 #[test]
 fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -46,7 +57,7 @@ fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     let (url, db) = (registry.url.clone(), registry.schemas.clone());
     let catalog = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, ERP)
         .unwrap();
     {
         let db = db.lock().unwrap();
@@ -65,7 +76,7 @@ fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     }
     let bytes = catalog.encode_input(&item()).unwrap();
     let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
-    assert_eq!(id, catalog.current_id(Stream::Items));
+    assert_eq!(Some(id), catalog.current_id(Stream::Items));
     assert!(
         id as usize <= Stream::all().count(),
         "a registry id, not the manifest's 1001: {id}"
@@ -74,9 +85,9 @@ fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     // A second instance starting against the same registry gets the same ids ...
     let other = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, ERP)
         .unwrap();
-    assert_eq!(other.current_id(Stream::Items), id);
+    assert_eq!(other.current_id(Stream::Items), Some(id));
     // ... and a reader that has never seen an id asks the registry for it.
     let reader = SchemaCatalog::bundled().unwrap();
     assert!(matches!(
@@ -85,7 +96,7 @@ fn ids_come_from_the_registry_and_unknown_ids_are_fetched_from_it() {
     ));
     let fresh = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, CONDMON)
         .unwrap();
     assert_eq!(fresh.decode_input(Stream::Items, &bytes).unwrap(), item());
 
@@ -110,9 +121,9 @@ fn records_written_with_an_older_registered_schema_resolve_into_the_current_one(
 
     let catalog = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, CONDMON)
         .unwrap();
-    assert_ne!(catalog.current_id(Stream::Items), old_id);
+    assert_ne!(catalog.current_id(Stream::Items), Some(old_id));
     let InputEvent::Item(decoded) = catalog.decode_input(Stream::Items, &bytes).unwrap() else {
         panic!()
     };
@@ -127,12 +138,12 @@ fn an_unreachable_registry_is_external_trouble_not_bad_data() {
     let url = registry.url.clone();
     let writer = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, ERP)
         .unwrap();
     let bytes = writer.encode_input(&item()).unwrap();
     let reader = SchemaCatalog::bundled()
         .unwrap()
-        .with_registry(Registry::new(&url), topic)
+        .with_registry(Registry::new(&url), topic, CONDMON)
         .unwrap();
     registry.stop(&rt);
     // Known ids still decode without the registry ...
@@ -150,7 +161,154 @@ fn an_unreachable_registry_is_external_trouble_not_bad_data() {
     assert!(
         SchemaCatalog::bundled()
             .unwrap()
-            .with_registry(Registry::new(&url), topic)
+            .with_registry(Registry::new(&url), topic, CONDMON)
             .is_err()
     );
+}
+
+#[test]
+fn condmon_never_registers_under_the_erps_subjects_and_registers_its_own_as_configured() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = StandInRegistry::start(&rt);
+    let (url, db) = (registry.url.clone(), registry.schemas.clone());
+
+    // Centrally managed subjects, none registered yet: condmon refuses to start, naming the
+    // first missing subject of its own ...
+    let managed = RegistryUse {
+        register_inputs: false,
+        register_outputs: false,
+    };
+    let err = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic, managed)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not registered under subject `ar."),
+        "{err}"
+    );
+    assert!(db.lock().unwrap().subjects.is_empty(), "nothing registered");
+
+    // ... and by default registers its own subjects, none of the ERP's.
+    let condmon = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic, CONDMON)
+        .unwrap();
+    {
+        let db = db.lock().unwrap();
+        for stream in Stream::all() {
+            let subject = format!("{}-value", topic(stream));
+            assert_eq!(
+                db.subjects.contains_key(&subject),
+                !Stream::FROM_OUTSIDE.contains(&stream),
+                "{subject}"
+            );
+        }
+    }
+    assert_eq!(condmon.current_id(Stream::Items), None);
+    let err = condmon.encode_input(&item()).unwrap_err();
+    assert!(err.to_string().contains("ar.items-value"), "{err}");
+
+    // Once the ERP registered its schema, condmon finds its id, and managed subjects start.
+    let erp = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic, ERP)
+        .unwrap();
+    let bytes = erp.encode_input(&item()).unwrap();
+    let managed = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&url), topic, managed)
+        .unwrap();
+    assert_eq!(
+        managed.current_id(Stream::Items),
+        erp.current_id(Stream::Items)
+    );
+    assert_eq!(managed.decode_input(Stream::Items, &bytes).unwrap(), item());
+}
+
+#[test]
+fn a_registry_over_https_with_credentials_and_its_answers_classified() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = StandInRegistry::start(&rt);
+    let db = registry.schemas.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::Pki::new(&dir.path().join("pki"));
+    let server = pki.issue("registry");
+    let port = common::free_port();
+    let inner: u16 = registry.url.rsplit(':').next().unwrap().parse().unwrap();
+    let _tls = common::tls::stunnel(dir.path(), port, inner, &server, None);
+    let https = format!("https://localhost:{port}");
+    let ca = std::fs::read(pki.ca()).unwrap();
+    let basic = || RegistryAuth::basic("condmon:s3cret").unwrap();
+
+    // The ERP registers its schema; condmon then reads over HTTPS with basic authentication.
+    let erp = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(Registry::new(&registry.url), topic, ERP)
+        .unwrap();
+    let bytes = erp.encode_input(&item()).unwrap();
+    // An older producer's version, which no reader has seen yet.
+    let old_id = Registry::new(&registry.url)
+        .register("ar.items-value", &common::item_schema_v1())
+        .unwrap();
+    let unseen = common::item_written_with_v1(&item(), old_id);
+    db.lock().unwrap().authorization = Some("Basic Y29uZG1vbjpzM2NyZXQ=".into());
+    let secured = Registry::connect(&https, Some(&ca), Some(basic())).unwrap();
+    let condmon = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(secured.clone(), topic, CONDMON)
+        .unwrap();
+    assert_eq!(condmon.decode_input(Stream::Items, &bytes).unwrap(), item());
+
+    // A certificate from an authority it was not told to trust is refused.
+    let mozilla_only = Registry::new(&https);
+    let err = mozilla_only.schema(1, "ar.items-value").unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    // A bearer token, where the registry wants one.
+    db.lock().unwrap().authorization = Some("Bearer t0ken".into());
+    let bearer = Registry::connect(
+        &https,
+        Some(&ca),
+        Some(RegistryAuth::Bearer("t0ken".into())),
+    )
+    .unwrap();
+    assert!(bearer.schema(1, "ar.items-value").unwrap().is_some());
+
+    // Wrong credentials are configuration: an error naming the registry and the subject, not
+    // bad data and not an outage.
+    let reader = SchemaCatalog::bundled()
+        .unwrap()
+        .with_registry(bearer, topic, CONDMON)
+        .unwrap();
+    db.lock().unwrap().authorization = Some("Bearer rotated".into());
+    let err = reader.decode_input(Stream::Items, &unseen).unwrap_err();
+    assert!(matches!(err, CodecError::RegistryDenied(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&https) && message.contains("`ar.items-value`"),
+        "{message}"
+    );
+    assert!(message.contains("HTTP 401"), "{message}");
+    db.lock().unwrap().authorization = None;
+
+    // 403 is the same; 408, 429 and 5xx are an outage, retried; the same record then decodes.
+    for (status, denied) in [(403, true), (408, false), (429, false), (503, false)] {
+        db.lock().unwrap().answer = Some(status);
+        let err = reader.decode_input(Stream::Items, &unseen).unwrap_err();
+        assert_eq!(
+            matches!(err, CodecError::RegistryDenied(_)),
+            denied,
+            "{status}: {err}"
+        );
+        assert_eq!(err.is_external(), !denied, "{status}: {err}");
+    }
+    db.lock().unwrap().answer = None;
+    let InputEvent::Item(decoded) = reader.decode_input(Stream::Items, &unseen).unwrap() else {
+        panic!("not an item")
+    };
+    assert_eq!(decoded.item_id, "INV-1");
 }

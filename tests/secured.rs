@@ -5,109 +5,17 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tls::*;
 use common::*;
 use condmon::config::Config;
 use condmon::model::{CustomerChange, CustomerKey, InputEvent, ItemChange, OutputEvent, Stream};
 use rust_decimal::Decimal;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A certificate authority and what it signs, made with the `openssl` command.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        run(Command::new("openssl")
-            .current_dir(dir)
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=condmon test CA",
-            ]));
-        Pki { dir: dir.into() }
-    }
-
-    /// A key and a certificate signed by this authority, for `localhost` and 127.0.0.1.
-    fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
-        let (key, csr, pem) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        run(Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr,
-            ])
-            .args(["-subj", &format!("/CN={name}")]));
-        std::fs::write(
-            self.dir.join("san.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        run(Command::new("openssl")
-            .current_dir(&self.dir)
-            .args([
-                "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
-            ])
-            .args([
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-                "-extfile",
-                "san.cnf",
-            ]));
-        (self.dir.join(key), self.dir.join(pem))
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Tansu with SASL authentication required, listening in plain text on `inner` and advertising
 /// `localhost:<outer>`, where the TLS terminator listens. Its users are made before
@@ -150,49 +58,6 @@ fn tansu_with_users(dir: &Path, inner: u16, outer: u16, users: &[(&str, &str, &s
     start(true)
 }
 
-/// stunnel in server mode: TLS on `outer` with `cert`, a client certificate from `ca` required,
-/// plain text to `inner`.
-fn stunnel(
-    dir: &Path,
-    outer: u16,
-    inner: u16,
-    (key, cert): &(PathBuf, PathBuf),
-    ca: &Path,
-) -> Killed {
-    let conf = dir.join("stunnel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "foreground = yes\npid =\ndebug = 4\noutput = {log}\n\n[kafka]\naccept = 127.0.0.1:{outer}\n\
-             connect = 127.0.0.1:{inner}\ncert = {cert}\nkey = {key}\nCAfile = {ca}\n\
-             verifyChain = yes\nrequireCert = yes\n",
-            log = dir.join("stunnel.log").display(),
-            cert = cert.display(),
-            key = key.display(),
-            ca = ca.display(),
-        ),
-    )
-    .unwrap();
-    let child = Killed(
-        Command::new(stunnel_binary())
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start stunnel (deploy/install-deps.sh installs Debian's stunnel4)"),
-    );
-    wait_listening(&format!("127.0.0.1:{outer}"));
-    child
-}
-
-fn stunnel_binary() -> &'static str {
-    if Path::new("/usr/bin/stunnel4").exists() {
-        "/usr/bin/stunnel4"
-    } else {
-        "stunnel"
-    }
-}
-
 /// The librdkafka properties of a client of the secured cluster.
 fn secured(config: &mut Config, ca: &Path, client: &(PathBuf, PathBuf), user: (&str, &str, &str)) {
     let settings = [
@@ -231,7 +96,7 @@ fn condmon_runs_over_tls_with_sasl_scram_and_refuses_a_server_it_does_not_trust(
             (erp_user.0, erp_user.1, "scram256"),
         ],
     );
-    let _tls = stunnel(dir.path(), outer, inner, &server, &pki.ca());
+    let _tls = stunnel(dir.path(), outer, inner, &server, Some(&pki.ca()));
 
     // The test's own clients (topics, the ERP's records, reading outputs) are those of the ERP.
     let plain = Broker::external(&format!("localhost:{outer}"));

@@ -303,6 +303,6 @@ fn stream_of(bytes: &[u8], operator: &Operator) -> anyhow::Result<crate::model::
     let id = u32::from_be_bytes(bytes[1..5].try_into()?);
     crate::model::Stream::INPUTS
         .into_iter()
-        .find(|s| operator.catalog().current_id(*s) == id)
+        .find(|s| operator.catalog().current_id(*s) == Some(id))
         .ok_or_else(|| anyhow::anyhow!("schema id {id}"))
 }

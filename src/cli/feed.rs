@@ -22,7 +22,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
-    let catalog = config.schema_catalog().map_err(anyhow::Error::msg)?;
+    let catalog = config
+        // The feeder stands in for the ERP: it produces the input streams, so it registers
+        // their schemas as their producer would.
+        .schema_catalog_for(codec::RegistryUse {
+            register_inputs: true,
+            register_outputs: config.schema_registry_register_outputs,
+        })
+        .map_err(anyhow::Error::msg)?;
     let file = std::fs::File::open(&args.input)
         .with_context(|| format!("opening {}", args.input.display()))?;
     let mut records = Vec::new();

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::model::{InputEvent, OutputEvent, Stream};
 
 pub use avro_json::{avro_to_json, json_to_avro};
-pub use registry::{Registry, RegistryError};
+pub use registry::{Registry, RegistryAuth, RegistryError};
 
 const MAGIC: u8 = 0;
 
@@ -40,6 +40,10 @@ pub enum CodecError {
     /// Not bad data: the registry could not be asked. The record is retried, not refused.
     #[error("{0}")]
     RegistryUnavailable(String),
+    /// Not bad data: the registry refused condmon's credentials (401/403). Configuration: the
+    /// process stops with this message.
+    #[error("{0}")]
+    RegistryDenied(String),
     #[error("schema id {id} belongs to stream `{found}`, not `{expected}`")]
     WrongStream {
         id: u32,
@@ -155,8 +159,19 @@ type SchemaCache = Arc<RwLock<HashMap<u32, (Stream, Arc<Compiled>)>>>;
 pub struct SchemaCatalog {
     /// Shared by clones: ids fetched from the registry are cached for every user.
     by_id: SchemaCache,
-    current: HashMap<Stream, (u32, Arc<Compiled>)>,
+    current: HashMap<Stream, (Option<u32>, Arc<Compiled>)>,
     registry: Option<Registry>,
+    /// Each stream's registry subject (empty without a registry).
+    subjects: HashMap<Stream, String>,
+}
+
+/// Which schemas a client registers (see [`SchemaCatalog::with_registry`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryUse {
+    /// This client produces the streams others write (a feeder, a test acting as the ERP).
+    pub register_inputs: bool,
+    /// condmon's own streams: its outputs and the repartitioned figures.
+    pub register_outputs: bool,
 }
 
 impl SchemaCatalog {
@@ -167,7 +182,7 @@ impl SchemaCatalog {
         let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
             .map_err(|e| invalid(&manifest_path, e.to_string()))?;
         let mut by_id = HashMap::new();
-        let mut current: HashMap<Stream, (u32, Arc<Compiled>)> = HashMap::new();
+        let mut current: HashMap<Stream, (Option<u32>, Arc<Compiled>)> = HashMap::new();
         for entry in manifest.schema {
             let path = dir.join(&entry.file);
             let schema = Compiled::new(
@@ -185,9 +200,9 @@ impl SchemaCatalog {
             }
             if current
                 .get(&entry.stream)
-                .is_none_or(|(id, _)| *id < entry.id)
+                .is_none_or(|(id, _)| *id < Some(entry.id))
             {
-                current.insert(entry.stream, (entry.id, schema));
+                current.insert(entry.stream, (Some(entry.id), schema));
             }
         }
         for stream in Stream::all() {
@@ -202,6 +217,7 @@ impl SchemaCatalog {
             by_id: Arc::new(RwLock::new(by_id)),
             current,
             registry: None,
+            subjects: HashMap::new(),
         })
     }
 
@@ -210,32 +226,61 @@ impl SchemaCatalog {
         Self::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas"))
     }
 
-    /// Switches to the registry's ids: registers each stream's current schema under the
-    /// subject `<topic>-value` and from then on writes with the registry's id and looks up
-    /// unknown ids there. The manifest's ids are not used any more.
+    /// Switches to the registry's ids, with subjects `<topic>-value`: from then on writes
+    /// with the registry's id and looks up unknown ids there. The manifest's ids are not used
+    /// any more. The schemas of what others write (the ERP's and the tools' streams) are only
+    /// looked up, never registered, unless `use_.register_inputs` says this client is their
+    /// producer: those subjects are their writers', and a reader schema registered there
+    /// would become their latest version. condmon's own (outputs, the repartitioned figures)
+    /// are registered when `use_.register_outputs`, else they must be registered already.
     pub fn with_registry(
         self,
         registry: Registry,
         topic_of: impl Fn(Stream) -> String,
+        use_: RegistryUse,
     ) -> Result<Self, RegistryError> {
         let mut by_id = HashMap::new();
         let mut current = HashMap::new();
+        let mut subjects = HashMap::new();
         for (stream, (_, schema)) in &self.current {
             let subject = format!("{}-value", topic_of(*stream));
             // The full schema, logical types included (the canonical form would drop them).
             let text = serde_json::to_string(schema.schema).expect("schemas serialize");
-            let id = registry.register(&subject, &text)?;
-            by_id.insert(id, (*stream, schema.clone()));
+            let written_by_others = Stream::FROM_OUTSIDE.contains(stream);
+            let register = if written_by_others {
+                use_.register_inputs
+            } else {
+                use_.register_outputs
+            };
+            let id = if register {
+                Some(registry.register(&subject, &text)?)
+            } else {
+                registry.lookup(&subject, &text)?
+            };
+            if id.is_none() && !written_by_others {
+                return Err(RegistryError::Setup(format!(
+                    "the schema of `{}` is not registered under subject `{subject}`: register \
+                     it, or let condmon do it (schema_registry_register_outputs = true)",
+                    stream.as_str()
+                )));
+            }
+            if let Some(id) = id {
+                by_id.insert(id, (*stream, schema.clone()));
+            }
             current.insert(*stream, (id, schema.clone()));
+            subjects.insert(*stream, subject);
         }
         Ok(SchemaCatalog {
             by_id: Arc::new(RwLock::new(by_id)),
             current,
             registry: Some(registry),
+            subjects,
         })
     }
 
-    pub fn current_id(&self, stream: Stream) -> u32 {
+    /// The id this catalog writes `stream` with; `None` for a stream others write whose
+    /// subject does not have condmon's schema (condmon never writes those).
+    pub fn current_id(&self, stream: Stream) -> Option<u32> {
         self.current[&stream].0
     }
 
@@ -248,10 +293,13 @@ impl SchemaCatalog {
             return Err(CodecError::UnknownSchemaId(id));
         };
         let text = registry
-            .schema(id)
+            .schema(id, &self.subjects[&stream])
             .map_err(|e| match e {
                 RegistryError::Unavailable { .. } => CodecError::RegistryUnavailable(e.to_string()),
-                RegistryError::Refused { .. } => CodecError::Avro(e.to_string()),
+                RegistryError::Denied { .. } => CodecError::RegistryDenied(e.to_string()),
+                RegistryError::Refused { .. } | RegistryError::Setup(_) => {
+                    CodecError::Avro(e.to_string())
+                }
             })?
             .ok_or(CodecError::UnknownSchemaId(id))?;
         let schema = Schema::parse_str(&text)
@@ -274,6 +322,13 @@ impl SchemaCatalog {
         json: &serde_json::Value,
     ) -> Result<Vec<u8>, CodecError> {
         let (id, compiled) = &self.current[&stream];
+        let id = id.ok_or_else(|| {
+            CodecError::Shape(format!(
+                "no id to write `{}` with: its subject `{}` does not have this schema",
+                stream.as_str(),
+                self.subjects.get(&stream).map_or("", String::as_str)
+            ))
+        })?;
         let value = json_to_avro(compiled.schema, json, stream.as_str())?;
         let mut out = Vec::with_capacity(256);
         out.push(MAGIC);
@@ -315,7 +370,7 @@ impl SchemaCatalog {
             .reader
             .read_value(&mut rest)
             .map_err(|e| CodecError::Avro(e.to_string()))?;
-        let value = if id == *current {
+        let value = if Some(id) == *current {
             value
         } else {
             let mut value = value;
@@ -563,7 +618,7 @@ mod tests {
         let catalog = SchemaCatalog::load(dir.path()).unwrap();
         assert_eq!(
             catalog.current_id(Stream::Items),
-            1011,
+            Some(1011),
             "the highest id is current"
         );
 

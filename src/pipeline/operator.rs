@@ -128,6 +128,10 @@ pub enum ProcessError {
     /// Something outside (the schema registry) could not be asked: retry later, refuse nothing.
     #[error("{0}")]
     External(String),
+    /// condmon is configured wrongly (the registry refused its credentials): refuse nothing,
+    /// retry nothing, stop.
+    #[error("{0}")]
+    Configuration(String),
 }
 
 pub enum Outcome {
@@ -333,6 +337,9 @@ impl Operator {
         let event = match decoded {
             Ok(event) => event,
             Err(e) if e.is_external() => return Err(ProcessError::External(e.to_string())),
+            Err(codec::CodecError::RegistryDenied(e)) => {
+                return Err(ProcessError::Configuration(e));
+            }
             Err(e) => return reject(RejectionKind::Undecodable, e.to_string()),
         };
         if let Err(e) = validate(&event) {

@@ -53,6 +53,8 @@ pub enum PipelineError {
          pipeline.max_message_bytes is within the broker's limit)"
     )]
     SendRefused { topic: String, error: String },
+    #[error("{0}")]
+    Configuration(String),
 }
 
 /// Liveness for `/healthz`: the loop beats after every batch or idle wait.
@@ -932,6 +934,7 @@ fn process_one(
         .map_err(|e| match e {
             ProcessError::External(e) => BatchError::External(e),
             ProcessError::State(e) => BatchError::Fatal(e.into()),
+            ProcessError::Configuration(e) => BatchError::Fatal(PipelineError::Configuration(e)),
         })
 }
 

@@ -1,6 +1,8 @@
 //! Test harness: a real Tansu broker on a free port, and the real `condmon` binary.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -367,9 +369,11 @@ pub fn metric(body: &str, series: &str) -> Option<f64> {
 }
 
 /// A stand-in for a Confluent-compatible schema registry (none can run on this machine: it
-/// needs a JVM and Maven Central, or Docker). Real HTTP, the registry's semantics for the two
-/// calls condmon makes: `POST /subjects/{subject}/versions` (the same schema gets the same
-/// id) and `GET /schemas/ids/{id}` (404 for an unknown id).
+/// needs a JVM and Maven Central, or Docker). Real HTTP, the registry's semantics for the
+/// three calls condmon makes: `POST /subjects/{subject}/versions` (register: the same schema
+/// gets the same id), `POST /subjects/{subject}` (look up: 404 unless the subject has the
+/// schema) and `GET /schemas/ids/{id}` (404 for an unknown id); credentials checked when
+/// required, and any status forced on request. HTTPS comes from `stunnel` in front of it.
 pub struct StandInRegistry {
     pub url: String,
     pub schemas: Arc<Mutex<RegistrySchemas>>,
@@ -381,6 +385,11 @@ pub struct StandInRegistry {
 pub struct RegistrySchemas {
     pub texts: Vec<String>,
     pub subjects: std::collections::HashMap<String, Vec<u32>>,
+    /// When set, every request is answered with this status (an outage, throttling, revoked
+    /// credentials).
+    pub answer: Option<u16>,
+    /// When set, every request must carry this `Authorization` header, else 401.
+    pub authorization: Option<String>,
 }
 
 use std::sync::{Arc, Mutex};
@@ -427,6 +436,66 @@ impl StandInRegistry {
             Json(json!({ "id": id }))
         }
 
+        async fn lookup(
+            State(db): State<Shared>,
+            Path(subject): Path<String>,
+            Json(body): Json<Value>,
+        ) -> (StatusCode, Json<Value>) {
+            let text = body["schema"].as_str().unwrap();
+            let db = db.lock().unwrap();
+            let id = db
+                .texts
+                .iter()
+                .position(|t| t == text)
+                .map(|i| i as u32 + 1);
+            match id.filter(|id| {
+                db.subjects
+                    .get(&subject)
+                    .is_some_and(|ids| ids.contains(id))
+            }) {
+                Some(id) => (
+                    StatusCode::OK,
+                    Json(json!({ "id": id, "subject": subject })),
+                ),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error_code": 40403, "message": "Schema not found" })),
+                ),
+            }
+        }
+
+        async fn guard(
+            State(db): State<Shared>,
+            request: axum::extract::Request,
+            next: axum::middleware::Next,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let (answer, required) = {
+                let db = db.lock().unwrap();
+                (db.answer, db.authorization.clone())
+            };
+            if let Some(status) = answer {
+                let status = StatusCode::from_u16(status).unwrap();
+                return (
+                    status,
+                    Json(json!({ "error_code": status.as_u16(), "message": "forced" })),
+                )
+                    .into_response();
+            }
+            let given = request
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if required.is_some() && given != required.as_deref() {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({ "error_code": 401, "message": "Unauthorized" })),
+                )
+                    .into_response();
+            }
+            next.run(request).await
+        }
+
         async fn by_id(State(db): State<Shared>, Path(id): Path<u32>) -> (StatusCode, Json<Value>) {
             match db.lock().unwrap().texts.get((id as usize).wrapping_sub(1)) {
                 Some(text) => (StatusCode::OK, Json(json!({ "schema": text }))),
@@ -446,7 +515,12 @@ impl StandInRegistry {
         }
         let app = Router::new()
             .route("/subjects/{subject}/versions", post(register))
+            .route("/subjects/{subject}", post(lookup))
             .route("/schemas/ids/{id}", get(by_id))
+            .layer(axum::middleware::from_fn_with_state(
+                self.schemas.clone(),
+                guard,
+            ))
             .layer(axum::middleware::map_response(close))
             .with_state(self.schemas.clone());
         self.server = Some(rt.spawn(async move { axum::serve(listener, app).await.unwrap() }));
