@@ -179,8 +179,9 @@ fn replay_writes_ndjson_and_reports_dead_letters() {
     assert_eq!(written, golden);
 }
 
-/// Every schema version in `schemas/` reads what the one before it wrote; a version that
-/// adds a field without a default is named, and the command fails.
+/// Every schema version in `schemas/` reads what the one before it wrote, and every input
+/// enum has a default; a version that adds a field without a default, or an input enum
+/// without one, is named, and the command fails.
 #[test]
 fn schemas_check_proves_every_version_reads_the_one_before() {
     let out = condmon(&["schemas", "check"]);
@@ -216,6 +217,25 @@ fn schemas_check_proves_every_version_reads_the_one_before() {
     assert!(!out.status.success());
     assert!(
         text.contains("item_change_v2.avsc (1011) cannot read item_change.avsc (1001)"),
+        "{text}"
+    );
+
+    // An input enum without a default: a newer producer's symbol would dead-letter a valid
+    // record, so the check fails naming it.
+    std::fs::copy(
+        schemas.join("item_change_v2.avsc"),
+        dir.path().join("item_change_v2.avsc"),
+    )
+    .unwrap();
+    let v3 = std::fs::read_to_string(schemas.join("payment_change_v3.avsc")).unwrap();
+    let without = v3.replace("\"default\": \"IN_PROCESS\"", "\"doc\": \"no default\"");
+    assert_ne!(v3, without);
+    std::fs::write(dir.path().join("payment_change_v3.avsc"), without).unwrap();
+    let out = condmon(&["schemas", "check", "--dir", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("payments: payment_change_v3.avsc: enum PaymentStatus has no default"),
         "{text}"
     );
 }

@@ -12,7 +12,8 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Check that every schema version can read what the version before it wrote (backward
-    /// compatibility, stream by stream); exit 1 naming each step that cannot.
+    /// compatibility, stream by stream), and that every enum of the input schemas has a
+    /// default; exit 1 naming each step and enum that fails.
     Check {
         #[arg(long, default_value = "schemas")]
         dir: PathBuf,
@@ -43,6 +44,14 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                         );
                     }
                 }
+            }
+            let missing = crate::codec::evolution::missing_enum_defaults(&dir)?;
+            for enum_ in &missing {
+                println!("{enum_} has no default: a newer producer's symbol would be refused");
+            }
+            if !missing.is_empty() {
+                eprintln!("{} input enum(s) without a default", missing.len());
+                std::process::exit(1);
             }
             if broken > 0 {
                 eprintln!(

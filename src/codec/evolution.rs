@@ -132,6 +132,119 @@ pub fn rescale(
     }
 }
 
+/// The symbols of every enum of `schema`, by name (condmon's schemas define each enum once).
+pub fn enum_symbols(schema: &Schema) -> HashMap<String, Vec<String>> {
+    fn walk(schema: &Schema, out: &mut HashMap<String, Vec<String>>, depth: u32) {
+        if depth > 32 {
+            return;
+        }
+        match schema {
+            Schema::Enum(e) => {
+                out.insert(e.name.name().to_string(), e.symbols.clone());
+            }
+            Schema::Record(r) => r
+                .fields
+                .iter()
+                .for_each(|f| walk(&f.schema, out, depth + 1)),
+            Schema::Array(a) => walk(&a.items, out, depth + 1),
+            Schema::Map(m) => walk(&m.types, out, depth + 1),
+            Schema::Union(u) => u.variants().iter().for_each(|v| walk(v, out, depth + 1)),
+            _ => {}
+        }
+    }
+    let mut out = HashMap::new();
+    walk(schema, &mut out, 0);
+    out
+}
+
+/// Finds the symbols of `value` (decoded with the writer's `schema`) that the reader's enum of
+/// the same name does not have, as `enum name: symbol`; Avro's resolution then reads each as
+/// the reader enum's default. Where that default alone would be wrong, the symbol is replaced
+/// first: an item type the reader does not know is a credit (CREDIT_MEMO) when its record's
+/// open amount is negative (the default, DEBIT_MEMO, otherwise).
+pub fn unknown_symbols(
+    schema: &Schema,
+    names: &Names<'_>,
+    value: &mut Value,
+    reader: &HashMap<String, Vec<String>>,
+    found: &mut Vec<String>,
+) {
+    let unknown = |name: &str, symbol: &str| {
+        reader
+            .get(name)
+            .is_some_and(|symbols| !symbols.iter().any(|s| s == symbol))
+    };
+    match (schema, value) {
+        (Schema::Enum(e), Value::Enum(_, symbol)) if unknown(e.name.name(), symbol) => {
+            found.push(format!("{}: {symbol}", e.name.name()));
+        }
+        (Schema::Record(r), Value::Record(fields)) => {
+            let negative = fields.iter().any(|(name, v)| {
+                name == "open_amount"
+                    && matches!(v, Value::Decimal(d)
+                        if Vec::<u8>::try_from(d).is_ok_and(|b| b.first().is_some_and(|b| b & 0x80 != 0)))
+            });
+            for (name, field_value) in fields.iter_mut() {
+                let Some(field) = r.fields.iter().find(|f| &f.name == name) else {
+                    continue;
+                };
+                if let (Schema::Enum(e), Value::Enum(_, symbol)) =
+                    (&field.schema, &mut *field_value)
+                    && e.name.name() == "ItemType"
+                    && negative
+                    && unknown("ItemType", symbol)
+                {
+                    found.push(format!("ItemType: {symbol} (negative: CREDIT_MEMO)"));
+                    *field_value = Value::Enum(0, "CREDIT_MEMO".into());
+                    continue;
+                }
+                unknown_symbols(&field.schema, names, field_value, reader, found);
+            }
+        }
+        (Schema::Array(a), Value::Array(items)) => items
+            .iter_mut()
+            .for_each(|item| unknown_symbols(&a.items, names, item, reader, found)),
+        (Schema::Map(m), Value::Map(entries)) => entries
+            .values_mut()
+            .for_each(|v| unknown_symbols(&m.types, names, v, reader, found)),
+        (Schema::Union(u), Value::Union(index, inner)) => {
+            if let Some(variant) = u.variants().get(*index as usize) {
+                unknown_symbols(variant, names, inner, reader, found)
+            }
+        }
+        (Schema::Ref { name }, value) => {
+            if let Some(defined) = names.get(name) {
+                unknown_symbols(defined, names, value, reader, found)
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The enums of `schema` without a default: a record carrying a symbol added after this
+/// schema would be refused instead of read as documented.
+pub fn enums_without_default(schema: &Schema) -> Vec<String> {
+    fn walk(schema: &Schema, out: &mut Vec<String>, depth: u32) {
+        if depth > 32 {
+            return;
+        }
+        match schema {
+            Schema::Enum(e) if e.default.is_none() => out.push(e.name.name().to_string()),
+            Schema::Record(r) => r
+                .fields
+                .iter()
+                .for_each(|f| walk(&f.schema, out, depth + 1)),
+            Schema::Array(a) => walk(&a.items, out, depth + 1),
+            Schema::Map(m) => walk(&m.types, out, depth + 1),
+            Schema::Union(u) => u.variants().iter().for_each(|v| walk(v, out, depth + 1)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut out, 0);
+    out
+}
+
 /// One step of a stream's schema history: can the newer schema read what the older wrote?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -181,4 +294,34 @@ pub fn check(dir: &Path) -> Result<Vec<Step>, CatalogError> {
         }
     }
     Ok(steps)
+}
+
+/// The enums without a default in the current schema of each stream others write: each one,
+/// as `stream: file: enum`. A newer producer's symbol there would dead-letter a valid record.
+pub fn missing_enum_defaults(dir: &Path) -> Result<Vec<String>, CatalogError> {
+    let manifest_path = dir.join("manifest.toml");
+    let (read, invalid) = (super::read_file, super::invalid_file);
+    let manifest: Manifest = toml::from_str(&read(&manifest_path)?)
+        .map_err(|e| invalid(&manifest_path, e.to_string()))?;
+    let mut out = Vec::new();
+    for stream in crate::model::Stream::FROM_OUTSIDE {
+        let Some(current) = manifest
+            .schema
+            .iter()
+            .filter(|e| e.stream == stream)
+            .max_by_key(|e| e.id)
+        else {
+            continue;
+        };
+        let path = dir.join(&current.file);
+        let schema = Schema::parse_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
+        for name in enums_without_default(&schema) {
+            out.push(format!(
+                "{}: {}: enum {name}",
+                stream.as_str(),
+                current.file
+            ));
+        }
+    }
+    Ok(out)
 }

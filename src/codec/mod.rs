@@ -16,9 +16,11 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use apache_avro::Schema;
+use apache_avro::types::Value;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
+use tracing::warn;
 
 use crate::model::{InputEvent, OutputEvent, Stream};
 
@@ -101,6 +103,9 @@ pub struct Compiled {
     /// The scale of each decimal by path: what a record written at another scale is
     /// rescaled to when this is the reader's schema (see `evolution::rescale`).
     decimal_scales: HashMap<String, u32>,
+    /// The symbols of each enum by name: a writer's symbol missing here is read as the enum's
+    /// default (see `evolution::unknown_symbols`).
+    enum_symbols: HashMap<String, Vec<String>>,
     reader: apache_avro::reader::datum::GenericDatumReader<'static>,
     writer: apache_avro::writer::datum::GenericDatumWriter<'static>,
 }
@@ -125,10 +130,12 @@ impl Compiled {
             .build()
             .map_err(|e| e.to_string())?;
         let decimal_scales = evolution::decimal_scales(schema, names.get_names());
+        let enum_symbols = evolution::enum_symbols(schema);
         Ok(Arc::new(Compiled {
             schema,
             names,
             decimal_scales,
+            enum_symbols,
             reader,
             writer,
         }))
@@ -382,6 +389,30 @@ impl SchemaCatalog {
                 &reader.decimal_scales,
                 "",
             )?;
+            let mut unknown = Vec::new();
+            evolution::unknown_symbols(
+                writer.schema,
+                writer.names.get_names(),
+                &mut value,
+                &reader.enum_symbols,
+                &mut unknown,
+            );
+            if !unknown.is_empty() {
+                // A command is applied whole or not at all: one it cannot fully understand is
+                // answered REJECTED (its kind read as UNKNOWN), never applied in part.
+                if stream == Stream::ActionCommands
+                    && let Value::Record(fields) = &mut value
+                    && let Some((_, kind)) = fields.iter_mut().find(|(name, _)| name == "kind")
+                {
+                    *kind = Value::Enum(0, "UNKNOWN".into());
+                }
+                warn!(
+                    stream = stream.as_str(),
+                    schema_id = id,
+                    symbols = ?unknown,
+                    "Enum symbols this version does not know, read as documented."
+                );
+            }
             widen_decimals(&mut value);
             value
                 .resolve(reader.schema)
@@ -558,7 +589,7 @@ mod tests {
         let catalog = SchemaCatalog::bundled().unwrap();
         let bytes = catalog.encode_input(&item()).unwrap();
         assert_eq!(bytes[0], 0);
-        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), 1011);
+        assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), 1021);
         assert_eq!(catalog.decode_input(Stream::Items, &bytes).unwrap(), item());
     }
 
@@ -582,7 +613,7 @@ mod tests {
         );
         assert_eq!(
             err(&good, Stream::Payments),
-            "schema id 1011 belongs to stream `items`, not `payments`"
+            "schema id 1021 belongs to stream `items`, not `payments`"
         );
         assert!(err(&good[..good.len() - 3], Stream::Items).starts_with("avro:"));
         let mut trailing = good.clone();
@@ -618,7 +649,7 @@ mod tests {
         let catalog = SchemaCatalog::load(dir.path()).unwrap();
         assert_eq!(
             catalog.current_id(Stream::Items),
-            Some(1011),
+            Some(1021),
             "the highest id is current"
         );
 
@@ -639,61 +670,72 @@ mod tests {
         assert_eq!(decoded.original_amount, "1234.5678".parse().unwrap());
     }
 
-    /// A producer whose schema holds amounts at another scale: read exactly at ours (never off
-    /// by a power of ten), or refused with the reason when ours cannot hold the value.
-    #[test]
-    fn decimals_written_at_another_scale_are_read_exactly_or_refused() {
+    /// The bundled schemas plus other producers' versions of a stream (`stream`, `id`,
+    /// schema), with lower ids than ours so that ours stays the reader.
+    fn catalog_with(extra: &[(&str, u32, &serde_json::Value)]) -> SchemaCatalog {
         let dir = tempfile::tempdir().unwrap();
         let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
         for entry in std::fs::read_dir(&bundled).unwrap() {
             let path = entry.unwrap().path();
             std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
         }
-        let current = std::fs::read_to_string(bundled.join("item_change_v2.avsc")).unwrap();
-        let at_scale = |scale: u64, id: u32| {
-            let mut other: serde_json::Value = serde_json::from_str(&current).unwrap();
+        let mut manifest = std::fs::read_to_string(bundled.join("manifest.toml")).unwrap();
+        for (stream, id, schema) in extra {
+            let file = format!("other_{id}.avsc");
+            std::fs::write(dir.path().join(&file), schema.to_string()).unwrap();
+            manifest.push_str(&format!(
+                "\n[[schema]]\nstream = \"{stream}\"\nid = {id}\nfile = \"{file}\"\n"
+            ));
+        }
+        std::fs::write(dir.path().join("manifest.toml"), manifest).unwrap();
+        SchemaCatalog::load(dir.path()).unwrap()
+    }
+
+    /// A bundled schema's JSON, to derive another producer's version from.
+    fn bundled_schema(file: &str) -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join(file);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// `json` written with another producer's `schema` under `id`, in the wire format.
+    fn written_with(schema: &serde_json::Value, id: u32, json: &serde_json::Value) -> Vec<u8> {
+        let schema = Schema::parse_str(&schema.to_string()).unwrap();
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap()
+            .write_value_to_vec(json_to_avro(&schema, json, "test").unwrap())
+            .unwrap();
+        let mut bytes = vec![0];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend(datum);
+        bytes
+    }
+
+    /// A producer whose schema holds amounts at another scale: read exactly at ours (never off
+    /// by a power of ten), or refused with the reason when ours cannot hold the value.
+    #[test]
+    fn decimals_written_at_another_scale_are_read_exactly_or_refused() {
+        let at_scale = |scale: u64| {
+            let mut other = bundled_schema("item_change_v2.avsc");
             for field in other["fields"].as_array_mut().unwrap() {
                 if field["type"]["logicalType"] == "decimal" {
                     field["type"]["scale"] = serde_json::json!(scale);
                 }
             }
-            let file = format!("item_change_scale{scale}.avsc");
-            std::fs::write(dir.path().join(&file), other.to_string()).unwrap();
-            (Schema::parse_str(&other.to_string()).unwrap(), id, file)
+            other
         };
-        let (two, six) = (at_scale(2, 902), at_scale(6, 903));
-        let manifest = std::fs::read_to_string(bundled.join("manifest.toml")).unwrap();
-        let extra: String = [&two, &six]
-            .iter()
-            .map(|(_, id, file)| {
-                format!("\n[[schema]]\nstream = \"items\"\nid = {id}\nfile = \"{file}\"\n")
-            })
-            .collect();
-        std::fs::write(
-            dir.path().join("manifest.toml"),
-            format!("{manifest}{extra}"),
-        )
-        .unwrap();
-        let catalog = SchemaCatalog::load(dir.path()).unwrap();
-        let wire = |(schema, id, _): &(Schema, u32, String), event: &InputEvent| {
-            let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-                .build()
-                .unwrap()
-                .write_value_to_vec(json_to_avro(schema, &input_to_json(event), "items").unwrap())
-                .unwrap();
-            let mut bytes = vec![0];
-            bytes.extend_from_slice(&id.to_be_bytes());
-            bytes.extend(datum);
-            bytes
-        };
+        let (two, six) = (at_scale(2), at_scale(6));
+        let catalog = catalog_with(&[("items", 902, &two), ("items", 903, &six)]);
         let InputEvent::Item(mut item) = item() else {
             panic!()
         };
         item.original_amount = "1234.56".parse().unwrap();
         item.open_amount = "0.01".parse().unwrap();
-        let event = InputEvent::Item(item.clone());
+        let event = input_to_json(&InputEvent::Item(item.clone()));
         let InputEvent::Item(read) = catalog
-            .decode_input(Stream::Items, &wire(&two, &event))
+            .decode_input(Stream::Items, &written_with(&two, 902, &event))
             .unwrap()
         else {
             panic!()
@@ -706,7 +748,7 @@ mod tests {
         assert_eq!(read.open_amount, "0.01".parse().unwrap());
         // Six places that ours (four) holds: exact.
         let InputEvent::Item(read) = catalog
-            .decode_input(Stream::Items, &wire(&six, &event))
+            .decode_input(Stream::Items, &written_with(&six, 903, &event))
             .unwrap()
         else {
             panic!()
@@ -715,12 +757,141 @@ mod tests {
         // Six places that ours cannot hold: refused, not rounded.
         item.original_amount = "1.234567".parse().unwrap();
         let err = catalog
-            .decode_input(Stream::Items, &wire(&six, &InputEvent::Item(item)))
+            .decode_input(
+                Stream::Items,
+                &written_with(&six, 903, &input_to_json(&InputEvent::Item(item))),
+            )
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("more than 4 decimal places") && err.contains("written at scale 6"),
             "{err}"
+        );
+    }
+
+    /// A newer producer added symbols to our enums: each record is read as the schemas
+    /// document (an item type by its amount's sign, a payment status as IN_PROCESS, a command
+    /// as UNKNOWN whatever field holds the symbol), never refused.
+    #[test]
+    fn symbols_a_newer_producer_added_are_read_as_documented() {
+        let with_symbol = |file: &str, enum_name: &str, symbol: &str| {
+            let mut schema = bundled_schema(file);
+            let text = schema.to_string();
+            let needle = format!("\"name\":\"{enum_name}\"");
+            assert!(text.contains(&needle), "{enum_name} in {file}");
+            fn add(value: &mut serde_json::Value, enum_name: &str, symbol: &str) {
+                match value {
+                    serde_json::Value::Object(map) => {
+                        if map.get("type").and_then(|t| t.as_str()) == Some("enum")
+                            && map.get("name").and_then(|n| n.as_str()) == Some(enum_name)
+                        {
+                            map.get_mut("symbols")
+                                .unwrap()
+                                .as_array_mut()
+                                .unwrap()
+                                .push(symbol.into());
+                        }
+                        map.values_mut().for_each(|v| add(v, enum_name, symbol));
+                    }
+                    serde_json::Value::Array(items) => {
+                        items.iter_mut().for_each(|v| add(v, enum_name, symbol))
+                    }
+                    _ => {}
+                }
+            }
+            add(&mut schema, enum_name, symbol);
+            schema
+        };
+        let items = with_symbol("item_change_v3.avsc", "ItemType", "FINANCE_CHARGE");
+        let payments = with_symbol("payment_change_v3.avsc", "PaymentStatus", "REVERSED");
+        let commands = with_symbol("action_command_v2.avsc", "OwnerType", "TREASURER");
+        let kinds = with_symbol("action_command_v2.avsc", "CommandKind", "SPLIT");
+        let catalog = catalog_with(&[
+            ("items", 904, &items),
+            ("payments", 905, &payments),
+            ("action-commands", 906, &commands),
+            ("action-commands", 907, &kinds),
+        ]);
+
+        let mut json = input_to_json(&item());
+        json["item_type"] = "FINANCE_CHARGE".into();
+        let read = |stream, bytes: Vec<u8>| catalog.decode_input(stream, &bytes).unwrap();
+        let InputEvent::Item(debit) = read(Stream::Items, written_with(&items, 904, &json)) else {
+            panic!()
+        };
+        assert_eq!(debit.item_type, ItemType::DebitMemo);
+        json["open_amount"] = "-12.50".into();
+        json["original_amount"] = "-12.50".into();
+        let InputEvent::Item(credit) = read(Stream::Items, written_with(&items, 904, &json)) else {
+            panic!()
+        };
+        assert_eq!(credit.item_type, ItemType::CreditMemo);
+        assert_eq!(credit.open_amount, "-12.50".parse().unwrap());
+
+        let payment = crate::model::PaymentChange {
+            set_id: "SHARE".into(),
+            business_unit: "US001".into(),
+            customer_id: "C1".into(),
+            payment_id: "PAY-1".into(),
+            status: crate::model::PaymentStatus::Applied,
+            amount: "100".parse().unwrap(),
+            currency: "USD".into(),
+            payment_date: "2026-02-01".parse().unwrap(),
+            applications: vec![],
+        };
+        let mut json = input_to_json(&InputEvent::Payment(payment));
+        json["status"] = "REVERSED".into();
+        let InputEvent::Payment(read_payment) =
+            read(Stream::Payments, written_with(&payments, 905, &json))
+        else {
+            panic!()
+        };
+        assert_eq!(read_payment.status, crate::model::PaymentStatus::InProcess);
+
+        let mut command = crate::model::ActionCommand::new(
+            "CMD-1",
+            &crate::model::CustomerKey::new("SHARE", "C1"),
+            "JDOE",
+            crate::model::CommandKind::Reassign,
+            &["A-1"],
+        );
+        command.owner = Some("MSMITH".into());
+        let mut json = input_to_json(&InputEvent::Command(command));
+        json["owner_type"] = "TREASURER".into();
+        let InputEvent::Command(read_command) =
+            read(Stream::ActionCommands, written_with(&commands, 906, &json))
+        else {
+            panic!()
+        };
+        assert_eq!(read_command.kind, crate::model::CommandKind::Unknown);
+        assert_eq!(read_command.command_id, "CMD-1", "still answerable");
+        json["owner_type"] = serde_json::Value::Null;
+        json["kind"] = "SPLIT".into();
+        let InputEvent::Command(read_command) =
+            read(Stream::ActionCommands, written_with(&kinds, 907, &json))
+        else {
+            panic!()
+        };
+        assert_eq!(read_command.kind, crate::model::CommandKind::Unknown);
+        // Its answer goes out with the kind UNKNOWN.
+        let answer = OutputEvent::CommandResult(crate::model::CommandResultEvent {
+            event_id: "E1".into(),
+            command_id: "CMD-1".into(),
+            set_id: "SHARE".into(),
+            customer_id: "C1".into(),
+            kind: crate::model::CommandKind::Unknown,
+            issued_by: "JDOE".into(),
+            accepted: false,
+            reasons: vec!["unknown".into()],
+            action_ids: vec!["A-1".into()],
+            business_date: "2026-02-01".parse().unwrap(),
+        });
+        let bytes = catalog.encode_output(&answer).unwrap();
+        assert_eq!(
+            catalog
+                .decode_output(Stream::CommandResults, &bytes)
+                .unwrap(),
+            answer
         );
     }
 

@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn every_documented_field_has_a_meaning_and_the_shapes_are_named() {
         let text = markdown(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas")).unwrap();
-        assert!(text.contains("#### items (`ItemChange`, schema id 1011)"));
+        assert!(text.contains("#### items (`ItemChange`, schema id 1021)"));
         assert!(text.contains(
             "| `item_type` | one of INVOICE, DEBIT_MEMO, CREDIT_MEMO, CHARGEBACK, DEDUCTION, ON_ACCOUNT | yes |"
         ));

@@ -67,6 +67,13 @@ fn check(
     command: &ActionCommand,
     today: NaiveDate,
 ) -> Vec<String> {
+    if command.kind == CommandKind::Unknown {
+        return vec![
+            "the command names a kind or a value this version of condmon does not know (a \
+             newer schema's symbol); nothing was changed"
+                .into(),
+        ];
+    }
     let mut problems = Vec::new();
     let known_owner = |problems: &mut Vec<String>| match command.owner.as_deref() {
         None => problems.push("name the new owner (`owner`)".to_string()),
@@ -288,7 +295,9 @@ fn apply(
                 }
                 continue;
             }
-            CommandKind::Perform | CommandKind::AddItemAction => unreachable!("handled above"),
+            CommandKind::Perform | CommandKind::AddItemAction | CommandKind::Unknown => {
+                unreachable!("performed, added or refused above")
+            }
         };
         out.push(action_event(key, action, kind, Some(previous), today));
     }

@@ -1126,3 +1126,24 @@ fn a_command_delivered_twice_is_taken_and_answered_once() {
     super::history::retire(&mut state, &rules, later);
     assert!(!state.commands_seen.contains_key("ADD-ONCE"));
 }
+
+/// A command read from a newer producer's schema with a symbol this version does not know
+/// (its kind read as UNKNOWN) is answered REJECTED with the reason, and changes nothing.
+#[test]
+fn a_command_this_version_cannot_understand_is_rejected_whole() {
+    let rules = rules();
+    let (mut state, _) = violated(&rules, "2026-11-23");
+    let before = state.actions[CALL].clone();
+    let out = run(
+        &mut state,
+        &rules,
+        &command(CommandKind::Unknown, "COLL1", &[CALL]),
+        "2026-11-23",
+    );
+    let r = result(&out);
+    assert!(!r.accepted);
+    assert_eq!(r.kind, CommandKind::Unknown);
+    assert!(r.reasons[0].contains("does not know"), "{:?}", r.reasons);
+    assert_eq!(out.len(), 1, "only the answer: {out:?}");
+    assert_eq!(state.actions[CALL], before, "nothing changed");
+}

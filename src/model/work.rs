@@ -80,6 +80,9 @@ pub enum CommandKind {
     CancelFuture,
     /// Move future actions of a plan (not yet on the list) to `action_date`.
     RedateFuture,
+    /// A command naming a kind or a value this version of condmon does not know (read from a
+    /// newer producer's schema): answered REJECTED, nothing changed.
+    Unknown,
 }
 
 impl CommandKind {
@@ -93,6 +96,7 @@ impl CommandKind {
             CommandKind::AddItemAction => "ADD_ITEM_ACTION",
             CommandKind::CancelFuture => "CANCEL_FUTURE",
             CommandKind::RedateFuture => "REDATE_FUTURE",
+            CommandKind::Unknown => "UNKNOWN",
         }
     }
 }
