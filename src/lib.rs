@@ -52,12 +52,15 @@
 //! - [`api`]: HTTP `/metrics`, `/healthz` and state queries; [`metrics`] defines the metrics.
 //! - [`config`]: the TOML configuration and its defaults.
 //! - [`cli`]: one file per subcommand.
+//! - [`fuzzing`]: what the fuzz targets in `fuzz/` feed arbitrary bytes to (Avro frames, replay
+//!   lines, rule documents, commands), through the real operator and store.
 
 pub mod api;
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod engine;
+pub mod fuzzing;
 pub mod kafka;
 pub mod metrics;
 pub mod model;

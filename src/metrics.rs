@@ -23,6 +23,7 @@ pub struct Metrics {
     pub timer_lateness: Histogram,
     pub batches_committed: IntCounter,
     pub produce_retries: IntCounter,
+    pub producer_recreated: IntCounter,
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
     pub restore_records: IntCounter,
@@ -268,6 +269,10 @@ impl Metrics {
             produce_retries: counter(
                 "produce_retries_total",
                 "Output batches re-sent after a broker error.",
+            ),
+            producer_recreated: counter(
+                "producer_recreated_total",
+                "Producers replaced after a fatal error (an idempotent producer out of sequence).",
             ),
             external_retries: counter(
                 "external_retries_total",

@@ -755,6 +755,60 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
     );
 }
 
+/// A producer that fails fatally (librdkafka's own test hook raises what an idempotent
+/// producer out of sequence raises: every later send refused) is replaced, and what it
+/// refused is sent again: nothing lost, nothing sent twice, the process keeps running.
+#[test]
+fn a_producer_that_fails_fatally_is_replaced_and_nothing_is_lost_or_doubled() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&broker, dir.path());
+    create_topics(&config);
+    let condmon = Condmon::start_with_env(
+        &config,
+        dir.path(),
+        "2026-03-01",
+        &[("CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH", "1")],
+    );
+    condmon.wait_healthy(WAIT);
+    produce(
+        &config,
+        vec![
+            record(&config, &customer("ACME", "JDOE")),
+            record(&config, &invoice("ACME", "INV-1", "4200.00", "2026-01-15")),
+        ],
+    );
+    let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 3);
+    condmon.wait_metric("condmon_producer_recreated_total", 1.0, WAIT);
+    assert_eq!(
+        count(
+            &actions(&config, &records),
+            "ACME",
+            ActionEventKind::Created
+        ),
+        3
+    );
+    let sent = count_ids(&all_outputs(&config));
+    assert!(sent.values().all(|n| *n == 1), "sent twice: {sent:?}");
+    // The next batch goes through the new producer.
+    produce(
+        &config,
+        vec![
+            record(&config, &customer("GLOBEX", "JDOE")),
+            record(
+                &config,
+                &invoice("GLOBEX", "INV-2", "4200.00", "2026-01-15"),
+            ),
+        ],
+    );
+    wait_for(&config, &config.topics.actions, WAIT, |r| {
+        actions(&config, r)
+            .iter()
+            .any(|a| a.customer_id == "GLOBEX")
+    });
+    assert_eq!(condmon.get("/healthz").0, 200);
+}
+
 /// A batch redone after a crash is decided on the business date its first attempt was: the
 /// outputs it had sent stand for it, and the state the redo keeps must say what they said,
 /// even when the redo runs the next day.

@@ -16,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use thiserror::Error;
@@ -852,7 +852,10 @@ impl OutRecord {
 /// The idempotent producer for outputs and dead letters.
 #[derive(Clone)]
 pub struct Sink {
-    producer: FutureProducer<StatsContext>,
+    /// Replaced whole by [`Sink::recreate`] after a fatal error (for every clone).
+    producer: Arc<std::sync::RwLock<Arc<FutureProducer<StatsContext>>>>,
+    client: ClientConfig,
+    on_stats: Option<OnStats>,
 }
 
 impl Sink {
@@ -866,13 +869,61 @@ impl Sink {
         if on_stats.is_some() {
             set_statistics_interval(&mut client, config);
         }
-        let producer = client.create_with_context(StatsContext { on_stats })?;
-        Ok(Sink { producer })
+        let producer = client.create_with_context(StatsContext {
+            on_stats: on_stats.clone(),
+        })?;
+        Ok(Sink {
+            producer: Arc::new(std::sync::RwLock::new(Arc::new(producer))),
+            client,
+            on_stats,
+        })
+    }
+
+    fn producer(&self) -> Arc<FutureProducer<StatsContext>> {
+        self.producer.read().expect("producer lock").clone()
+    }
+
+    /// The fatal error the producer raised, if it did (an idempotent producer that lost track
+    /// of its sequence numbers): it refuses every send from then on, and only a new producer
+    /// recovers.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer()
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code}: {reason}"))
+    }
+
+    /// Replaces the producer by a new one with the same settings (a new producer id: the
+    /// records sent again keep their order and event ids, so nothing is lost or doubled).
+    pub fn recreate(&self) -> Result<(), BrokerError> {
+        let producer = self.client.create_with_context(StatsContext {
+            on_stats: self.on_stats.clone(),
+        })?;
+        *self.producer.write().expect("producer lock") = Arc::new(producer);
+        Ok(())
+    }
+
+    /// Fault injection for the tests: librdkafka's own test hook raises a fatal error in the
+    /// producer, as a broker losing its sequence numbers would.
+    pub fn inject_fatal_error(&self) {
+        let producer = self.producer();
+        let reason = std::ffi::CString::new("injected by CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH")
+            .expect("no NUL");
+        // SAFETY: the client pointer is valid while `producer` is held; the hook copies the
+        // reason.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Produces every record and waits for the broker's acknowledgements: where each landed,
     /// and the records that failed (to be sent again after a back-off).
     pub async fn send_all(&self, records: Vec<OutRecord>) -> Sent {
+        let producer = self.producer();
         let mut in_flight = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         let mut delivered = Vec::with_capacity(records.len());
@@ -896,7 +947,7 @@ impl Sink {
                 if let Some(key) = &record.key {
                     future_record = future_record.key(key);
                 }
-                match self.producer.send_result(future_record) {
+                match producer.send_result(future_record) {
                     Ok(delivery) => {
                         in_flight.push((index, record, delivery));
                         break;

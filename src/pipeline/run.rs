@@ -198,6 +198,9 @@ pub struct Faults {
     pub crash_uncommitted_after_batches: Option<u64>,
     /// `CONDMON_FAULT_PANIC_ON_KEY=K`: processing a record with key K panics.
     pub panic_on_key: Option<String>,
+    /// `CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH=N`: the producer raises a fatal error (through
+    /// librdkafka's test hook) right before the N-th batch's outputs are sent.
+    pub producer_fatal_at_batch: Option<u64>,
 }
 
 impl Faults {
@@ -212,6 +215,9 @@ impl Faults {
             .ok()
             .and_then(|v| v.parse().ok()),
             panic_on_key: std::env::var("CONDMON_FAULT_PANIC_ON_KEY").ok(),
+            producer_fatal_at_batch: std::env::var("CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -524,6 +530,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         )?;
         records.extend(logged);
         records.retain(|r| !already_sent(&rt, &mut sent, r));
+        if rt.faults.producer_fatal_at_batch == Some(batches_delivered + 1) {
+            warn!("CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH reached: raising a fatal producer error.");
+            sink.inject_fatal_error();
+        }
         let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await? else {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
         };
@@ -1129,9 +1139,11 @@ fn already_sent(
 
 /// Sends `records` until the broker has acknowledged every one: a failure is sent again after
 /// a back-off, with every later record of its key (in order: see `Sent::split_for_resend`).
-/// A failure no retry recovers from (see `BrokerError::is_permanent`) that persists over
-/// `PERMANENT_ATTEMPTS` tries stops the process with the reason. `Ok(None)` if shutdown
-/// interrupted it.
+/// A producer that raised a fatal error (an idempotent producer out of sequence) refuses
+/// every send until it is replaced: it is recreated and the failed records sent again, at most
+/// `RECREATIONS` times for one delivery. Any other failure no retry recovers from (see
+/// `BrokerError::is_permanent`) that persists over `PERMANENT_ATTEMPTS` tries stops the
+/// process with the reason. `Ok(None)` if shutdown interrupted it.
 async fn deliver(
     rt: &Runtime,
     sink: &Sink,
@@ -1139,16 +1151,29 @@ async fn deliver(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Option<Vec<(OutRecord, i32, i64)>>, PipelineError> {
     const PERMANENT_ATTEMPTS: u32 = 3;
+    const RECREATIONS: u32 = 3;
     let mut backoff = Duration::from_millis(rt.config.pipeline.retry_backoff_ms);
     let mut delivered = Vec::with_capacity(records.len());
-    let mut permanent_attempts = 0;
+    let (mut permanent_attempts, mut recreations) = (0, 0);
     loop {
         let sent = sink.send_all(records).await;
         let Some((first, first_error)) = sent.failed.first() else {
             delivered.extend(sent.delivered);
             return Ok(Some(delivered));
         };
-        if sent.failed.iter().all(|(_, e)| e.is_permanent()) {
+        if let Some(fatal) = sink.fatal_error() {
+            recreations += 1;
+            if recreations > RECREATIONS {
+                return Err(PipelineError::SendRefused {
+                    topic: first.topic.clone(),
+                    error: format!("the producer failed fatally {RECREATIONS} times: {fatal}"),
+                });
+            }
+            warn!(error = %fatal, "The producer failed fatally; replacing it and sending again.");
+            sink.recreate()?;
+            rt.metrics.producer_recreated.inc();
+            permanent_attempts = 0;
+        } else if sent.failed.iter().all(|(_, e)| e.is_permanent()) {
             permanent_attempts += 1;
             if permanent_attempts >= PERMANENT_ATTEMPTS {
                 return Err(PipelineError::SendRefused {
