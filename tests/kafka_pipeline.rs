@@ -521,13 +521,7 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
         assert!(std::time::Instant::now() < deadline, "no retries:\n{body}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let dead = kafka::read_topic(
-        &config,
-        &config.topics.dead_letter,
-        usize::MAX,
-        Duration::from_millis(500),
-    )
-    .unwrap();
+    let dead = dead_letters(&config);
     assert!(dead.is_empty(), "an outage is not bad data");
     let (_, body) = condmon.get("/metrics");
     assert_eq!(
@@ -541,16 +535,7 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
     let records = wait_for(&config, &config.topics.actions, WAIT, |r| r.len() >= 3);
     let created = actions(&config, &records);
     assert_eq!(count(&created, "ACME", ActionEventKind::Created), 3);
-    assert!(
-        kafka::read_topic(
-            &config,
-            &config.topics.dead_letter,
-            usize::MAX,
-            Duration::from_millis(500)
-        )
-        .unwrap()
-        .is_empty()
-    );
+    assert!(dead_letters(&config).is_empty());
 }
 
 /// Credentials the registry refuses are configuration, not data: condmon stops with a message
@@ -603,17 +588,22 @@ fn a_registry_refusing_condmons_credentials_stops_it_and_refuses_no_record() {
             && log.contains("HTTP 401"),
         "{log}"
     );
-    let dead = kafka::read_topic(
-        &config,
+    let dead = dead_letters(&config);
+    assert!(dead.is_empty(), "refused credentials are not bad data");
+}
+
+/// What the dead-letter topic holds.
+fn dead_letters(config: &Config) -> Vec<ReadRecord> {
+    kafka::read_topic(
+        config,
         &config.topics.dead_letter,
         usize::MAX,
         Duration::from_millis(500),
     )
-    .unwrap();
-    assert!(dead.is_empty(), "refused credentials are not bad data");
+    .unwrap()
 }
 
-fn record_for_items(config: &condmon::config::Config, customer: &str) -> OutRecord {
+fn record_for_items(config: &Config, customer: &str) -> OutRecord {
     OutRecord {
         topic: config.topics.items.clone(),
         partition: None,

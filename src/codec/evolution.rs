@@ -132,16 +132,18 @@ pub fn rescale(
     }
 }
 
-/// The symbols of every enum of `schema`, by name (condmon's schemas define each enum once).
-pub fn enum_symbols(schema: &Schema) -> HashMap<String, Vec<String>> {
-    fn walk(schema: &Schema, out: &mut HashMap<String, Vec<String>>, depth: u32) {
+/// Every enum of `schema` (condmon's schemas define each enum once, references aside).
+fn enums(schema: &Schema) -> Vec<&apache_avro::schema::EnumSchema> {
+    fn walk<'s>(
+        schema: &'s Schema,
+        out: &mut Vec<&'s apache_avro::schema::EnumSchema>,
+        depth: u32,
+    ) {
         if depth > 32 {
             return;
         }
         match schema {
-            Schema::Enum(e) => {
-                out.insert(e.name.name().to_string(), e.symbols.clone());
-            }
+            Schema::Enum(e) => out.push(e),
             Schema::Record(r) => r
                 .fields
                 .iter()
@@ -152,9 +154,17 @@ pub fn enum_symbols(schema: &Schema) -> HashMap<String, Vec<String>> {
             _ => {}
         }
     }
-    let mut out = HashMap::new();
+    let mut out = Vec::new();
     walk(schema, &mut out, 0);
     out
+}
+
+/// The symbols of every enum of `schema`, by name.
+pub fn enum_symbols(schema: &Schema) -> HashMap<String, Vec<String>> {
+    enums(schema)
+        .into_iter()
+        .map(|e| (e.name.name().to_string(), e.symbols.clone()))
+        .collect()
 }
 
 /// Finds the symbols of `value` (decoded with the writer's `schema`) that the reader's enum of
@@ -224,25 +234,11 @@ pub fn unknown_symbols(
 /// The enums of `schema` without a default: a record carrying a symbol added after this
 /// schema would be refused instead of read as documented.
 pub fn enums_without_default(schema: &Schema) -> Vec<String> {
-    fn walk(schema: &Schema, out: &mut Vec<String>, depth: u32) {
-        if depth > 32 {
-            return;
-        }
-        match schema {
-            Schema::Enum(e) if e.default.is_none() => out.push(e.name.name().to_string()),
-            Schema::Record(r) => r
-                .fields
-                .iter()
-                .for_each(|f| walk(&f.schema, out, depth + 1)),
-            Schema::Array(a) => walk(&a.items, out, depth + 1),
-            Schema::Map(m) => walk(&m.types, out, depth + 1),
-            Schema::Union(u) => u.variants().iter().for_each(|v| walk(v, out, depth + 1)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    walk(schema, &mut out, 0);
-    out
+    enums(schema)
+        .into_iter()
+        .filter(|e| e.default.is_none())
+        .map(|e| e.name.name().to_string())
+        .collect()
 }
 
 /// One step of a stream's schema history: can the newer schema read what the older wrote?
