@@ -620,6 +620,41 @@ mod tests {
         assert_eq!(config.topics.all().len(), 23);
     }
 
+    /// Registry credentials come from files (or the environment), one kind at a time; a file
+    /// that lost its content is an error, not "no credentials".
+    #[test]
+    fn registry_credentials_come_from_files_one_kind_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user_info, token, empty) = (
+            dir.path().join("user-info"),
+            dir.path().join("token"),
+            dir.path().join("empty"),
+        );
+        std::fs::write(&user_info, "condmon:s3cret\n").unwrap();
+        std::fs::write(&token, "t0ken\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let url = "https://registry.example:8081";
+        let mut config = Config::default();
+        assert!(format!("{:?}", config.registry(url).unwrap()).contains("authenticated: false"));
+        config.schema_registry_user_info_file = Some(user_info.clone());
+        assert!(format!("{:?}", config.registry(url).unwrap()).contains("authenticated: true"));
+        config.schema_registry_token_file = Some(token.clone());
+        let err = config.registry(url).unwrap_err();
+        assert!(err.contains("give one"), "{err}");
+        config.schema_registry_user_info_file = None;
+        assert!(format!("{:?}", config.registry(url).unwrap()).contains("authenticated: true"));
+        config.schema_registry_token_file = Some(empty);
+        let err = config.registry(url).unwrap_err();
+        assert!(
+            err.contains("schema_registry_token_file") && err.contains("is empty"),
+            "{err}"
+        );
+        config.schema_registry_token_file = None;
+        config.schema_registry_ca_file = Some(token);
+        let err = config.registry(url).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
