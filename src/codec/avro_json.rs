@@ -125,6 +125,118 @@ pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, C
     })
 }
 
+/// JSON (the model's serde form) → the Avro binary encoding of `schema`, appended to `out`
+/// without building an Avro value: the bytes [`json_to_avro`] and apache-avro's writer give
+/// (a test keeps the two equal over every sample input and golden output), at a fraction of
+/// the allocations. The error names the field from `path` on.
+pub fn write_json(
+    schema: &Schema,
+    json: &Json,
+    path: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    write_value(schema, json, out).map_err(|e| CodecError::Shape(format!("{path}{e}")))
+}
+
+/// Errors are the path below this value (`.field[2].sub`) followed by `: reason`, built as
+/// the error unwinds so the happy path formats nothing.
+fn write_value(schema: &Schema, json: &Json, out: &mut Vec<u8>) -> Result<(), String> {
+    let mismatch = |expected: &str| format!(": expected {expected}, got {json}");
+    match schema {
+        Schema::Null => match json {
+            Json::Null => {}
+            _ => return Err(mismatch("null")),
+        },
+        Schema::Boolean => out.push(u8::from(json.as_bool().ok_or_else(|| mismatch("boolean"))?)),
+        Schema::Int => {
+            let n = json.as_i64().ok_or_else(|| mismatch("int"))?;
+            i32::try_from(n).map_err(|_| mismatch("32-bit int"))?;
+            write_long(n, out);
+        }
+        Schema::Long => write_long(json.as_i64().ok_or_else(|| mismatch("long"))?, out),
+        Schema::String => write_bytes(
+            json.as_str().ok_or_else(|| mismatch("string"))?.as_bytes(),
+            out,
+        ),
+        Schema::Date => {
+            let text = json.as_str().ok_or_else(|| mismatch("date string"))?;
+            let date = NaiveDate::from_str(text).map_err(|e| format!(": {e}"))?;
+            write_long((date - EPOCH).num_days(), out);
+        }
+        Schema::Decimal(d) => {
+            let decimal = match json {
+                Json::String(s) => Decimal::from_str(s),
+                Json::Number(n) => Decimal::from_str(&n.to_string()),
+                _ => return Err(mismatch("decimal")),
+            }
+            .map_err(|e| format!(": {e}"))?;
+            let bytes = decimal_to_bytes(decimal, d.scale as u32, "").map_err(|e| e.to_string())?;
+            write_bytes(&bytes, out);
+        }
+        Schema::Enum(e) => {
+            let symbol = json.as_str().ok_or_else(|| mismatch("enum symbol"))?;
+            let index = e
+                .symbols
+                .iter()
+                .position(|s| s == symbol)
+                .ok_or_else(|| format!(": `{symbol}` is not one of {:?}", e.symbols))?;
+            write_long(index as i64, out);
+        }
+        Schema::Array(a) => {
+            let items = json.as_array().ok_or_else(|| mismatch("array"))?;
+            if !items.is_empty() {
+                write_long(items.len() as i64, out);
+                for (i, item) in items.iter().enumerate() {
+                    write_value(&a.items, item, out).map_err(|e| format!("[{i}]{e}"))?;
+                }
+            }
+            out.push(0);
+        }
+        Schema::Union(u) => {
+            // Our unions are all ["null", T]: null for JSON null, T otherwise.
+            let null_index = u.variants().iter().position(|v| matches!(v, Schema::Null));
+            match (json, null_index) {
+                (Json::Null, Some(i)) => write_long(i as i64, out),
+                _ => {
+                    let (i, variant) = u
+                        .variants()
+                        .iter()
+                        .enumerate()
+                        .find(|(_, v)| !matches!(v, Schema::Null))
+                        .ok_or(": union without a value variant")?;
+                    write_long(i as i64, out);
+                    write_value(variant, json, out)?;
+                }
+            }
+        }
+        Schema::Record(r) => {
+            let object = json.as_object().ok_or_else(|| mismatch("object"))?;
+            for field in &r.fields {
+                let value = object.get(&field.name).unwrap_or(&Json::Null);
+                write_value(&field.schema, value, out)
+                    .map_err(|e| format!(".{}{e}", field.name))?;
+            }
+        }
+        other => return Err(format!(": unsupported schema type {other:?}")),
+    }
+    Ok(())
+}
+
+/// A zig-zag varint, as Avro writes `int` and `long`.
+fn write_long(n: i64, out: &mut Vec<u8>) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    write_long(bytes.len() as i64, out);
+    out.extend_from_slice(bytes);
+}
+
 /// Avro value (already resolved to the reader schema) → the model's JSON form.
 pub fn avro_to_json(schema: &Schema, value: &Value, path: &str) -> Result<Json, CodecError> {
     let unexpected = || {
