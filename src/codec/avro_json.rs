@@ -223,7 +223,7 @@ fn write_value(schema: &Schema, json: &Json, out: &mut Vec<u8>) -> Result<(), St
 }
 
 /// A zig-zag varint, as Avro writes `int` and `long`.
-fn write_long(n: i64, out: &mut Vec<u8>) {
+pub(super) fn write_long(n: i64, out: &mut Vec<u8>) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8) | 0x80);
@@ -232,7 +232,7 @@ fn write_long(n: i64, out: &mut Vec<u8>) {
     out.push(z as u8);
 }
 
-fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     write_long(bytes.len() as i64, out);
     out.extend_from_slice(bytes);
 }
