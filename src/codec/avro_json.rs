@@ -21,6 +21,14 @@ fn mismatch(path: &str, expected: &str, got: &Json) -> CodecError {
     CodecError::Shape(format!("{path}: expected {expected}, got {got}"))
 }
 
+/// The value branch of a `["null", T]` union (all of condmon's unions are), with its index.
+pub(super) fn value_variant(u: &apache_avro::schema::UnionSchema) -> Option<(usize, &Schema)> {
+    u.variants()
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(v, Schema::Null))
+}
+
 /// JSON (the model's serde form) → Avro value shaped by `schema`.
 pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, CodecError> {
     Ok(match schema {
@@ -90,14 +98,9 @@ pub fn json_to_avro(schema: &Schema, json: &Json, path: &str) -> Result<Value, C
             match (json, null_index) {
                 (Json::Null, Some(i)) => Value::Union(i as u32, Box::new(Value::Null)),
                 _ => {
-                    let (i, variant) = u
-                        .variants()
-                        .iter()
-                        .enumerate()
-                        .find(|(_, v)| !matches!(v, Schema::Null))
-                        .ok_or_else(|| {
-                            CodecError::Shape(format!("{path}: union without a value variant"))
-                        })?;
+                    let (i, variant) = value_variant(u).ok_or_else(|| {
+                        CodecError::Shape(format!("{path}: union without a value variant"))
+                    })?;
                     Value::Union(i as u32, Box::new(json_to_avro(variant, json, path)?))
                 }
             }
@@ -198,12 +201,7 @@ fn write_value(schema: &Schema, json: &Json, out: &mut Vec<u8>) -> Result<(), St
             match (json, null_index) {
                 (Json::Null, Some(i)) => write_long(i as i64, out),
                 _ => {
-                    let (i, variant) = u
-                        .variants()
-                        .iter()
-                        .enumerate()
-                        .find(|(_, v)| !matches!(v, Schema::Null))
-                        .ok_or(": union without a value variant")?;
+                    let (i, variant) = value_variant(u).ok_or(": union without a value variant")?;
                     write_long(i as i64, out);
                     write_value(variant, json, out)?;
                 }

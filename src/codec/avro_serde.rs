@@ -7,7 +7,7 @@
 use apache_avro::Schema;
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 
-use super::avro_json::{decimal_from_bytes, write_bytes, write_long};
+use super::avro_json::{decimal_from_bytes, value_variant, write_bytes, write_long};
 
 const EPOCH: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
 
@@ -111,11 +111,7 @@ impl<'de> de::Deserializer<'de> for Datum<'_, '_, '_> {
                 left: 0,
             }),
             Schema::Union(u) => {
-                let index = long(self.input)?;
-                let variant = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| u.variants().get(i))
-                    .ok_or_else(|| Error(format!("union branch {index}")))?;
+                let variant = branch(u, self.input)?;
                 match variant {
                     Schema::Null => visitor.visit_unit(),
                     variant => Datum {
@@ -137,11 +133,7 @@ impl<'de> de::Deserializer<'de> for Datum<'_, '_, '_> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.schema {
             Schema::Union(u) => {
-                let index = long(self.input)?;
-                let variant = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| u.variants().get(i))
-                    .ok_or_else(|| Error(format!("union branch {index}")))?;
+                let variant = branch(u, self.input)?;
                 match variant {
                     Schema::Null => visitor.visit_none(),
                     variant => visitor.visit_some(Datum {
@@ -176,6 +168,18 @@ impl<'de> de::Deserializer<'de> for Datum<'_, '_, '_> {
         unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
         ignored_any
     }
+}
+
+/// The branch of a union the datum took.
+fn branch<'s>(
+    u: &'s apache_avro::schema::UnionSchema,
+    input: &mut &[u8],
+) -> Result<&'s Schema, Error> {
+    let index = long(input)?;
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| u.variants().get(i))
+        .ok_or_else(|| Error(format!("union branch {index}")))
 }
 
 fn symbol<'s>(e: &'s apache_avro::schema::EnumSchema, input: &mut &[u8]) -> Result<&'s str, Error> {
@@ -285,11 +289,7 @@ impl<'s, 'o> Writer<'s, 'o> {
     fn value_branch(self) -> Result<Writer<'s, 'o>, Error> {
         match self.schema {
             Schema::Union(u) => {
-                let (i, variant) = u
-                    .variants()
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| !matches!(v, Schema::Null))
+                let (i, variant) = value_variant(u)
                     .ok_or_else(|| Error("union without a value variant".into()))?;
                 write_long(i as i64, self.out);
                 Ok(Writer {

@@ -783,6 +783,25 @@ mod tests {
         bytes
     }
 
+    /// Each record line of `files` (replay format or golden output): its stream and value.
+    fn stream_lines(files: &[&str]) -> Vec<(Stream, serde_json::Value)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        files
+            .iter()
+            .flat_map(|file| {
+                let text = std::fs::read_to_string(root.join(file)).unwrap();
+                text.lines()
+                    .filter_map(|line| {
+                        let mut line: serde_json::Value = serde_json::from_str(line).unwrap();
+                        let stream =
+                            Stream::all().find(|t| Some(t.as_str()) == line["stream"].as_str())?;
+                        Some((stream, line["value"].take()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// The direct encoder writes exactly the bytes of the Avro-value path it replaced
     /// (`json_to_avro` and apache-avro's writer), for every record of the sample replay files
     /// and every output of the golden files: the wire format did not change.
@@ -791,40 +810,30 @@ mod tests {
         let catalog = SchemaCatalog::bundled().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut compared = 0;
-        for file in [
+        for (stream, value) in stream_lines(&[
             "topology/sample/ledger.ndjson",
             "topology/sample/action-plan.ndjson",
             "topology/sample/conversations.ndjson",
             "tests/golden/sample-ledger.out.ndjson",
             "tests/golden/action-plan.out.ndjson",
             "tests/golden/conversations.out.ndjson",
-        ] {
-            for line in std::fs::read_to_string(root.join(file)).unwrap().lines() {
-                let line: serde_json::Value = serde_json::from_str(line).unwrap();
-                let Some(stream) = line["stream"]
-                    .as_str()
-                    .and_then(|s| Stream::all().find(|t| t.as_str() == s))
-                else {
-                    continue;
-                };
-                let (_, compiled) = &catalog.current[&stream];
-                // Replay files may leave out what has a default: the model's full JSON form.
-                let json = match input_from_json(stream, line["value"].clone()) {
-                    Ok(event) => input_to_json(&event),
-                    Err(_) => line["value"].clone(),
-                };
-                let value = json_to_avro(compiled.schema, &json, "test").unwrap();
-                let expected =
-                    apache_avro::writer::datum::GenericDatumWriter::builder(compiled.schema)
-                        .build()
-                        .unwrap()
-                        .write_value_to_vec(value)
-                        .unwrap();
-                let mut direct = Vec::new();
-                write_json(compiled.schema, &json, "test", &mut direct).unwrap();
-                assert_eq!(direct, expected, "{file}: {line}");
-                compared += 1;
-            }
+        ]) {
+            let (_, compiled) = &catalog.current[&stream];
+            // Replay files may leave out what has a default: the model's full JSON form.
+            let json = match input_from_json(stream, value.clone()) {
+                Ok(event) => input_to_json(&event),
+                Err(_) => value,
+            };
+            let value = json_to_avro(compiled.schema, &json, "test").unwrap();
+            let expected = apache_avro::writer::datum::GenericDatumWriter::builder(compiled.schema)
+                .build()
+                .unwrap()
+                .write_value_to_vec(value)
+                .unwrap();
+            let mut direct = Vec::new();
+            write_json(compiled.schema, &json, "test", &mut direct).unwrap();
+            assert_eq!(direct, expected, "{json}");
+            compared += 1;
         }
         assert!(compared > 500, "{compared}");
         // Errors still name the field.
@@ -853,28 +862,21 @@ mod tests {
     #[test]
     fn outputs_are_written_straight_from_the_model() {
         let catalog = SchemaCatalog::bundled().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut streams = std::collections::HashSet::new();
-        for file in ["sample-ledger", "action-plan", "conversations"] {
-            let path = root.join(format!("tests/golden/{file}.out.ndjson"));
-            for line in std::fs::read_to_string(path).unwrap().lines() {
-                let line: serde_json::Value = serde_json::from_str(line).unwrap();
-                let Some(stream) = line["stream"]
-                    .as_str()
-                    .and_then(|s| Stream::all().find(|t| t.as_str() == s))
-                else {
-                    continue;
-                };
-                let by_json = catalog.encode_json(stream, &line["value"]).unwrap();
-                let event = catalog.decode_output(stream, &by_json).unwrap();
-                let (_, compiled) = &catalog.current[&stream];
-                let mut direct = by_json[..5].to_vec();
-                avro_serde::to_avro(compiled.schema, &Output(&event), &mut direct)
-                    .unwrap_or_else(|e| panic!("{}: {e}", stream.as_str()));
-                assert_eq!(direct, by_json, "{line}");
-                assert_eq!(catalog.encode_output(&event).unwrap(), by_json);
-                streams.insert(stream);
-            }
+        for (stream, value) in stream_lines(&[
+            "tests/golden/sample-ledger.out.ndjson",
+            "tests/golden/action-plan.out.ndjson",
+            "tests/golden/conversations.out.ndjson",
+        ]) {
+            let by_json = catalog.encode_json(stream, &value).unwrap();
+            let event = catalog.decode_output(stream, &by_json).unwrap();
+            let (_, compiled) = &catalog.current[&stream];
+            let mut direct = by_json[..5].to_vec();
+            avro_serde::to_avro(compiled.schema, &Output(&event), &mut direct)
+                .unwrap_or_else(|e| panic!("{}: {e}", stream.as_str()));
+            assert_eq!(direct, by_json, "{value}");
+            assert_eq!(catalog.encode_output(&event).unwrap(), by_json);
+            streams.insert(stream);
         }
         assert!(streams.len() >= 8, "{streams:?}");
     }
@@ -884,27 +886,20 @@ mod tests {
     #[test]
     fn the_direct_decoder_reads_what_the_json_path_reads() {
         let catalog = SchemaCatalog::bundled().unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut compared = 0;
-        for file in ["ledger", "action-plan", "conversations"] {
-            let path = root.join(format!("topology/sample/{file}.ndjson"));
-            for line in std::fs::read_to_string(path).unwrap().lines() {
-                let line: serde_json::Value = serde_json::from_str(line).unwrap();
-                let Some(stream) = line["stream"]
-                    .as_str()
-                    .and_then(|s| Stream::all().find(|t| t.as_str() == s))
-                else {
-                    continue;
-                };
-                let event = input_from_json(stream, line["value"].clone()).unwrap();
-                let bytes = catalog.encode_input(&event).unwrap();
-                let direct = catalog.decode_input(stream, &bytes).unwrap();
-                let by_json =
-                    input_from_json(stream, catalog.decode_json(stream, &bytes).unwrap()).unwrap();
-                assert_eq!(direct, by_json, "{line}");
-                assert_eq!(direct, event, "{line}");
-                compared += 1;
-            }
+        for (stream, value) in stream_lines(&[
+            "topology/sample/ledger.ndjson",
+            "topology/sample/action-plan.ndjson",
+            "topology/sample/conversations.ndjson",
+        ]) {
+            let event = input_from_json(stream, value).unwrap();
+            let bytes = catalog.encode_input(&event).unwrap();
+            let direct = catalog.decode_input(stream, &bytes).unwrap();
+            let by_json =
+                input_from_json(stream, catalog.decode_json(stream, &bytes).unwrap()).unwrap();
+            assert_eq!(direct, by_json, "{event:?}");
+            assert_eq!(direct, event);
+            compared += 1;
         }
         assert!(compared > 80, "{compared}");
         // Truncated or padded data is refused, not misread.
