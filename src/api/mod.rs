@@ -39,8 +39,8 @@ use crate::pipeline::{
 use crate::state::Store;
 use crate::timer::Clock;
 use openapi::{
-    CustomerErrors, Errors, FamilyLevel, GroupBy, Level, ListStatus, ProbeErrors, Search,
-    SearchErrors,
+    CustomerPath, Errors, FamilyLevel, GroupBy, Level, ListStatus, LookupErrors, Page, ProbeErrors,
+    Search,
 };
 
 #[derive(Clone)]
@@ -547,8 +547,8 @@ fn probe(ok: bool, yes: &str, no: &str) -> Response {
     path = "/customers/{set_id}/{customer_id}",
     tag = "customers",
     summary = "A customer's ledger, figures, violations, actions, conversations and promises",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
-    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+    params(CustomerPath),
+    responses((status = 200, description = "The answer", body = Object), LookupErrors)
 )]
 async fn customer(
     State(state): State<ApiState>,
@@ -582,8 +582,8 @@ fn customer_json(state: &CustomerState) -> serde_json::Value {
     path = "/customers/{set_id}/{customer_id}/violations",
     tag = "customers",
     summary = "A customer's active violations, the rules it is flagged for and the violations waiting for a run day",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
-    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+    params(CustomerPath),
+    responses((status = 200, description = "The answer", body = Object), LookupErrors)
 )]
 async fn violations(
     State(state): State<ApiState>,
@@ -605,8 +605,8 @@ async fn violations(
     path = "/customers/{set_id}/{customer_id}/risk-score",
     tag = "customers",
     summary = "A customer's risk score, element by element",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
-    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+    params(CustomerPath),
+    responses((status = 200, description = "The answer", body = Object), LookupErrors)
 )]
 async fn risk_score(
     State(state): State<ApiState>,
@@ -662,8 +662,8 @@ fn bad_request(problem: String) -> Response {
     path = "/customers/{set_id}/{customer_id}/actions",
     tag = "actions",
     summary = "The customer action list (New and Pending actions), with the related customers' at a level",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("level" = Option<Level>, Query, description = "C (corporate), P (correspondence), R (remit from) or N (none, the default)"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
-    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+    params(CustomerPath, ("level" = Option<Level>, Query, description = "C (corporate), P (correspondence), R (remit from) or N (none, the default)"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), Page),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), LookupErrors)
 )]
 async fn action_list(
     State(state): State<ApiState>,
@@ -785,7 +785,7 @@ async fn related_actions(
     path = "/relations/{set_id}/{parent}/{level}/actions",
     tag = "actions",
     summary = "The action list of a parent's family at a level",
-    params(("set_id" = String, Path, description = "The setID", example = "SHARE"), ("parent" = String, Path, description = "The parent customer", example = "ACME"), ("level" = FamilyLevel, Path, description = "C, P or R"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("set_id" = String, Path, description = "The setID", example = "SHARE"), ("parent" = String, Path, description = "The parent customer", example = "ACME"), ("level" = FamilyLevel, Path, description = "C, P or R"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn family_actions(
@@ -813,8 +813,8 @@ async fn family_actions(
     path = "/customers/{set_id}/{customer_id}/future-actions",
     tag = "actions",
     summary = "Plan steps not yet on the list and postponed actions",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
-    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+    params(CustomerPath, ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), Page),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), LookupErrors)
 )]
 async fn future_actions(
     State(state): State<ApiState>,
@@ -838,8 +838,8 @@ async fn future_actions(
     path = "/customers/{set_id}/{customer_id}/action-history",
     tag = "actions",
     summary = "Every action of the customer, open and closed",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
-    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), CustomerErrors)
+    params(CustomerPath, ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), Page),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), LookupErrors)
 )]
 async fn action_history(
     State(state): State<ApiState>,
@@ -863,8 +863,8 @@ async fn action_history(
     path = "/customers/{set_id}/{customer_id}/actions/{action_id}",
     tag = "actions",
     summary = "One action (where notifications link)",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME"), ("action_id" = String, Path, description = "The action", example = "COLL-30-1-1")),
-    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+    params(CustomerPath, ("action_id" = String, Path, description = "The action", example = "COLL-30-1-1")),
+    responses((status = 200, description = "The answer", body = Object), LookupErrors)
 )]
 async fn action(
     State(state): State<ApiState>,
@@ -914,7 +914,7 @@ fn json(value: impl serde::Serialize) -> Value {
     path = "/owners/{owner}/actions",
     tag = "actions",
     summary = "The owner action list across customers",
-    params(("owner" = String, Path, description = "The owner's user id", example = "JDOE"), ("status" = Option<ListStatus>, Query, description = "NEW, PENDING or FUTURE (default all three)"), ("customer" = Option<String>, Query), ("supervisor" = Option<String>, Query), ("specialist" = Option<String>, Query), ("country" = Option<String>, Query), ("state" = Option<String>, Query), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("owner" = String, Path, description = "The owner's user id", example = "JDOE"), ("status" = Option<ListStatus>, Query, description = "NEW, PENDING or FUTURE (default all three)"), ("customer" = Option<String>, Query), ("supervisor" = Option<String>, Query), ("specialist" = Option<String>, Query), ("country" = Option<String>, Query), ("state" = Option<String>, Query), ("display_currency" = Option<String>, Query, description = "Show amounts in this ISO 4217 currency"), ("rate_type" = Option<String>, Query, description = "Rate type of the conversion (default CRRNT)"), ("effective_date" = Option<chrono::NaiveDate>, Query, description = "Rates in force on this date (default the business date)"), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn owner_actions(
@@ -962,7 +962,7 @@ struct StatusRange {
     path = "/reports/owner-action-status",
     tag = "reports",
     summary = "Per owner and day: actions added to the list, completed, cancelled",
-    params(("from" = chrono::NaiveDate, Query, description = "First day"), ("to" = chrono::NaiveDate, Query, description = "Last day"), ("owner" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("from" = chrono::NaiveDate, Query, description = "First day"), ("to" = chrono::NaiveDate, Query, description = "Last day"), ("owner" = Option<String>, Query), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn owner_action_status(
@@ -1001,7 +1001,7 @@ struct ConditionFilter {
     path = "/reports/condition-status",
     tag = "reports",
     summary = "Each active violation with the owner's open actions on it",
-    params(("owner" = Option<String>, Query), ("customer" = Option<String>, Query), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("owner" = Option<String>, Query), ("customer" = Option<String>, Query), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn condition_status(
@@ -1030,8 +1030,8 @@ async fn condition_status(
     path = "/customers/{set_id}/{customer_id}/conversations",
     tag = "conversations",
     summary = "A customer's conversations, promises, call disputes and exclusions",
-    params(("set_id" = String, Path, description = "The customer's setID", example = "SHARE"), ("customer_id" = String, Path, description = "The customer", example = "ACME")),
-    responses((status = 200, description = "The answer", body = Object), CustomerErrors)
+    params(CustomerPath),
+    responses((status = 200, description = "The answer", body = Object), LookupErrors)
 )]
 async fn customer_conversations(
     State(state): State<ApiState>,
@@ -1055,8 +1055,8 @@ async fn customer_conversations(
     path = "/conversations/search/{search}",
     tag = "conversations",
     summary = "A conversation search",
-    params(("search" = Search, Path, description = "Which search"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
-    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), SearchErrors)
+    params(("search" = Search, Path, description = "Which search"), Page),
+    responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), LookupErrors)
 )]
 async fn conversations_search(
     State(state): State<ApiState>,
@@ -1095,7 +1095,7 @@ fn by_customer(parts: Vec<Value>) -> Value {
     path = "/conversations/keyword/{keyword}",
     tag = "conversations",
     summary = "Conversations by keyword",
-    params(("keyword" = String, Path), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("keyword" = String, Path), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn conversations_by_keyword(
@@ -1129,7 +1129,7 @@ struct PromiseQuery {
     path = "/promises",
     tag = "conversations",
     summary = "The promise inquiry, or promises grouped with counts and amounts",
-    params(("group_by" = Option<GroupBy>, Query, description = "Group the promises (default: every promise)"), ("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(("group_by" = Option<GroupBy>, Query, description = "Group the promises (default: every promise)"), Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn promises(
@@ -1161,7 +1161,7 @@ async fn promises(
     path = "/reports/disputed-items",
     tag = "reports",
     summary = "Open items with an amount in dispute",
-    params(("limit" = Option<usize>, Query, description = "Rows a page holds (1-10000, default 1000)"), ("offset" = Option<usize>, Query, description = "The first row of the page (default 0)")),
+    params(Page),
     responses((status = 200, description = "The rows of the page; `X-Total-Count` has the whole list's length, `Link` the next page", body = Vec<Object>), Errors)
 )]
 async fn disputed_items(State(state): State<ApiState>, uri: Uri, headers: HeaderMap) -> Response {

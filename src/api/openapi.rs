@@ -78,12 +78,13 @@ pub enum Errors {
     Unavailable(Problem),
 }
 
-/// The errors of a customer's routes: those of every route, and an unknown customer.
+/// The errors of the routes that look something up: those of every route, and what is not
+/// there.
 #[derive(utoipa::IntoResponses)]
-pub enum CustomerErrors {
+pub enum LookupErrors {
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
-    /// No such customer (or action, or risk score) on the partition that would hold it.
+    /// No such customer, action, risk score or search (on the partition that would hold it).
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
     #[response(status = 500, content_type = "application/problem+json")]
@@ -92,18 +93,28 @@ pub enum CustomerErrors {
     Unavailable(Problem),
 }
 
-/// The errors of the conversation searches: those of every route, and an unknown search.
-#[derive(utoipa::IntoResponses)]
-pub enum SearchErrors {
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// No such search.
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    #[response(status = 500, content_type = "application/problem+json")]
-    Internal(Problem),
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
+/// The path of a customer's routes (described only: the handlers take the path themselves).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CustomerPath {
+    /// The customer's setID
+    #[param(example = "SHARE")]
+    set_id: String,
+    /// The customer
+    #[param(example = "ACME")]
+    customer_id: String,
+}
+
+/// A page of a list (described only: `conventions` reads `limit` and `offset` itself).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct Page {
+    /// Rows a page holds (1-10000, default 1000)
+    limit: Option<usize>,
+    /// The first row of the page (default 0)
+    offset: Option<usize>,
 }
 
 /// What a probe answers when it fails.
