@@ -1,4 +1,6 @@
-//! A schema-driven bridge between Avro values and the JSON form of the model.
+//! A schema-driven bridge between Avro and the JSON form of the model: for records of an older
+//! schema (after Avro's resolution), for inputs written by the tools, and as the fallback of
+//! an output write that failed (its errors name the field).
 //!
 //! The model derives serde for its JSON form (decimals as strings, dates as `YYYY-MM-DD`).
 //! Avro needs decimals as scaled two's-complement bytes and dates as days since the epoch; this

@@ -1,9 +1,12 @@
 //! Avro in the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro datum)
 //! and JSON, both to and from the model.
 //!
-//! Schema ids come from `schemas/manifest.toml` (see [`SchemaCatalog::load`]). Every id a
-//! stream has ever had stays readable: records are decoded with the writer's schema and resolved
-//! into the newest schema of the stream.
+//! Schema ids come from `schemas/manifest.toml` (see [`SchemaCatalog::load`]) or a registry.
+//! Every id a stream has ever had stays readable: a record of the stream's newest schema is read
+//! straight into the model (`avro_serde`); one of another schema is decoded with the writer's
+//! schema, resolved into the newest and converted through the JSON form (`avro_json`). Outputs
+//! are written straight from the model, through the JSON form only when that fails (its error
+//! names the field).
 
 mod avro_json;
 mod avro_serde;
