@@ -882,6 +882,25 @@ mod tests {
             streams.insert(stream);
         }
         assert!(streams.len() >= 8, "{streams:?}");
+
+        // A value the schema cannot hold falls back to the JSON form, whose error names it.
+        let (stream, value) = stream_lines(&["tests/golden/action-plan.out.ndjson"])
+            .into_iter()
+            .find(|(s, _)| *s == Stream::Actions)
+            .unwrap();
+        let bytes = catalog.encode_json(stream, &value).unwrap();
+        let OutputEvent::Action(mut action) = catalog.decode_output(stream, &bytes).unwrap() else {
+            panic!("not an action")
+        };
+        action.evidence.past_due_amount = "1.23456".parse().unwrap();
+        let err = catalog
+            .encode_output(&OutputEvent::Action(action))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "actions.evidence.past_due_amount: 1.23456 has more than 4 decimal places"
+        );
     }
 
     /// A record of the newest schema read straight into the model gives exactly the event
