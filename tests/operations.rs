@@ -338,6 +338,11 @@ impl Drop for Mounted {
         let _ = Command::new("podman")
             .args(["image", "unmount", &self.image])
             .status();
+        // Each build leaves a 400 MB image (the debug binary); the base stays cached. Kept
+        // images filled the disk of a machine that runs the tests often.
+        let _ = Command::new("podman")
+            .args(["rmi", "--force", &self.image])
+            .status();
     }
 }
 
