@@ -109,6 +109,19 @@ pub struct CustomerState {
     /// (the same id) is not taken or answered again. Forgotten after the history horizon.
     #[serde(default)]
     pub commands_seen: BTreeMap<String, NaiveDate>,
+    /// The ids of the customer's records in the actions and conversations stores as last
+    /// saved, so that reading the customer needs no scan of those stores. The stores' concern,
+    /// not the engine's: set when saved, taken out when read (`None` in memory), absent from
+    /// ledgers written before it existed (those are scanned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_ids: Option<RecordIds>,
+}
+
+/// See [`CustomerState::record_ids`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordIds {
+    pub actions: Vec<String>,
+    pub conversations: Vec<String>,
 }
 
 /// A scheduled rule's violation that has not opened its plan yet: since when it holds.
