@@ -34,9 +34,8 @@ pub use conversations::take_conversation;
 pub use fx::{FxTable, MissingRate};
 pub use plans::resolve_owner;
 pub use state::{
-    Action, Blocked, CustomerState, PromiseState, QueuedLetter, RecordIds, Totals, Violation,
-    Waiting,
-    collection_slot, item_key, item_slot,
+    Action, Blocked, CustomerState, OwnRecords, PromiseState, QueuedLetter, TimerSet, Totals,
+    Violation, Waiting, collection_slot, item_key, item_slot,
 };
 
 use plans::{Opening, Plans};

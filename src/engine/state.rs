@@ -109,19 +109,29 @@ pub struct CustomerState {
     /// (the same id) is not taken or answered again. Forgotten after the history horizon.
     #[serde(default)]
     pub commands_seen: BTreeMap<String, NaiveDate>,
-    /// The ids of the customer's records in the actions and conversations stores as last
-    /// saved, so that reading the customer needs no scan of those stores. The stores' concern,
-    /// not the engine's: set when saved, taken out when read (`None` in memory), absent from
-    /// ledgers written before it existed (those are scanned).
+    /// What the customer has in the other per-customer stores as last saved (its action and
+    /// conversation ids, its timers), so that reading and saving it needs no scan of those
+    /// stores. The stores' concern, not the engine's: written when saved, taken out when read
+    /// (`None` in memory), absent from ledgers written before it existed (those are scanned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record_ids: Option<RecordIds>,
+    pub records: Option<OwnRecords>,
 }
 
-/// See [`CustomerState::record_ids`].
+/// See [`CustomerState::records`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordIds {
+pub struct OwnRecords {
     pub actions: Vec<String>,
     pub conversations: Vec<String>,
+    /// `None` where a migration wrote the ledger without knowing them.
+    pub timers: Option<Vec<TimerSet>>,
+}
+
+/// A timer as set: its name and due date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerSet {
+    pub name: String,
+    #[serde(with = "crate::model::compact::date")]
+    pub due: NaiveDate,
 }
 
 /// A scheduled rule's violation that has not opened its plan yet: since when it holds.

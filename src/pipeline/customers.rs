@@ -5,9 +5,10 @@
 //! [`CustomerState`]); what it did not change is not written again (the batch writes only
 //! values whose bytes changed).
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Action, CustomerState, PromiseState, RecordIds};
+use crate::engine::{Action, CustomerState, OwnRecords, PromiseState, TimerSet};
 use crate::model::{ConversationChange, CustomerKey};
 use crate::state::{StateError, StoreName, Txn, customer_key, customer_prefix};
 
@@ -63,21 +64,48 @@ pub fn load(
     partition: i32,
     customer: &CustomerKey,
 ) -> Result<Option<CustomerState>, StateError> {
+    Ok(load_listed(txn, partition, customer)?.map(|(state, _)| state))
+}
+
+/// A customer's timers as its ledger lists them (`None`: not listed, scan the timer store).
+pub type ListedTimers = Option<Vec<(String, NaiveDate)>>;
+
+/// [`load`], with the timers the ledger lists, for a decision that replaces them.
+pub fn load_listed(
+    txn: &mut Txn<'_>,
+    partition: i32,
+    customer: &CustomerKey,
+) -> Result<Option<(CustomerState, ListedTimers)>, StateError> {
     let key = customer.encode();
     let mut ledger: Option<CustomerState> =
         txn.take_value(partition, StoreName::Ledger, &ledger_key(customer))?;
-    // Two RocksDB scans a record (an iterator each) were 7 % of the hot path's instructions.
-    let (action_ids, conversation_ids) = match ledger.as_mut().and_then(|l| l.record_ids.take())
-    {
-        Some(ids) => (ids.actions, ids.conversations),
-        None => {
-            let prefix = customer_prefix(&key);
-            (
-                ids(txn, partition, StoreName::Actions, &prefix)?,
-                ids(txn, partition, StoreName::Conversations, &prefix)?,
-            )
-        }
+    // Listed, they need no scan (two RocksDB iterators a record were 7 % of the hot path's
+    // instructions); debug builds check the list against the stores.
+    let prefix = customer_prefix(&key);
+    let scan = |txn: &Txn<'_>| -> Result<(Vec<String>, Vec<String>), StateError> {
+        Ok((
+            ids(txn, partition, StoreName::Actions, &prefix)?,
+            ids(txn, partition, StoreName::Conversations, &prefix)?,
+        ))
     };
+    let (action_ids, conversation_ids, timers) =
+        match ledger.as_mut().and_then(|l| l.records.take()) {
+            Some(listed) => {
+                debug_assert_eq!(
+                    scan(txn)?,
+                    (listed.actions.clone(), listed.conversations.clone()),
+                    "{key}: the ledger lists other records than the stores hold"
+                );
+                let timers = listed
+                    .timers
+                    .map(|t| t.into_iter().map(|t| (t.name, t.due)).collect());
+                (listed.actions, listed.conversations, timers)
+            }
+            None => {
+                let (actions, conversations) = scan(txn)?;
+                (actions, conversations, None)
+            }
+        };
     if ledger.is_none() && action_ids.is_empty() && conversation_ids.is_empty() {
         return Ok(None);
     }
@@ -104,7 +132,7 @@ pub fn load(
             }
         }
     }
-    Ok(Some(state))
+    Ok(Some((state, timers)))
 }
 
 /// A customer split into its records.
@@ -114,7 +142,7 @@ struct Parts {
     conversations: Vec<(String, ConversationRecord)>,
 }
 
-fn split(mut state: CustomerState) -> Parts {
+fn split(mut state: CustomerState, timers: ListedTimers) -> Parts {
     let actions: Vec<(String, Action)> = std::mem::take(&mut state.actions).into_iter().collect();
     let mut conversations = std::mem::take(&mut state.conversations);
     let mut promises = std::mem::take(&mut state.promises);
@@ -134,9 +162,14 @@ fn split(mut state: CustomerState) -> Parts {
             (id, record)
         })
         .collect();
-    state.record_ids = Some(RecordIds {
+    state.records = Some(OwnRecords {
         actions: actions.iter().map(|(id, _)| id.clone()).collect(),
         conversations: conversations.iter().map(|(id, _)| id.clone()).collect(),
+        timers: timers.map(|t| {
+            t.into_iter()
+                .map(|(name, due)| TimerSet { name, due })
+                .collect()
+        }),
     });
     Parts {
         ledger: state,
@@ -145,15 +178,17 @@ fn split(mut state: CustomerState) -> Parts {
     }
 }
 
-/// Puts the customer back, split into its records.
+/// Puts the customer back, split into its records, its ledger listing them and `timers` (the
+/// customer's timers as the timer store has them now, or `None` if not known).
 pub fn save(
     txn: &mut Txn<'_>,
     partition: i32,
     customer: &CustomerKey,
     state: CustomerState,
+    timers: ListedTimers,
 ) -> Result<(), StateError> {
     let key = customer.encode();
-    let parts = split(state);
+    let parts = split(state, timers);
     for (id, action) in parts.actions {
         txn.put_value(
             partition,
@@ -287,7 +322,8 @@ pub fn split_legacy(
                 .map(|o| (StoreName::OwnerIndex, index_key(o, &key), Vec::new())),
         )
         .collect();
-    let parts = split(state);
+    // The timers are the migration's to move: not listed, they are scanned once.
+    let parts = split(state, None);
     out.push((
         StoreName::Ledger,
         customer.as_bytes().to_vec(),
@@ -390,7 +426,7 @@ mod tests {
         let read = load(&mut txn, 0, &customer).unwrap().unwrap();
         assert_eq!(read, expected);
         // Saved back unchanged, nothing is rewritten.
-        save(&mut txn, 0, &customer, read).unwrap();
+        save(&mut txn, 0, &customer, read, None).unwrap();
         assert!(txn.finish(&[]).writes.is_empty());
     }
 
@@ -402,7 +438,7 @@ mod tests {
         store.ensure_partition(0).unwrap();
         let customer = CustomerKey::new("SHARE", "LUTHOR");
         let mut txn = store.txn();
-        save(&mut txn, 0, &customer, state).unwrap();
+        save(&mut txn, 0, &customer, state, None).unwrap();
         store.commit(txn, &[]).unwrap();
 
         let mut txn = store.txn();
@@ -411,7 +447,7 @@ mod tests {
         state.actions.get_mut(&id).unwrap().revision += 1;
         let gone = state.actions.keys().nth(1).unwrap().clone();
         state.actions.remove(&gone);
-        save(&mut txn, 0, &customer, state).unwrap();
+        save(&mut txn, 0, &customer, state, None).unwrap();
         let changes = txn.finish(&[]);
         let stores: Vec<StoreName> = changes.writes.keys().map(|(_, s, _)| *s).collect();
         assert_eq!(
@@ -426,22 +462,26 @@ mod tests {
         let mut txn = store.txn();
         let mut state = load(&mut txn, 0, &customer).unwrap().unwrap();
         state.actions.get_mut(&id).unwrap().revision += 1;
-        save(&mut txn, 0, &customer, state).unwrap();
+        save(&mut txn, 0, &customer, state, None).unwrap();
         let changes = txn.finish(&[]);
         assert_eq!(changes.writes.len(), 1);
-        assert!(changes.writes.keys().all(|(_, s, _)| *s == StoreName::Actions));
+        assert!(
+            changes
+                .writes
+                .keys()
+                .all(|(_, s, _)| *s == StoreName::Actions)
+        );
     }
 
     #[test]
-    fn a_customer_reads_its_records_by_the_ids_its_ledger_lists_or_by_a_scan_when_it_lists_none()
-    {
+    fn a_customer_reads_its_records_by_the_ids_its_ledger_lists_or_by_a_scan_when_it_lists_none() {
         let (state, _) = legacy_whole();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.ensure_partition(0).unwrap();
         let customer = CustomerKey::new("SHARE", "LUTHOR");
         let mut txn = store.txn();
-        save(&mut txn, 0, &customer, state.clone()).unwrap();
+        save(&mut txn, 0, &customer, state.clone(), None).unwrap();
         store.commit(txn, &[]).unwrap();
 
         // The ledger lists the records it was saved with; a read gives them all, and the
@@ -453,16 +493,16 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let ids = ledger.record_ids.clone().unwrap();
+        let ids = ledger.records.clone().unwrap();
         assert_eq!(ids.actions.len(), 8);
         assert_eq!(ids.conversations.len(), 3);
         let read = load(&mut store.txn(), 0, &customer).unwrap().unwrap();
         assert_eq!(read, state);
-        assert!(read.record_ids.is_none());
+        assert!(read.records.is_none());
 
         // A ledger written before the list existed: its records are found by scanning.
         let mut old = ledger;
-        old.record_ids = None;
+        old.records = None;
         let mut txn = store.txn();
         txn.put_raw(
             0,
@@ -471,7 +511,10 @@ mod tests {
             crate::state::value::encode(&old),
         );
         store.commit(txn, &[]).unwrap();
-        assert_eq!(load(&mut store.txn(), 0, &customer).unwrap().unwrap(), state);
+        assert_eq!(
+            load(&mut store.txn(), 0, &customer).unwrap().unwrap(),
+            state
+        );
     }
 
     #[test]
@@ -535,7 +578,7 @@ mod tests {
         let customer = CustomerKey::new("SHARE", "LUTHOR");
         let (state, json) = legacy_whole();
         let mut txn = store.txn();
-        save(&mut txn, 0, &customer, state).unwrap();
+        save(&mut txn, 0, &customer, state, None).unwrap();
         store.commit(txn, &[]).unwrap();
         let rules = crate::rules::RuleSet::load(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology/rules.toml"),

@@ -515,7 +515,8 @@ impl Operator {
         today: NaiveDate,
         rewrite_families: bool,
     ) -> Result<Vec<OutputEvent>, StateError> {
-        let mut state = customers::load(txn, partition, customer)?.unwrap_or_default();
+        let (mut state, timers_set) =
+            customers::load_listed(txn, partition, customer)?.unwrap_or_default();
         let held_before = state.currencies();
         let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
@@ -557,7 +558,7 @@ impl Operator {
         let (events, wanted) = engine::evaluate(&mut state, customer, &rules, &fx, today);
         out.extend(events);
         drop(fx);
-        Timers { txn, partition }.replace_all(customer, &wanted)?;
+        let timers_set = Timers { txn, partition }.replace_all(customer, &wanted, timers_set)?;
         let (held, owners) = (state.currencies(), state.open_action_owners());
         reindex(
             txn,
@@ -619,7 +620,7 @@ impl Operator {
         if !retired.is_empty() {
             customers::save_history(txn, partition, customer, retired)?;
         }
-        customers::save(txn, partition, customer, state)?;
+        customers::save(txn, partition, customer, state, Some(timers_set))?;
         Ok(out)
     }
 }

@@ -319,17 +319,32 @@ impl Timers<'_, '_> {
         self.txn.add_to_counter(self.partition, TIMERS_PENDING, -1)
     }
 
-    /// Makes `key`'s timers exactly `wanted`, by difference: one scan of what is set, then only
-    /// the new, moved and dropped timers are written (most evaluations change none).
+    /// Makes `key`'s timers exactly `wanted`, by difference from what is set (`set`, as the
+    /// customer's ledger lists it, or one scan when it lists none): only the new, moved and
+    /// dropped timers are written (most evaluations change none). Returns the timers now set,
+    /// by name, for the ledger to list.
     pub fn replace_all(
         &mut self,
         key: &CustomerKey,
         wanted: &[(String, NaiveDate)],
-    ) -> Result<(), StateError> {
+        set: Option<Vec<(String, NaiveDate)>>,
+    ) -> Result<Vec<(String, NaiveDate)>, StateError> {
         // A name wanted twice is due on its last date, as setting the timers one by one would.
         let wanted: BTreeMap<&str, NaiveDate> =
             wanted.iter().map(|(n, due)| (n.as_str(), *due)).collect();
-        let current: BTreeMap<String, NaiveDate> = self.for_key(key)?.into_iter().collect();
+        let current: BTreeMap<String, NaiveDate> = match set {
+            Some(listed) => {
+                let listed: BTreeMap<String, NaiveDate> = listed.into_iter().collect();
+                debug_assert_eq!(
+                    listed,
+                    self.for_key(key)?.into_iter().collect::<BTreeMap<_, _>>(),
+                    "{}: the ledger lists other timers than the timer store holds",
+                    key.encode()
+                );
+                listed
+            }
+            None => self.for_key(key)?.into_iter().collect(),
+        };
         for (name, due) in &current {
             match wanted.get(name.as_str()) {
                 Some(want) if want == due => {}
@@ -337,12 +352,15 @@ impl Timers<'_, '_> {
                 None => self.remove(key, name, *due)?,
             }
         }
-        for (name, due) in wanted {
-            if !current.contains_key(name) {
-                self.write(key, name, None, due)?;
+        for (name, due) in &wanted {
+            if !current.contains_key(*name) {
+                self.write(key, name, None, *due)?;
             }
         }
-        Ok(())
+        Ok(wanted
+            .into_iter()
+            .map(|(name, due)| (name.to_string(), due))
+            .collect())
     }
 
     /// Every timer due on or before `today`, in due order. They stay set until cancelled.
@@ -497,7 +515,7 @@ mod tests {
         timers.cancel(&b, "age").unwrap();
 
         timers
-            .replace_all(&a, &[("age".into(), d("2026-05-01"))])
+            .replace_all(&a, &[("age".into(), d("2026-05-01"))], None)
             .unwrap();
         assert_eq!(
             timers.for_key(&a).unwrap(),
@@ -518,7 +536,8 @@ mod tests {
             txn: &mut txn,
             partition: 0,
         };
-        timers
+        // The first time by a scan of the store (nothing listed).
+        let listed = timers
             .replace_all(
                 &a,
                 &[
@@ -526,6 +545,7 @@ mod tests {
                     ("move".into(), d("2026-03-02")),
                     ("drop".into(), d("2026-03-03")),
                 ],
+                None,
             )
             .unwrap();
         store.commit(txn, &[]).unwrap();
@@ -535,7 +555,7 @@ mod tests {
             txn: &mut txn,
             partition: 0,
         };
-        timers
+        let listed_now = timers
             .replace_all(
                 &a,
                 &[
@@ -545,10 +565,16 @@ mod tests {
                     ("new".into(), d("2026-03-10")),
                     ("new".into(), d("2026-03-04")),
                 ],
+                // Then from the list the ledger keeps of what the first call set.
+                Some(listed),
             )
             .unwrap();
         let mut set = timers.for_key(&a).unwrap();
         set.sort();
+        assert_eq!(
+            listed_now, set,
+            "what it returns for the ledger is what is set"
+        );
         assert_eq!(
             set,
             vec![
