@@ -596,7 +596,7 @@ fn timers_for(
         dates.extend(
             currencies
                 .iter()
-                .filter(|c| c.as_str() != anchor)
+                .filter(|c| **c != anchor)
                 .filter_map(|c| fx.next_change(rate_type, c, anchor, today)),
         );
     }

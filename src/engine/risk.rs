@@ -512,8 +512,8 @@ pub fn next_change(
         dates.extend(
             state
                 .currencies()
-                .iter()
-                .filter(|c| **c != rule.currency)
+                .into_iter()
+                .filter(|c| *c != rule.currency)
                 .filter_map(|c| fx.next_change(&rule.rate_type, c, &rule.currency, today)),
         );
     }

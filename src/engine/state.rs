@@ -631,16 +631,18 @@ impl CustomerState {
     }
 
     /// Every currency the customer's figures are in (items, payments, credit limit, history).
-    pub fn currencies(&self) -> std::collections::BTreeSet<String> {
-        let mut out: std::collections::BTreeSet<String> = self.totals.keys().cloned().collect();
-        out.extend(self.customer.iter().map(|c| c.currency.clone()));
-        out.extend(self.history.values().filter_map(|h| h.currency.clone()));
+    /// Borrowed: a year of payment samples each names its currency, and this is asked several
+    /// times a record.
+    pub fn currencies(&self) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.totals.keys().map(String::as_str).collect();
+        out.extend(self.customer.iter().map(|c| c.currency.as_str()));
+        out.extend(self.history.values().filter_map(|h| h.currency.as_deref()));
         out.extend(self.stats.currencies());
-        out.extend(self.credit_agency.iter().map(|r| r.currency.clone()));
-        out.extend(self.aging.values().map(|a| a.currency.clone()));
+        out.extend(self.credit_agency.iter().map(|r| r.currency.as_str()));
+        out.extend(self.aging.values().map(|a| a.currency.as_str()));
         for child in self.children.values() {
-            out.extend(child.lines.iter().map(|l| l.currency.clone()));
-            out.extend(child.cash.iter().map(|c| c.currency.clone()));
+            out.extend(child.lines.iter().map(|l| l.currency.as_str()));
+            out.extend(child.cash.iter().map(|c| c.currency.as_str()));
         }
         out
     }

@@ -4,7 +4,7 @@
 //! nightly; here they move with every payment, and a sample leaving the window re-evaluates
 //! the customer by timer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
@@ -124,12 +124,11 @@ impl Statistics {
             .min()
     }
 
-    pub fn currencies(&self) -> BTreeSet<String> {
+    pub fn currencies(&self) -> impl Iterator<Item = &str> {
         self.payments
             .values()
-            .map(|p| p.currency.clone())
-            .chain(self.sales.values().map(|s| s.currency.clone()))
-            .collect()
+            .map(|p| p.currency.as_str())
+            .chain(self.sales.values().map(|s| s.currency.as_str()))
     }
 
     fn in_window(

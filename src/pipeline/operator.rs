@@ -517,7 +517,7 @@ impl Operator {
     ) -> Result<Vec<OutputEvent>, StateError> {
         let (mut state, timers_set) =
             customers::load_listed(txn, partition, customer)?.unwrap_or_default();
-        let held_before = state.currencies();
+        let held_before = owned(state.currencies());
         let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
         let families_before = engine::families(&state);
@@ -559,7 +559,7 @@ impl Operator {
         out.extend(events);
         drop(fx);
         let timers_set = Timers { txn, partition }.replace_all(customer, &wanted, timers_set)?;
-        let (held, owners) = (state.currencies(), state.open_action_owners());
+        let (held, owners) = (owned(state.currencies()), state.open_action_owners());
         reindex(
             txn,
             partition,
@@ -623,6 +623,10 @@ impl Operator {
         customers::save(txn, partition, customer, state, Some(timers_set))?;
         Ok(out)
     }
+}
+
+fn owned(values: BTreeSet<&str>) -> BTreeSet<String> {
+    values.into_iter().map(str::to_owned).collect()
 }
 
 /// Keeps an index (`value NUL customer-key`) in step with the customer: values gone are

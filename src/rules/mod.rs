@@ -704,7 +704,7 @@ pub enum RulesError {
 #[derive(Debug, Default)]
 pub struct Applicable<'a> {
     /// Collection rules by (condition code, monitored role), highest priority first.
-    pub collection: BTreeMap<(String, MonitorRole), Vec<&'a CollectionRule>>,
+    pub collection: BTreeMap<(&'a str, MonitorRole), Vec<&'a CollectionRule>>,
     pub assessment: Vec<&'a AssessmentRule>,
 }
 
@@ -856,35 +856,20 @@ impl RuleSet {
         group: Option<&str>,
     ) -> Applicable<'a> {
         let mut out = Applicable::default();
-        let kinds = distinct(
-            self.collection_rules
-                .iter()
-                .map(|r| (r.condition.as_str(), r.monitor)),
-        );
-        for (code, role) in kinds {
-            let rules = lowest_level(self.collection_rules.iter().filter(|r| {
-                r.condition == code && r.monitor == role && r.covers(set_id, customer_id, group)
-            }));
+        let covers = |r: &dyn Scoped| r.covers(set_id, customer_id, group);
+        for ((code, role), rules) in by_kind(&self.collection_rules, |r| {
+            (r.condition.as_str(), r.monitor)
+        }) {
+            let mut rules = lowest_level(rules.into_iter().filter(|r| covers(*r)));
             if !rules.is_empty() {
-                out.collection.insert((code.to_string(), role), rules);
+                // Stable: equal priorities keep the file's order.
+                rules.sort_by_key(|r| std::cmp::Reverse(self.priority(r)));
+                out.collection.insert((code, role), rules);
             }
         }
-        for rules in out.collection.values_mut() {
-            // Stable: equal priorities keep the file's order.
-            rules.sort_by_key(|r| std::cmp::Reverse(self.priority(r)));
-        }
-        let kinds = distinct(
-            self.assessment_rules
-                .iter()
-                .map(|r| (r.override_key(), r.monitor)),
-        );
-        for (kind, role) in kinds {
+        for (_, rules) in by_kind(&self.assessment_rules, |r| (r.override_key(), r.monitor)) {
             out.assessment
-                .extend(lowest_level(self.assessment_rules.iter().filter(|r| {
-                    r.override_key() == kind
-                        && r.monitor == role
-                        && r.covers(set_id, customer_id, group)
-                })));
+                .extend(lowest_level(rules.into_iter().filter(|r| covers(*r))));
         }
         out
     }
@@ -1330,14 +1315,18 @@ impl RuleSet {
     }
 }
 
-fn distinct<T: PartialEq>(kinds: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen: Vec<T> = Vec::new();
-    for kind in kinds {
-        if !seen.contains(&kind) {
-            seen.push(kind);
+/// Rules grouped by what they decide (`kind`), kinds in the order they first appear, rules in
+/// file order: one pass (this runs at every evaluation).
+fn by_kind<'a, R, K: PartialEq>(rules: &'a [R], kind: impl Fn(&'a R) -> K) -> Vec<(K, Vec<&'a R>)> {
+    let mut out: Vec<(K, Vec<&'a R>)> = Vec::new();
+    for rule in rules {
+        let k = kind(rule);
+        match out.iter_mut().find(|(seen, _)| *seen == k) {
+            Some((_, group)) => group.push(rule),
+            None => out.push((k, vec![rule])),
         }
     }
-    seen
+    out
 }
 
 /// The rules of the lowest level present, in file order.
