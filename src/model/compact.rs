@@ -44,7 +44,7 @@ pub mod decimal {
         if d.is_human_readable() {
             <Decimal as Deserialize>::deserialize(d)
         } else {
-            from_bytes(&serde_bytes_buf(d)?)
+            DecimalBytes::deserialize(d).map(|b| b.0)
         }
     }
 }
@@ -56,9 +56,7 @@ pub mod optional_decimal {
         if s.is_human_readable() {
             value.serialize(s)
         } else {
-            value
-                .map(|v| serde_bytes_of(&Decimal::serialize(&v)))
-                .serialize(s)
+            value.map(DecimalBytes).serialize(s)
         }
     }
 
@@ -66,9 +64,7 @@ pub mod optional_decimal {
         if d.is_human_readable() {
             Option::<Decimal>::deserialize(d)
         } else {
-            Option::<Bytes>::deserialize(d)?
-                .map(|b| from_bytes(&b.0))
-                .transpose()
+            Ok(Option::<DecimalBytes>::deserialize(d)?.map(|b| b.0))
         }
     }
 }
@@ -113,40 +109,30 @@ pub mod optional_date {
     }
 }
 
-/// Bytes as serde's byte-string type (not a sequence of numbers).
-struct Bytes(Vec<u8>);
+/// A decimal as serde's byte-string type (its 16 bytes, not a sequence of numbers), read
+/// from the borrowed bytes: amounts are most of a state value, and each once took a `Vec`.
+struct DecimalBytes(Decimal);
 
-fn serde_bytes_of(bytes: &[u8; 16]) -> Bytes {
-    Bytes(bytes.to_vec())
-}
-
-impl Serialize for Bytes {
+impl Serialize for DecimalBytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+        s.serialize_bytes(&Decimal::serialize(&self.0))
     }
 }
 
-impl<'de> Deserialize<'de> for Bytes {
+impl<'de> Deserialize<'de> for DecimalBytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Bytes;
+            type Value = DecimalBytes;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("bytes")
+                f.write_str("a decimal's 16 bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
-                Ok(Bytes(v))
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<DecimalBytes, E> {
+                from_bytes(v).map(DecimalBytes)
             }
         }
         d.deserialize_bytes(Visitor)
     }
-}
-
-fn serde_bytes_buf<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    Bytes::deserialize(d).map(|b| b.0)
 }
 
 #[cfg(test)]
