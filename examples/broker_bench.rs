@@ -1,6 +1,7 @@
 //! The client side of the broker benchmark (`deploy/bench/broker.sh` drives it): loads item
 //! changes into the items topic, runs the plain consume → produce passthrough condmon is
-//! compared with, and times input → action event under a steady background load.
+//! compared with, times input → action event under a steady background load, and times a
+//! business day's timers from the day's start to their action events.
 //!
 //! Every producer here is configured as condmon's own (`condmon::kafka::producer_config`:
 //! condmon's defaults, the file's `[kafka.producer]`, idempotence and the Java partitioner),
@@ -65,6 +66,17 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value_t = 10)]
         probes: u32,
+    },
+    /// Moves condmon's file clock (`clock`) to `to`, the start of a business day on which
+    /// timers are due, and times each action event from that instant until it is read from the
+    /// actions topic; stops once none has come for `quiet_seconds`. Prints the percentiles.
+    Timers {
+        #[arg(long)]
+        clock: PathBuf,
+        #[arg(long)]
+        to: NaiveDate,
+        #[arg(long, default_value_t = 5)]
+        quiet_seconds: u64,
     },
 }
 
@@ -216,17 +228,7 @@ async fn latency(
     seconds: u64,
     probes: u32,
 ) -> anyhow::Result<()> {
-    // Read the actions from their end, assigned before the first probe is sent.
-    // The instrument must not add its own fetch wait to what it measures.
-    let actions = bench.consumer("bench-latency", &[("fetch.wait.max.ms", "1")])?;
-    let topic = &bench.config.topics.actions;
-    let metadata = actions.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics()[0].partitions() {
-        assignment.add_partition_offset(topic, partition.id(), Offset::End)?;
-    }
-    actions.assign(&assignment)?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let actions = actions_from_end(bench, "bench-latency").await?;
 
     let sent: std::sync::Arc<std::sync::Mutex<HashMap<Vec<u8>, Instant>>> = Default::default();
     let producing = {
@@ -303,11 +305,7 @@ async fn latency(
     }
     let mut times: Vec<Duration> = seen.into_values().collect();
     times.sort();
-    let at = |q: f64| {
-        times
-            .get(((times.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    };
+    let at = |q: f64| quantile_ms(&times, q);
     println!(
         "latency: {background} background item changes at {rate}/s for {seconds} s; \
          {} of {probes_sent} probes answered with an action event: \
@@ -317,6 +315,100 @@ async fn latency(
         at(0.9),
         at(0.99),
         at(1.0)
+    );
+    Ok(())
+}
+
+/// A consumer of the actions topic from its end, assigned before anything is measured; it
+/// must not add its own fetch wait to what it measures.
+async fn actions_from_end(bench: &Bench, group: &str) -> anyhow::Result<StreamConsumer> {
+    let actions = bench.consumer(group, &[("fetch.wait.max.ms", "1")])?;
+    let topic = &bench.config.topics.actions;
+    let metadata = actions.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment.add_partition_offset(topic, partition.id(), Offset::End)?;
+    }
+    actions.assign(&assignment)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(actions)
+}
+
+/// The `q` quantile of sorted durations, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q).ceil() as usize).saturating_sub(1))
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+async fn timers(
+    bench: &Bench,
+    clock: &std::path::Path,
+    to: NaiveDate,
+    quiet_seconds: u64,
+) -> anyhow::Result<()> {
+    let actions = actions_from_end(bench, "bench-timers").await?;
+    let metrics = format!("http://{}/metrics", bench.config.http_listen);
+    let acknowledged = move || -> f64 {
+        // condmon observes a timer's lateness once the batch that fired it is acknowledged.
+        ureq::get(&metrics)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|body| {
+                body.lines()
+                    .find_map(|l| l.strip_prefix("condmon_timer_lateness_seconds_count "))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let before = acknowledged();
+    // The due instant: the business day starts when the clock file says so.
+    let due = Instant::now();
+    std::fs::write(clock, format!("{to}\n"))?;
+    let watch = tokio::task::spawn_blocking(move || {
+        // (when the count last grew, the count) until it has not grown for 30 s: a batch
+        // through one broker that writes one record per batch takes seconds.
+        let (mut last, mut count) = (None, before);
+        while last.is_none_or(|at: Duration| due.elapsed() < at + Duration::from_secs(30)) {
+            let now = acknowledged();
+            if now > count {
+                (last, count) = (Some(due.elapsed()), now);
+            }
+            if last.is_none() && due.elapsed() > Duration::from_secs(300) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (last, count - before)
+    });
+    let mut times = Vec::new();
+    let mut customers = std::collections::HashSet::new();
+    let quiet = Duration::from_secs(quiet_seconds);
+    while let Ok(Ok(message)) = tokio::time::timeout(quiet, actions.recv()).await {
+        times.push(due.elapsed());
+        customers.extend(message.key().map(<[u8]>::to_vec));
+    }
+    anyhow::ensure!(
+        !times.is_empty(),
+        "no action event came after the clock moved to {to}"
+    );
+    times.sort();
+    println!(
+        "timers: the clock moved to {to}; {} action events of {} customers read after it: \
+         first {:.0} ms, p50 {:.0} ms, p99 {:.0} ms, last {:.0} ms",
+        times.len(),
+        customers.len(),
+        quantile_ms(&times, 0.0),
+        quantile_ms(&times, 0.5),
+        quantile_ms(&times, 0.99),
+        quantile_ms(&times, 1.0)
+    );
+    let (last_ack, fired) = watch.await?;
+    println!(
+        "timers: {fired:.0} timers fired, the last of them acknowledged (their batch's outputs, \
+         changelog records and commits) {:.0} ms after the clock moved",
+        last_ack.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
     );
     Ok(())
 }
@@ -341,5 +433,10 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             probes,
         } => latency(&bench, rate, customers, seconds, probes).await,
+        Command::Timers {
+            clock,
+            to,
+            quiet_seconds,
+        } => timers(&bench, &clock, to, quiet_seconds).await,
     }
 }

@@ -176,7 +176,8 @@ pub struct TopicsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Most input records in one batch (one commit).
+    /// Most input records in one batch (one commit); also the most due timers of a partition
+    /// one batch fires (a day of many timers is worked through batch after batch).
     pub max_batch: usize,
     /// How long to wait for more records once a batch has one.
     pub linger_ms: u64,

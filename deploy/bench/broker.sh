@@ -7,7 +7,9 @@
 # and prints both rates and their ratio; then, with condmon still running, (c) the time from an
 # invoice that opens a collection plan to its action event under a steady background load of
 # RATE item changes a second, as a client sees it and as condmon's own
-# condmon_record_e2e_latency_seconds histogram does.
+# condmon_record_e2e_latency_seconds histogram does; and (d) a business day's timers: the file
+# clock moves to TIMER_DATE (the second step of the plans (c) and the load opened) and each
+# action event is timed from that instant until a client reads it.
 #   deploy/bench/broker.sh                 # N=50000 C=10000 RATE=1000 LATENCY_SECONDS=30
 #   BATCHING=librdkafka deploy/bench/broker.sh   # without topology/condmon.toml's
 #                                                # batch.num.messages=1 (see the README)
@@ -20,6 +22,7 @@ N=${N:-50000}
 C=${C:-10000}
 RATE=${RATE:-1000}
 LATENCY_SECONDS=${LATENCY_SECONDS:-30}
+TIMER_DATE=${TIMER_DATE:-2026-03-11}
 BATCHING=${BATCHING:-one}
 deploy/install-deps.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -49,7 +52,8 @@ TOML
   printf '[kafka.producer]\n%s\n' "${PRODUCER:-}"
   if [ "$BATCHING" = one ]; then printf '"batch.num.messages" = "1"\n'; fi
   printf '[kafka.consumer]\n%s\n' "${CONSUMER:-}"
-  printf '[pipeline]\n%s\n' "${PIPELINE:-}"
+  # (d) moves the file clock ten days at once: a rehearsal, not a clock gone wrong.
+  printf '[pipeline]\nmax_clock_jump_days = 366\n%s\n' "${PIPELINE:-}"
 } > "$WORK/condmon.toml"
 echo 2026-03-01 > "$WORK/today"
 $BIN topics create --config "$WORK/condmon.toml" > /dev/null
@@ -101,4 +105,7 @@ def quantile(q):
 print(f"condmon_record_e2e_latency_seconds over the latency run: {total:.0f} records, "
       f"p50 ≤ {quantile(0.5) * 1000:.0f} ms, p99 ≤ {quantile(0.99) * 1000:.0f} ms (bucket bounds)")
 PY
+echo "== (d) the timers of $TIMER_DATE"
+$BENCH --config "$WORK/condmon.toml" timers --clock "$WORK/today" --to "$TIMER_DATE"
+curl -s "http://127.0.0.1:$HTTP/metrics" | grep -E '^condmon_timers_fired_total|^condmon_timer_lateness_seconds_count' || true
 kill -TERM $CONDMON; wait $CONDMON || true

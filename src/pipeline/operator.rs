@@ -480,7 +480,23 @@ impl Operator {
         partition: i32,
         today: NaiveDate,
     ) -> Result<(Vec<OutputEvent>, Vec<NaiveDate>), StateError> {
-        let due = Timers { txn, partition }.due(today)?;
+        let fired = self.fire_timers_from(txn, partition, today, None, usize::MAX)?;
+        Ok((fired.events, fired.due))
+    }
+
+    /// [`Operator::fire_timers_due`] for at most `limit` due timers, after `after` (a position
+    /// this returned before): a day on which a million customers' timers fall due is worked
+    /// through in batches of bounded size, not one. Returns the position to go on from, `None`
+    /// once none are left.
+    pub fn fire_timers_from(
+        &self,
+        txn: &mut Txn<'_>,
+        partition: i32,
+        today: NaiveDate,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Fired, StateError> {
+        let (due, next) = Timers { txn, partition }.due_from(today, after, limit)?;
         let dates = due.iter().map(|t| t.due).collect();
         let mut customers: Vec<CustomerKey> = due.into_iter().map(|t| t.key).collect();
         customers.sort();
@@ -489,7 +505,11 @@ impl Operator {
         for customer in customers {
             out.extend(self.update(txn, partition, &customer, None, today)?);
         }
-        Ok((out, dates))
+        Ok(Fired {
+            events: out,
+            due: dates,
+            next,
+        })
     }
 
     /// Loads a customer, folds in the event (if any), reconciles, resets its timers, saves.
@@ -627,6 +647,14 @@ impl Operator {
 
 fn owned(values: BTreeSet<&str>) -> BTreeSet<String> {
     values.into_iter().map(str::to_owned).collect()
+}
+
+/// What firing a bounded batch of due timers did: the events, the due date of each timer
+/// fired, and the position the next batch goes on from (`None`: none left).
+pub struct Fired {
+    pub events: Vec<OutputEvent>,
+    pub due: Vec<NaiveDate>,
+    pub next: Option<Vec<u8>>,
 }
 
 /// Keeps an index (`value NUL customer-key`) in step with the customer: values gone are
@@ -980,6 +1008,98 @@ due_days = 1
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// A day on which many customers' timers fall due is worked through in bounded batches,
+    /// each going on where the last stopped, and decides exactly what one batch would have.
+    #[test]
+    fn due_timers_fired_a_bounded_batch_at_a_time_decide_what_one_batch_would() {
+        const RULES: &str = r#"
+version = 1
+[[collection_rule]]
+id = "COLL"
+set_id = "SHARE"
+currency = "USD"
+min_past_due_amount = "100"
+days_past_due = 0
+template = "T"
+owner_type = "COLLECTOR"
+[[template]]
+id = "T"
+[[template.step]]
+days_after = 0
+action_code = "CALL"
+due_days = 1
+[[template.step]]
+days_after = 3
+action_code = "DLTR"
+due_days = 1
+"#;
+        let opened: NaiveDate = "2026-03-02".parse().unwrap();
+        let later: NaiveDate = "2026-03-05".parse().unwrap();
+        let item = |customer: &str| serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":customer,"item_id":"I1","item_line":0,"item_type":"INVOICE","original_amount":"500","open_amount":"500","currency":"USD","accounting_date":"2026-02-01","due_date":"2026-03-01","entry_type":"IN","disputed_amount":"0"});
+        let prepared = || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::state::Store::open(dir.path()).unwrap();
+            store.ensure_partition(0).unwrap();
+            let operator = Operator::new(
+                Arc::new(RuleSet::parse(RULES, "timers").unwrap()),
+                Arc::new(SchemaCatalog::bundled().unwrap()),
+            );
+            let mut txn = store.txn();
+            for n in 0..12 {
+                let customer = format!("C{n:02}");
+                let key = format!("SHARE|{customer}");
+                operator
+                    .process(
+                        &mut txn,
+                        &[0],
+                        Stream::Items,
+                        Some(&key),
+                        Payload::Json(item(&customer)),
+                        opened,
+                    )
+                    .unwrap();
+            }
+            store.commit(txn, &[]).unwrap();
+            (dir, store, operator)
+        };
+        let as_text = |events: Vec<OutputEvent>| -> Vec<String> {
+            let mut text: Vec<String> = events.iter().map(|e| format!("{e:?}")).collect();
+            text.sort();
+            text
+        };
+
+        let (_dir, store, operator) = prepared();
+        let mut txn = store.txn();
+        let (all, fired) = operator.fire_timers_due(&mut txn, 0, later).unwrap();
+        assert!(fired.len() >= 12, "every customer's DLTR step is due");
+        let all = as_text(all);
+
+        let (_dir, store, operator) = prepared();
+        let (mut events, mut position, mut batches) = (Vec::new(), None, 0);
+        loop {
+            let mut txn = store.txn();
+            let fired = operator
+                .fire_timers_from(&mut txn, 0, later, position.as_deref(), 5)
+                .unwrap();
+            store.commit(txn, &[]).unwrap();
+            assert!(fired.due.len() <= 5, "a batch fires at most its limit");
+            events.extend(fired.events);
+            batches += 1;
+            match fired.next {
+                Some(next) => position = Some(next),
+                None => break,
+            }
+        }
+        assert!(batches >= 3, "{batches} batches");
+        assert_eq!(as_text(events), all);
+        // Nothing is left due: a new sweep finds nothing.
+        let mut txn = store.txn();
+        let fired = operator
+            .fire_timers_from(&mut txn, 0, later, None, 5)
+            .unwrap();
+        assert!(fired.events.is_empty() && fired.due.is_empty() && fired.next.is_none());
     }
 
     /// The customer action list's levels read the parent index: a customer is listed under

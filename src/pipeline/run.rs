@@ -281,6 +281,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let pipeline = &rt.config.pipeline;
     let tick = Duration::from_millis(pipeline.tick_ms);
     let mut last_tick = Instant::now() - tick;
+    // The partitions whose due timers are being fired, a bounded batch at a time, with the
+    // position to go on from: each tick starts a sweep over every assigned partition, and a
+    // sweep goes on batch after batch, without waiting for records, until no due timer is left.
+    let mut sweep: BTreeMap<i32, Option<Vec<u8>>> = BTreeMap::new();
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
     // Partitions whose previous holder left a batch uncommitted, with the date it decided it
@@ -328,7 +332,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     );
     while !*shutdown.borrow() {
         let batch = tokio::select! {
-            batch = source.next_batch(pipeline.max_batch, tick, Duration::from_millis(pipeline.linger_ms)) => batch,
+            batch = source.next_batch(
+                pipeline.max_batch,
+                if sweep.is_empty() { tick } else { Duration::ZERO },
+                Duration::from_millis(pipeline.linger_ms),
+            ) => batch,
             _ = shutdown.changed() => break,
         };
         if let Some(problem) = source.problem() {
@@ -494,13 +502,33 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             offsets.insert((*partition, FINGERPRINT.to_string()), fingerprint);
         }
         // While a clock jump is held no timer fires: no day of letters and holds sent early.
-        let timers_due = last_tick.elapsed() >= tick && reading.timers_allowed;
+        let ticked = last_tick.elapsed() >= tick;
+        if !reading.timers_allowed {
+            sweep.clear();
+        } else if ticked && sweep.is_empty() {
+            sweep = source.assigned().into_iter().map(|p| (p, None)).collect();
+        }
+        let timers_due = !sweep.is_empty();
+        if ticked {
+            last_tick = Instant::now();
+        }
         let mut fired_due = Vec::new();
         if timers_due {
-            last_tick = Instant::now();
-            for partition in source.assigned() {
-                let (mut events, due) = rt.operator.fire_timers_due(&mut txn, partition, today)?;
-                fired_due.extend(due);
+            let assigned = source.assigned();
+            sweep.retain(|p, _| assigned.contains(p));
+            for (partition, position) in std::mem::take(&mut sweep) {
+                let fired = rt.operator.fire_timers_from(
+                    &mut txn,
+                    partition,
+                    today,
+                    position.as_deref(),
+                    pipeline.max_batch,
+                )?;
+                let mut events = fired.events;
+                if fired.next.is_some() {
+                    sweep.insert(partition, fired.next);
+                }
+                fired_due.extend(fired.due);
                 rt.metrics.timers_fired.inc_by(events.len() as u64);
                 if quiet.contains_key(&partition) {
                     suppress(&rt, &mut events);
@@ -510,7 +538,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         if records.is_empty() && txn.is_empty() && messages.is_empty() && repairs.is_empty() {
             rt.health.beat();
-            if timers_due {
+            if ticked {
                 refresh_gauges(&rt, &source, today);
             }
             continue;
@@ -593,7 +621,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             .collect();
         source.commit_progress(&progress);
         rt.health.beat();
-        if timers_due {
+        if ticked {
             refresh_gauges(&rt, &source, today);
         }
     }

@@ -135,6 +135,42 @@ impl<'s> Txn<'s> {
             .collect())
     }
 
+    /// [`Txn::scan`], at most `limit` entries: the committed scan stops after `limit`, and
+    /// the batch's own writes are merged over the key range it covered (exact there; nothing
+    /// beyond it is returned), so a caller can go on from the last key returned.
+    pub fn scan_limited(
+        &self,
+        partition: i32,
+        store: StoreName,
+        from: &[u8],
+        keep: impl Fn(&[u8]) -> bool,
+        limit: usize,
+    ) -> Result<super::KeyValues, StateError> {
+        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
+        let mut taken = 0;
+        let committed = self.store.scan(partition, store, from, |k| {
+            taken += 1;
+            taken <= limit && keep(k)
+        })?;
+        let bound = (committed.len() >= limit)
+            .then(|| committed.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
+            committed.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let start = (partition, store, from.to_vec());
+        for ((p, s, k), v) in self.writes.range(start..) {
+            if *p != partition || *s != store || !keep(k) || bound.as_ref().is_some_and(|b| k > b) {
+                break;
+            }
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .take(limit)
+            .collect())
+    }
+
     /// The first live key of a byte store, committed and pending merged.
     pub fn first_key(
         &self,

@@ -365,11 +365,31 @@ impl Timers<'_, '_> {
 
     /// Every timer due on or before `today`, in due order. They stay set until cancelled.
     pub fn due(&self, today: NaiveDate) -> Result<Vec<DueTimer>, StateError> {
-        let limit = date_bytes(today);
-        self.txn
-            .scan(self.partition, StoreName::TimersByDue, &[], |k| {
-                k[..4] <= limit[..]
-            })?
+        Ok(self.due_from(today, None, usize::MAX)?.0)
+    }
+
+    /// [`Timers::due`], at most `limit` of them, after `after` (a position this returned
+    /// before): the timers and the position to go on from, `None` when none are left.
+    pub fn due_from(
+        &self,
+        today: NaiveDate,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<DueTimer>, Option<Vec<u8>>), StateError> {
+        let until = date_bytes(today);
+        // The next key after `after`: itself with a zero byte appended.
+        let from = after.map_or_else(Vec::new, |a| [a, &[0]].concat());
+        let entries = self.txn.scan_limited(
+            self.partition,
+            StoreName::TimersByDue,
+            &from,
+            |k| k[..4] <= until[..],
+            limit,
+        )?;
+        let next = (entries.len() >= limit)
+            .then(|| entries.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let timers = entries
             .into_iter()
             .map(|(k, _)| {
                 let due = date_from_bytes(&k).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
@@ -377,7 +397,8 @@ impl Timers<'_, '_> {
                     split_key_part(&k[4..]).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
                 Ok(DueTimer { due, key, name })
             })
-            .collect()
+            .collect::<Result<_, StateError>>()?;
+        Ok((timers, next))
     }
 
     /// The earliest due date of any timer of this partition.
