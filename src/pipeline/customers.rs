@@ -3,7 +3,8 @@
 //! action id) and each conversation with its promise's status (`conversations`, keyed by
 //! customer and conversation id). A decision reads the customer whole (the engine's
 //! [`CustomerState`]); what it did not change is not written again (the batch writes only
-//! values whose bytes changed).
+//! values whose bytes changed). The ledger lists the customer's other records and its timers
+//! ([`CustomerState::records`]), so reading and saving a customer takes point reads, not scans.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -430,16 +431,22 @@ mod tests {
         assert!(txn.finish(&[]).writes.is_empty());
     }
 
-    #[test]
-    fn a_decision_rewrites_only_the_records_it_changed() {
+    /// LUTHOR of the conversations sample saved in a new store, and what was saved.
+    fn saved_luthor() -> (tempfile::TempDir, Store, CustomerKey, CustomerState) {
         let (state, _) = legacy_whole();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.ensure_partition(0).unwrap();
         let customer = CustomerKey::new("SHARE", "LUTHOR");
         let mut txn = store.txn();
-        save(&mut txn, 0, &customer, state, None).unwrap();
+        save(&mut txn, 0, &customer, state.clone(), None).unwrap();
         store.commit(txn, &[]).unwrap();
+        (dir, store, customer, state)
+    }
+
+    #[test]
+    fn a_decision_rewrites_only_the_records_it_changed() {
+        let (_dir, store, customer, _) = saved_luthor();
 
         let mut txn = store.txn();
         let mut state = load(&mut txn, 0, &customer).unwrap().unwrap();
@@ -475,14 +482,7 @@ mod tests {
 
     #[test]
     fn a_customer_reads_its_records_by_the_ids_its_ledger_lists_or_by_a_scan_when_it_lists_none() {
-        let (state, _) = legacy_whole();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.ensure_partition(0).unwrap();
-        let customer = CustomerKey::new("SHARE", "LUTHOR");
-        let mut txn = store.txn();
-        save(&mut txn, 0, &customer, state.clone(), None).unwrap();
-        store.commit(txn, &[]).unwrap();
+        let (_dir, store, customer, state) = saved_luthor();
 
         // The ledger lists the records it was saved with; a read gives them all, and the
         // list stays out of the engine's view.

@@ -862,6 +862,25 @@ input = { kind = "BALANCE_DUE" }
 ranges = [ { low = "-999999999", high = "1000", value = "1" }, { low = "1000.0001", high = "999999999", value = "5" } ]
 "#;
 
+    /// A collection rule over any past-due amount from 100, with a one-step plan (a call).
+    const COLLECT: &str = r#"
+version = 1
+[[collection_rule]]
+id = "COLL"
+set_id = "SHARE"
+currency = "USD"
+min_past_due_amount = "100"
+days_past_due = 0
+template = "T"
+owner_type = "COLLECTOR"
+[[template]]
+id = "T"
+[[template.step]]
+days_after = 0
+action_code = "CALL"
+due_days = 1
+"#;
+
     #[test]
     fn a_change_of_scoring_rules_alone_rescores_the_customers_of_its_set_id() {
         let dir = tempfile::tempdir().unwrap();
@@ -956,28 +975,11 @@ ranges = [ { low = "-999999999", high = "1000", value = "1" }, { low = "1000.000
 
     #[test]
     fn the_owner_index_lists_the_customers_with_an_owners_open_actions() {
-        const RULES: &str = r#"
-version = 1
-[[collection_rule]]
-id = "COLL"
-set_id = "SHARE"
-currency = "USD"
-min_past_due_amount = "100"
-days_past_due = 0
-template = "T"
-owner_type = "COLLECTOR"
-[[template]]
-id = "T"
-[[template.step]]
-days_after = 0
-action_code = "CALL"
-due_days = 1
-"#;
         let dir = tempfile::tempdir().unwrap();
         let store = crate::state::Store::open(dir.path()).unwrap();
         store.ensure_partition(0).unwrap();
         let operator = Operator::new(
-            Arc::new(RuleSet::parse(RULES, "owners").unwrap()),
+            Arc::new(RuleSet::parse(COLLECT, "owners").unwrap()),
             Arc::new(SchemaCatalog::bundled().unwrap()),
         );
         let today: NaiveDate = "2026-03-31".parse().unwrap();
@@ -1014,27 +1016,10 @@ due_days = 1
     /// each going on where the last stopped, and decides exactly what one batch would have.
     #[test]
     fn due_timers_fired_a_bounded_batch_at_a_time_decide_what_one_batch_would() {
-        const RULES: &str = r#"
-version = 1
-[[collection_rule]]
-id = "COLL"
-set_id = "SHARE"
-currency = "USD"
-min_past_due_amount = "100"
-days_past_due = 0
-template = "T"
-owner_type = "COLLECTOR"
-[[template]]
-id = "T"
-[[template.step]]
-days_after = 0
-action_code = "CALL"
-due_days = 1
-[[template.step]]
-days_after = 3
-action_code = "DLTR"
-due_days = 1
-"#;
+        // A second step three days on: a timer for each customer.
+        let rules = format!(
+            "{COLLECT}[[template.step]]\ndays_after = 3\naction_code = \"DLTR\"\ndue_days = 1\n"
+        );
         let opened: NaiveDate = "2026-03-02".parse().unwrap();
         let later: NaiveDate = "2026-03-05".parse().unwrap();
         let item = |customer: &str| serde_json::json!({"set_id":"SHARE","business_unit":"US001","customer_id":customer,"item_id":"I1","item_line":0,"item_type":"INVOICE","original_amount":"500","open_amount":"500","currency":"USD","accounting_date":"2026-02-01","due_date":"2026-03-01","entry_type":"IN","disputed_amount":"0"});
@@ -1043,7 +1028,7 @@ due_days = 1
             let store = crate::state::Store::open(dir.path()).unwrap();
             store.ensure_partition(0).unwrap();
             let operator = Operator::new(
-                Arc::new(RuleSet::parse(RULES, "timers").unwrap()),
+                Arc::new(RuleSet::parse(&rules, "timers").unwrap()),
                 Arc::new(SchemaCatalog::bundled().unwrap()),
             );
             let mut txn = store.txn();
