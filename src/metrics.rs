@@ -26,6 +26,7 @@ pub struct Metrics {
     pub producer_recreated: IntCounter,
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
+    pub unknown_symbols: IntCounterVec,
     pub restore_records: IntCounter,
     pub changelog_intrusions: IntCounter,
     pub outputs_not_resent: IntCounter,
@@ -284,6 +285,12 @@ impl Metrics {
                  sent on to the right one through the repartition topic, by the topic they arrived on.",
                 &["topic"],
             ),
+            unknown_symbols: counter_vec(
+                "unknown_symbols_total",
+                "Input records read with enum symbols this version does not know (a newer \
+                 producer's), read as documented rather than refused, by topic.",
+                &["topic"],
+            ),
             restore_records: counter(
                 "restore_records_total",
                 "Changelog records read to restore or catch up a partition's state.",
@@ -394,6 +401,7 @@ impl Metrics {
                 &self.records_in,
                 &self.records_committed,
                 &self.records_rerouted,
+                &self.unknown_symbols,
             ] {
                 vec.with_label_values(&[topic]).inc_by(0);
             }
@@ -416,6 +424,14 @@ impl Metrics {
             (&self.state_block_cache_hits, stats.block_cache_hits),
             (&self.state_block_cache_misses, stats.block_cache_misses),
         ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
+    /// Follows the codec's counts of records read with unknown enum symbols (by topic).
+    pub fn set_unknown_symbols(&self, by_topic: &[(&str, u64)]) {
+        for (topic, total) in by_topic {
+            let counter = self.unknown_symbols.with_label_values(&[topic]);
             counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
@@ -596,5 +612,18 @@ mod tests {
         metrics.set_engine_stats(stats(25, 3));
         assert_eq!(metrics.state_block_cache_hits.get(), 25);
         assert_eq!(metrics.state_block_cache_misses.get(), 3);
+    }
+
+    #[test]
+    fn records_with_unknown_symbols_are_counted_by_topic_as_the_codec_counts_them() {
+        let metrics = Metrics::new();
+        metrics.set_unknown_symbols(&[("ar.items", 2)]);
+        metrics.set_unknown_symbols(&[("ar.items", 5), ("cm.action-commands", 1)]);
+        let text = metrics.render();
+        assert!(
+            text.contains("condmon_unknown_symbols_total{topic=\"ar.items\"} 5"),
+            "{text}"
+        );
+        assert!(text.contains("condmon_unknown_symbols_total{topic=\"cm.action-commands\"} 1"));
     }
 }

@@ -167,6 +167,9 @@ pub struct SchemaCatalog {
     registry: Option<Registry>,
     /// Each stream's registry subject (empty without a registry).
     subjects: HashMap<Stream, String>,
+    /// Records read with enum symbols this version does not know, by stream (shared by
+    /// clones; the metrics follow it).
+    unknown_symbols: Arc<std::sync::Mutex<HashMap<Stream, u64>>>,
 }
 
 /// Which schemas a client registers (see [`SchemaCatalog::with_registry`]).
@@ -222,6 +225,7 @@ impl SchemaCatalog {
             current,
             registry: None,
             subjects: HashMap::new(),
+            unknown_symbols: Default::default(),
         })
     }
 
@@ -279,7 +283,17 @@ impl SchemaCatalog {
             current,
             registry: Some(registry),
             subjects,
+            unknown_symbols: Default::default(),
         })
+    }
+
+    /// How many records of each stream were read with enum symbols this version does not
+    /// know (read as documented: see "Symbols a newer producer adds" in the README).
+    pub fn unknown_symbols_read(&self) -> HashMap<Stream, u64> {
+        self.unknown_symbols
+            .lock()
+            .expect("unknown symbols lock")
+            .clone()
     }
 
     /// The id this catalog writes `stream` with; `None` for a stream others write whose
@@ -428,6 +442,12 @@ impl SchemaCatalog {
                     symbols = ?unknown,
                     "Enum symbols this version does not know, read as documented."
                 );
+                *self
+                    .unknown_symbols
+                    .lock()
+                    .expect("unknown symbols lock")
+                    .entry(stream)
+                    .or_default() += 1;
             }
             widen_decimals(&mut value);
             value
@@ -1096,6 +1116,11 @@ mod tests {
             panic!()
         };
         assert_eq!(read_command.kind, crate::model::CommandKind::Unknown);
+        // Each record read so is counted, by stream (the metric follows these counts).
+        let counted = catalog.unknown_symbols_read();
+        assert_eq!(counted[&Stream::Items], 2);
+        assert_eq!(counted[&Stream::Payments], 1);
+        assert_eq!(counted[&Stream::ActionCommands], 2);
         // Its answer goes out with the kind UNKNOWN.
         let answer = OutputEvent::CommandResult(crate::model::CommandResultEvent {
             event_id: "E1".into(),

@@ -1392,6 +1392,12 @@ fn refresh_gauges(rt: &Runtime, source: &Source, today: chrono::NaiveDate) {
     rt.metrics.set_engine_stats(rt.store.engine_stats());
     rt.metrics.set_disk_space(rt.store.disk_space());
     rt.metrics.set_business_date(today);
+    let unknown = rt.operator.catalog().unknown_symbols_read();
+    let by_topic: Vec<(&str, u64)> = unknown
+        .iter()
+        .map(|(stream, n)| (rt.config.topics.topic(*stream), *n))
+        .collect();
+    rt.metrics.set_unknown_symbols(&by_topic);
     rt.metrics
         .retain_partitions(&assigned.iter().copied().collect());
 }
