@@ -743,6 +743,11 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
         log.contains("cm.dead-letter-nobody-created") && log.contains("no retry recovers"),
         "{log}"
     );
+    // It said so at start, before any record was refused.
+    assert!(
+        log.contains("the dead-letter topic `cm.dead-letter-nobody-created` does not exist"),
+        "{log}"
+    );
 }
 
 /// A producer that fails fatally (librdkafka's own test hook raises what an idempotent

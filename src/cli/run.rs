@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The per-partition state needs every input topic to have the same partition count: that
-/// count.
+/// count. (And the dead-letter topic must exist.)
 fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<i32> {
     let changelogs: Vec<String> = pipeline::changelog::changelogged()
         .map(|s| pipeline::changelog::topic(config, s))
@@ -153,7 +153,19 @@ fn check_co_partitioning(config: &crate::config::Config) -> anyhow::Result<i32> 
             .iter()
             .map(|s| config.topics.topic(*s)),
     );
-    let counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
+    // The dead-letter topic need not be co-partitioned. Missing, condmon still runs (a broker
+    // may create it on first use) but says so now: otherwise the first record refused would
+    // stop the process with no warning before.
+    topics.push(&config.topics.dead_letter);
+    let mut counts = tokio::task::block_in_place(|| kafka::partition_counts(config, &topics))?;
+    let (dead_letter, dead_letter_partitions) = counts.pop().expect("the dead-letter topic");
+    if dead_letter_partitions == 0 {
+        tracing::warn!(
+            "the dead-letter topic `{dead_letter}` does not exist (`condmon topics create` \
+             creates it): the first record condmon refuses will stop it unless the broker \
+             creates the topic on first use"
+        );
+    }
     let first = counts[0].1;
     if first == 0 || counts.iter().any(|(_, n)| *n != first) {
         anyhow::bail!(
