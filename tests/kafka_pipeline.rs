@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use common::*;
@@ -748,6 +748,44 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
         log.contains("the dead-letter topic `cm.dead-letter-nobody-created` does not exist"),
         "{log}"
     );
+}
+
+/// A new business day fires its timers at once, not at the next tick (a minute here): the
+/// letter step of a plan comes within seconds of the day it is due.
+#[test]
+fn a_new_business_day_fires_its_timers_without_waiting_for_the_tick() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    config.pipeline.tick_ms = 60_000;
+    // An idle loop shows its life once a tick.
+    config.pipeline.liveness_timeout_ms = 180_000;
+    create_topics(&config);
+    // Records first: an idle loop with a minute's tick first shows its life a minute on.
+    produce(
+        &config,
+        vec![
+            record(&config, &customer("DAWN", "JDOE")),
+            record(&config, &invoice("DAWN", "INV-1", "4200.00", "2026-01-15")),
+        ],
+    );
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+    wait_for(&config, &config.topics.actions, WAIT, |r| {
+        count(&actions(&config, r), "DAWN", ActionEventKind::Created) >= 3
+    });
+    condmon.set_today("2026-03-11");
+    // A file clock stands still, so nothing wakes an idle loop but a tick or a record (the
+    // system clock's midnight does): one record of another customer.
+    produce(&config, vec![record(&config, &customer("OTHER", "JDOE"))]);
+    let moved = Instant::now();
+    wait_for(
+        &config,
+        &config.topics.actions,
+        Duration::from_secs(25),
+        |r| count(&actions(&config, r), "DAWN", ActionEventKind::MovedToList) == 1,
+    );
+    assert!(moved.elapsed() < Duration::from_secs(50), "before the tick");
 }
 
 /// A producer that fails fatally (librdkafka's own test hook raises what an idempotent

@@ -285,6 +285,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // position to go on from: each tick starts a sweep over every assigned partition, and a
     // sweep goes on batch after batch, without waiting for records, until no due timer is left.
     let mut sweep: BTreeMap<i32, Option<Vec<u8>>> = BTreeMap::new();
+    // The business date the last sweep started on: a new date starts one at once, not at the
+    // next tick (and an idle loop wakes at midnight, see `until_next_day`).
+    let mut swept_on: Option<chrono::NaiveDate> = None;
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
     // Partitions whose previous holder left a batch uncommitted, with the date it decided it
@@ -334,7 +337,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let batch = tokio::select! {
             batch = source.next_batch(
                 pipeline.max_batch,
-                if sweep.is_empty() { tick } else { Duration::ZERO },
+                if sweep.is_empty() { tick.min(until_next_day(rt.clock.now())) } else { Duration::ZERO },
                 Duration::from_millis(pipeline.linger_ms),
             ) => batch,
             _ = shutdown.changed() => break,
@@ -505,8 +508,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let ticked = last_tick.elapsed() >= tick;
         if !reading.timers_allowed {
             sweep.clear();
-        } else if ticked && sweep.is_empty() {
+        } else if (ticked || swept_on != Some(today)) && sweep.is_empty() {
             sweep = source.assigned().into_iter().map(|p| (p, None)).collect();
+            swept_on = Some(today);
         }
         let timers_due = !sweep.is_empty();
         if ticked {
@@ -1144,6 +1148,19 @@ fn observe_latency(rt: &Runtime, messages: &[InputMessage], fired_due: &[chrono:
     }
 }
 
+/// How long from `now` until the next business day begins (midnight UTC), and a millisecond:
+/// an idle loop wakes when timers fall due rather than up to a tick later. (A file clock
+/// stands still at the moment it reads, so for it this is a day: the tick decides.)
+fn until_next_day(now: chrono::DateTime<chrono::Utc>) -> Duration {
+    let next = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc());
+    next.and_then(|next| (next - now).to_std().ok())
+        .map_or(Duration::MAX, |d| d + Duration::from_millis(1))
+}
+
 /// Whether `record` is an output that a batch which never committed sent already (it is then
 /// not sent again: the redo gives it the same event id and bytes).
 fn already_sent(
@@ -1413,6 +1430,19 @@ mod tests {
     use crate::kafka::partition_for;
     use crate::model::{ActionCommand, CommandKind, CustomerKey, InputEvent, ItemChange};
     use crate::rules::RuleSet;
+
+    #[test]
+    fn an_idle_loop_wakes_when_the_next_business_day_begins() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(
+            until_next_day(at("2026-03-01T23:59:59.500Z")),
+            Duration::from_millis(501)
+        );
+        assert_eq!(
+            until_next_day(at("2026-03-01T00:00:00Z")),
+            Duration::from_secs(86_400) + Duration::from_millis(1)
+        );
+    }
 
     #[test]
     fn probes_tell_a_wedged_loop_from_a_retrying_one_and_readiness_waits_for_the_lag() {
