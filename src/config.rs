@@ -181,7 +181,8 @@ pub struct PipelineConfig {
     pub max_batch: usize,
     /// How long to wait for more records once a batch has one.
     pub linger_ms: u64,
-    /// How often to look for due timers and refresh gauges.
+    /// How often to look for due timers and refresh gauges (due timers are also looked for
+    /// at once when the business date changes).
     pub tick_ms: u64,
     /// First back-off after a failed produce; doubles up to 30 s.
     pub retry_backoff_ms: u64,

@@ -82,8 +82,8 @@ pub fn load_listed(
         txn.take_value(partition, StoreName::Ledger, &ledger_key(customer))?;
     // Listed, they need no scan (two RocksDB iterators a record were 7 % of the hot path's
     // instructions); debug builds check the list against the stores.
-    let prefix = customer_prefix(&key);
     let scan = |txn: &Txn<'_>| -> Result<(Vec<String>, Vec<String>), StateError> {
+        let prefix = customer_prefix(&key);
         Ok((
             ids(txn, partition, StoreName::Actions, &prefix)?,
             ids(txn, partition, StoreName::Conversations, &prefix)?,

@@ -818,6 +818,51 @@ mod tests {
         );
     }
 
+    /// A bounded scan merges the batch's own writes over the range its committed part covered
+    /// and returns nothing beyond it, so one that goes on from its last key misses nothing.
+    #[test]
+    fn a_bounded_scan_merges_the_batchs_writes_and_goes_on_where_it_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let mut txn = store.txn();
+        for key in ["a", "b", "c", "d", "e"] {
+            txn.put(0, StoreName::Timers, key.as_bytes(), Vec::new());
+        }
+        store.commit(txn, &[]).unwrap();
+        let mut txn = store.txn();
+        txn.delete(0, StoreName::Timers, b"b");
+        txn.delete(0, StoreName::Timers, b"c");
+        txn.put(0, StoreName::Timers, b"ab", Vec::new());
+        txn.put(0, StoreName::Timers, b"z", Vec::new());
+        let keys = |entries: KeyValues| -> Vec<String> {
+            entries
+                .into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
+        };
+        // Committed a, b, c: b and c deleted by the batch, ab added inside that range. Not z:
+        // it is beyond what was scanned, and returning it would skip the committed d and e.
+        let first = txn
+            .scan_limited(0, StoreName::Timers, b"", |_| true, 3)
+            .unwrap();
+        assert_eq!(keys(first), ["a", "ab"]);
+        // Going on: committed b, c, d (the batch deleted two), then the rest with z.
+        let next = txn
+            .scan_limited(0, StoreName::Timers, b"ab\0", |_| true, 3)
+            .unwrap();
+        assert_eq!(keys(next), ["d"]);
+        let last = txn
+            .scan_limited(0, StoreName::Timers, b"d\0", |_| true, 3)
+            .unwrap();
+        assert_eq!(keys(last), ["e", "z"]);
+        // Unbounded, it is the plain scan.
+        assert_eq!(
+            keys(txn.scan(0, StoreName::Timers, b"", |_| true).unwrap()),
+            ["a", "ab", "d", "e", "z"]
+        );
+    }
+
     #[test]
     fn memory_stays_within_the_budget_however_many_partitions_are_written() {
         let dir = tempfile::tempdir().unwrap();

@@ -115,27 +115,10 @@ impl<'s> Txn<'s> {
         from: &[u8],
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<super::KeyValues, StateError> {
-        debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
-        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .store
-            .scan(partition, store, from, &keep)?
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        let start = (partition, store, from.to_vec());
-        for ((p, s, k), v) in self.writes.range(start..) {
-            if *p != partition || *s != store || !keep(k) {
-                break;
-            }
-            merged.insert(k.clone(), v.clone());
-        }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, v?)))
-            .collect())
+        self.scan_limited(partition, store, from, keep, usize::MAX)
     }
 
-    /// [`Txn::scan`], at most `limit` entries: the committed scan stops after `limit`, and
+    /// [`Txn::scan`] of at most `limit` entries: the committed scan stops after `limit`, and
     /// the batch's own writes are merged over the key range it covered (exact there; nothing
     /// beyond it is returned), so a caller can go on from the last key returned.
     pub fn scan_limited(
