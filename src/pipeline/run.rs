@@ -290,6 +290,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     let mut swept_on: Option<chrono::NaiveDate> = None;
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
+    // The business date and the moment this loop accepted it: timer lateness counts from
+    // then when the clock stands at the start of the day (a file clock moved by a rehearsal).
+    let mut day_began: Option<(chrono::NaiveDate, Instant)> = None;
+    // The clock as read after the last batch: the next wait is measured from it, so a loop
+    // reads a file clock once, not twice (it can only wake early, by the time the batch took).
+    let mut clock_now = rt.clock.now();
     // Partitions whose previous holder left a batch uncommitted, with the date it decided it
     // on: the redo decides on that date (the clock's again once it is committed).
     let mut redo_dates: BTreeMap<i32, chrono::NaiveDate> = BTreeMap::new();
@@ -337,7 +343,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let batch = tokio::select! {
             batch = source.next_batch(
                 pipeline.max_batch,
-                if sweep.is_empty() { tick.min(until_next_day(rt.clock.now())) } else { Duration::ZERO },
+                if sweep.is_empty() { tick.min(until_next_day(clock_now)) } else { Duration::ZERO },
                 Duration::from_millis(pipeline.linger_ms),
             ) => batch,
             _ = shutdown.changed() => break,
@@ -399,11 +405,12 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         positions.retain(|(p, _), _| assigned.contains(p));
         quiet.retain(|p, _| assigned.contains(p));
         rt.health.hold(writers.keys().copied().collect());
-        let reading = business_date.read(rt.clock.today(), Instant::now());
+        clock_now = rt.clock.now();
+        let reading = business_date.read(clock_now.date_naive(), Instant::now());
         // Said once per change, not every loop.
         if (reading.held_days > 0 || reading.backwards) && Some(reading) != last_reading {
             warn!(
-                clock = %rt.clock.today(),
+                clock = %clock_now.date_naive(),
                 business_date = %reading.date,
                 held_days = reading.held_days,
                 backwards = reading.backwards,
@@ -413,6 +420,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         }
         rt.metrics.set_clock_reading(&reading);
         last_reading = Some(reading);
+        if day_began.map(|(date, _)| date) != Some(reading.date) {
+            day_began = Some((reading.date, Instant::now()));
+        }
         redo_dates.retain(|p, _| assigned.contains(p));
         let today = match redo_dates.values().max() {
             // A redo decides as its first attempt did, whatever the clock says now.
@@ -581,7 +591,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         };
         guard(&rt, &mut writers, &mut repairs, &commits_delivered)?;
         delivered.extend(commits_delivered);
-        observe_latency(&rt, &messages, &fired_due);
+        observe_latency(&rt, &messages, &fired_due, day_began);
         for (record, _, _) in &delivered {
             rt.metrics
                 .records_out
@@ -1129,7 +1139,12 @@ fn encode(rt: &Runtime, events: &[OutputEvent]) -> Result<Vec<OutRecord>, Pipeli
 
 /// The batch's outputs are acknowledged: how long after its input records were written, and
 /// after the due instants of the timers that fired.
-fn observe_latency(rt: &Runtime, messages: &[InputMessage], fired_due: &[chrono::NaiveDate]) {
+fn observe_latency(
+    rt: &Runtime,
+    messages: &[InputMessage],
+    fired_due: &[chrono::NaiveDate],
+    day_began: Option<(chrono::NaiveDate, Instant)>,
+) {
     // Kafka timestamps are the producers' wall clocks, so this one is the wall clock too (the
     // injected business clock may be a file that tests move by days).
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -1142,10 +1157,27 @@ fn observe_latency(rt: &Runtime, messages: &[InputMessage], fired_due: &[chrono:
     }
     let business_now = rt.clock.now();
     for due in fired_due {
-        let due_instant = due.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        let late = (business_now - due_instant).num_milliseconds().max(0);
-        rt.metrics.timer_lateness.observe(late as f64 / 1000.0);
+        let seconds = timer_lateness(*due, business_now, day_began);
+        rt.metrics.timer_lateness.observe(seconds);
     }
+}
+
+/// How late a timer due on `due` fired, in seconds: from the start of its day on the business
+/// clock, or, for a timer of the day the loop is on, from the moment the loop accepted that
+/// day if that is later in wall time (a file clock stands at midnight all day, a system clock
+/// the process was not running for at midnight is counted from midnight).
+fn timer_lateness(
+    due: chrono::NaiveDate,
+    business_now: chrono::DateTime<chrono::Utc>,
+    day_began: Option<(chrono::NaiveDate, Instant)>,
+) -> f64 {
+    let due_instant = due.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let by_clock = (business_now - due_instant).to_std().unwrap_or_default();
+    let since_accepted = day_began
+        .filter(|(date, _)| *date == due)
+        .map(|(_, at)| at.elapsed())
+        .unwrap_or_default();
+    by_clock.max(since_accepted).as_secs_f64()
 }
 
 /// How long from `now` until the next business day begins (midnight UTC), and a millisecond:
@@ -1442,6 +1474,34 @@ mod tests {
             until_next_day(at("2026-03-01T00:00:00Z")),
             Duration::from_secs(86_400) + Duration::from_millis(1)
         );
+    }
+
+    /// A file clock stands at midnight all day: its timers' lateness counts from the moment the
+    /// loop took the new date, not zero; a system clock's from midnight; an earlier day's timer
+    /// by the business clock.
+    #[test]
+    fn timer_lateness_counts_from_when_the_day_began_for_the_loop() {
+        let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let took_day = Instant::now() - Duration::from_millis(2_500);
+        let file_clock = timer_lateness(
+            date("2026-03-11"),
+            at("2026-03-11T00:00:00Z"),
+            Some((date("2026-03-11"), took_day)),
+        );
+        assert!((2.5..60.0).contains(&file_clock), "{file_clock}");
+        let system_clock = timer_lateness(
+            date("2026-03-11"),
+            at("2026-03-11T00:00:03Z"),
+            Some((date("2026-03-11"), Instant::now())),
+        );
+        assert!((3.0..3.1).contains(&system_clock), "{system_clock}");
+        let yesterdays = timer_lateness(
+            date("2026-03-10"),
+            at("2026-03-11T00:00:00Z"),
+            Some((date("2026-03-11"), took_day)),
+        );
+        assert_eq!(yesterdays, 86_400.0);
     }
 
     #[test]

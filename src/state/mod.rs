@@ -841,25 +841,36 @@ mod tests {
                 .map(|(k, _)| String::from_utf8(k).unwrap())
                 .collect()
         };
+        let scan = |from: &[u8]| {
+            let scanned = txn
+                .scan_limited(0, StoreName::Timers, from, |_| true, 3)
+                .unwrap();
+            let resume = scanned.resume_after.map(|k| String::from_utf8(k).unwrap());
+            (keys(scanned.entries), resume)
+        };
         // Committed a, b, c: b and c deleted by the batch, ab added inside that range. Not z:
         // it is beyond what was scanned, and returning it would skip the committed d and e.
-        let first = txn
+        // Two entries of three, and still more to come: go on after c.
+        assert_eq!(scan(b""), (vec!["a".into(), "ab".into()], Some("c".into())));
+        // Going on: committed d, e (fewer than the limit), then the batch's z; nothing after.
+        assert_eq!(
+            scan(b"c\0"),
+            (vec!["d".into(), "e".into(), "z".into()], None)
+        );
+        // From inside the range: committed b, c, d, the batch deleted two; go on after d.
+        assert_eq!(scan(b"ab\0"), (vec!["d".into()], Some("d".into())));
+        // More live entries than the limit: cut at the limit, go on after the last returned.
+        let mut txn = store.txn();
+        txn.put(0, StoreName::Timers, b"a1", Vec::new());
+        let scanned = txn
             .scan_limited(0, StoreName::Timers, b"", |_| true, 3)
             .unwrap();
-        assert_eq!(keys(first), ["a", "ab"]);
-        // Going on: committed b, c, d (the batch deleted two), then the rest with z.
-        let next = txn
-            .scan_limited(0, StoreName::Timers, b"ab\0", |_| true, 3)
-            .unwrap();
-        assert_eq!(keys(next), ["d"]);
-        let last = txn
-            .scan_limited(0, StoreName::Timers, b"d\0", |_| true, 3)
-            .unwrap();
-        assert_eq!(keys(last), ["e", "z"]);
+        assert_eq!(keys(scanned.entries), ["a", "a1", "b"]);
+        assert_eq!(scanned.resume_after.as_deref(), Some(&b"b"[..]));
         // Unbounded, it is the plain scan.
         assert_eq!(
             keys(txn.scan(0, StoreName::Timers, b"", |_| true).unwrap()),
-            ["a", "ab", "d", "e", "z"]
+            ["a", "a1", "b", "c", "d", "e"]
         );
     }
 

@@ -54,6 +54,14 @@ pub struct StoreStats {
     pub written_bytes: u64,
 }
 
+/// What [`Txn::scan_limited`] found, and where to go on from.
+#[derive(Debug)]
+pub struct Bounded {
+    pub entries: super::KeyValues,
+    /// The last key the scan covered when entries may remain beyond it (`None`: none do).
+    pub resume_after: Option<Vec<u8>>,
+}
+
 pub struct Txn<'s> {
     store: &'s Store,
     writes: BTreeMap<WriteKey, Option<Vec<u8>>>,
@@ -115,12 +123,16 @@ impl<'s> Txn<'s> {
         from: &[u8],
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<super::KeyValues, StateError> {
-        self.scan_limited(partition, store, from, keep, usize::MAX)
+        Ok(self
+            .scan_limited(partition, store, from, keep, usize::MAX)?
+            .entries)
     }
 
     /// [`Txn::scan`] of at most `limit` entries: the committed scan stops after `limit`, and
     /// the batch's own writes are merged over the key range it covered (exact there; nothing
-    /// beyond it is returned), so a caller can go on from the last key returned.
+    /// beyond it is returned). [`Bounded::resume_after`] says where to go on from: it can be
+    /// set with fewer than `limit` entries returned, when the batch deleted some of those the
+    /// committed scan found.
     pub fn scan_limited(
         &self,
         partition: i32,
@@ -128,7 +140,7 @@ impl<'s> Txn<'s> {
         from: &[u8],
         keep: impl Fn(&[u8]) -> bool,
         limit: usize,
-    ) -> Result<super::KeyValues, StateError> {
+    ) -> Result<Bounded, StateError> {
         debug_assert!(!store.is_typed(), "{} is typed", store.as_str());
         let mut taken = 0;
         let committed = self.store.scan(partition, store, from, |k| {
@@ -147,11 +159,21 @@ impl<'s> Txn<'s> {
             }
             merged.insert(k.clone(), v.clone());
         }
-        Ok(merged
+        let mut entries: super::KeyValues = merged
             .into_iter()
             .filter_map(|(k, v)| Some((k, v?)))
-            .take(limit)
-            .collect())
+            .take(limit.saturating_add(1))
+            .collect();
+        let resume_after = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|(k, _)| k.clone())
+        } else {
+            bound
+        };
+        Ok(Bounded {
+            entries,
+            resume_after,
+        })
     }
 
     /// The first live key of a byte store, committed and pending merged.

@@ -379,17 +379,15 @@ impl Timers<'_, '_> {
         let until = date_bytes(today);
         // The next key after `after`: itself with a zero byte appended.
         let from = after.map_or_else(Vec::new, |a| [a, &[0]].concat());
-        let entries = self.txn.scan_limited(
+        let scanned = self.txn.scan_limited(
             self.partition,
             StoreName::TimersByDue,
             &from,
             |k| k[..4] <= until[..],
             limit,
         )?;
-        let next = (entries.len() >= limit)
-            .then(|| entries.last().map(|(k, _)| k.clone()))
-            .flatten();
-        let timers = entries
+        let timers = scanned
+            .entries
             .into_iter()
             .map(|(k, _)| {
                 let due = date_from_bytes(&k).ok_or_else(|| corrupt(StoreName::TimersByDue))?;
@@ -398,7 +396,7 @@ impl Timers<'_, '_> {
                 Ok(DueTimer { due, key, name })
             })
             .collect::<Result<_, StateError>>()?;
-        Ok((timers, next))
+        Ok((timers, scanned.resume_after))
     }
 
     /// The earliest due date of any timer of this partition.
