@@ -82,30 +82,15 @@ print(f"condmon: {n} records in {took:.2f} s ({rate:.0f} records/s, {out} record
 print(f"ratio condmon / passthrough: {rate / base:.2f}")
 PY
 echo "== (c) input → action event under $RATE item changes/s"
-e2e_before=$(curl -s "http://127.0.0.1:$HTTP/metrics" | grep '^condmon_record_e2e_latency_seconds' || true)
+scrape() { curl -s "http://127.0.0.1:$HTTP/metrics" > "$WORK/$1"; }
+scrape e2e_before
 $BENCH --config "$WORK/condmon.toml" latency --rate "$RATE" --customers "$C" --seconds "$LATENCY_SECONDS"
-curl -s "http://127.0.0.1:$HTTP/metrics" | grep '^condmon_record_e2e_latency_seconds' > "$WORK/e2e_after" || true
-echo "$e2e_before" > "$WORK/e2e_before"
-python3 - "$WORK/e2e_before" "$WORK/e2e_after" <<'PY'
-import re, sys
-def buckets(path):
-    out = {}
-    for line in open(path):
-        m = re.match(r'condmon_record_e2e_latency_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
-        if m:
-            out[float(m.group(1))] = float(m.group(2))
-    return out
-before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
-counts = sorted((le, after[le] - before.get(le, 0)) for le in after)
-total = counts[-1][1] if counts else 0
-def quantile(q):
-    for le, c in counts:
-        if c >= q * total:
-            return le
-print(f"condmon_record_e2e_latency_seconds over the latency run: {total:.0f} records, "
-      f"p50 ≤ {quantile(0.5) * 1000:.0f} ms, p99 ≤ {quantile(0.99) * 1000:.0f} ms (bucket bounds)")
-PY
+scrape e2e_after
+python3 deploy/bench/quantiles.py condmon_record_e2e_latency_seconds "$WORK/e2e_before" "$WORK/e2e_after"
 echo "== (d) the timers of $TIMER_DATE"
+scrape timers_before
 $BENCH --config "$WORK/condmon.toml" timers --clock "$WORK/today" --to "$TIMER_DATE"
-curl -s "http://127.0.0.1:$HTTP/metrics" | grep -E '^condmon_timers_fired_total|^condmon_timer_lateness_seconds_count' || true
+scrape timers_after
+grep -E '^condmon_timers_fired_total' "$WORK/timers_after" || true
+python3 deploy/bench/quantiles.py condmon_timer_lateness_seconds "$WORK/timers_before" "$WORK/timers_after"
 kill -TERM $CONDMON; wait $CONDMON || true

@@ -497,11 +497,20 @@ impl Store {
     /// Writes a finished batch's changes in one `WriteBatch`.
     pub fn apply(&self, changes: &Changes) -> Result<(), StateError> {
         let mut batch = WriteBatch::default();
+        // Writes come in (partition, store) order: one column family lookup per run of them.
+        let mut family = None;
         for ((partition, store, key), value) in &changes.writes {
-            let cf = self.cf(*partition, *store)?;
+            let cf = match &family {
+                Some((p, s, cf)) if p == partition && s == store => cf,
+                _ => {
+                    &family
+                        .insert((*partition, *store, self.cf(*partition, *store)?))
+                        .2
+                }
+            };
             match value {
-                Some(v) => batch.put_cf(&cf, key, v),
-                None => batch.delete_cf(&cf, key),
+                Some(v) => batch.put_cf(cf, key, v),
+                None => batch.delete_cf(cf, key),
             }
         }
         // The WAL makes the batch survive a process crash; after a machine crash the last

@@ -13,6 +13,7 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -240,31 +241,31 @@ impl<'s> Txn<'s> {
         key: &[u8],
     ) -> Result<&mut Cached, StateError> {
         debug_assert!(store.is_typed(), "{} is a byte store", store.as_str());
-        let cache_key = (partition, store, key.to_vec());
-        if self.values.contains_key(&cache_key) {
-            self.stats(store).hits += 1;
-        } else {
-            self.stats(store).reads += 1;
-            let original = self.store.get(partition, store, key)?;
-            let value = match &original {
-                Some(bytes) => Some(Box::new(value::decode::<V>(bytes).map_err(|message| {
-                    StateError::Corrupt {
-                        store: store.as_str().into(),
-                        message: format!("{}: {message}", String::from_utf8_lossy(key)),
-                    }
-                })?) as Box<dyn Any + Send>),
-                None => None,
-            };
-            self.values.insert(
-                cache_key.clone(),
-                Cached {
+        let stats = &mut self.stats[store as usize];
+        match self.values.entry((partition, store, key.to_vec())) {
+            Entry::Occupied(cached) => {
+                stats.hits += 1;
+                Ok(cached.into_mut())
+            }
+            Entry::Vacant(vacant) => {
+                stats.reads += 1;
+                let original = self.store.get(partition, store, key)?;
+                let value = match &original {
+                    Some(bytes) => Some(Box::new(value::decode::<V>(bytes).map_err(|message| {
+                        StateError::Corrupt {
+                            store: store.as_str().into(),
+                            message: format!("{}: {message}", String::from_utf8_lossy(key)),
+                        }
+                    })?) as Box<dyn Any + Send>),
+                    None => None,
+                };
+                Ok(vacant.insert(Cached {
                     original,
                     value,
                     encode: encode_as::<V>,
-                },
-            );
+                }))
+            }
         }
-        Ok(self.values.get_mut(&cache_key).expect("inserted above"))
     }
 
     /// Takes the value of `key` out of the batch (to be put back, changed or not, with
