@@ -1,7 +1,8 @@
 //! Throughput of the hot path, without a broker:
 //! - `codec`: Avro wire-format decode of one item change;
 //! - `reconcile`: the pure decision for a customer with 50 open items, under the whole sample
-//!   rule set (every condition of the catalog and its risk score);
+//!   rule set (every condition of the catalog and its risk score), and for a corporate parent
+//!   with 50 items and 200 children's lines (its corporate rule sees them all);
 //! - `operator`: decode + validate + state read/write in RocksDB + timers, per record,
 //!   committed in batches of 1000 like the run loop;
 //! - `restore`: applying a partition's changelog records to empty local stores, as a restore
@@ -14,8 +15,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use condmon::codec::SchemaCatalog;
-use condmon::engine::{CustomerState, FxTable, reconcile};
-use condmon::model::{CustomerKey, InputEvent, ItemChange, ItemType};
+use condmon::engine::{CustomerState, FxTable, evaluate, reconcile};
+use condmon::model::{
+    ChildFigures, ChildLine, CustomerKey, InputEvent, ItemChange, ItemType, MonitorRole,
+};
 use condmon::pipeline::{Operator, Payload};
 use condmon::rules::RuleSet;
 use condmon::state::Store;
@@ -44,6 +47,31 @@ fn item(customer: u32, n: u32) -> InputEvent {
         origin_item_id: None,
         origin_item_line: None,
         origin_payment_id: None,
+    })
+}
+
+/// What child `n` of C000001 sends its corporate parent: three lines, one of them past due.
+fn child_figures(n: u32) -> InputEvent {
+    let line = |due: &str, item: &str| ChildLine {
+        business_unit: "US001".into(),
+        currency: "USD".into(),
+        due_date: due.parse().unwrap(),
+        credit: false,
+        open_amount: "310.00".parse().unwrap(),
+        disputed_amount: "0".parse().unwrap(),
+        item_id: item.into(),
+    };
+    InputEvent::ChildFigures(ChildFigures {
+        set_id: "SHARE".into(),
+        customer_id: "C000001".into(),
+        child_id: format!("K{n:05}"),
+        role: MonitorRole::Corporate,
+        lines: vec![
+            line("2026-01-20", "A-1"),
+            line("2026-03-20", "A-2"),
+            line("2026-04-20", "A-3"),
+        ],
+        cash: Vec::new(),
     })
 }
 
@@ -81,6 +109,20 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || state.clone(),
             |mut s| reconcile(&mut s, &key, &rules, &fx, today),
+            BatchSize::SmallInput,
+        )
+    });
+    // A corporate parent (the sample rules monitor one) with its own 50 items and 200
+    // children of 3 lines each: the rule sees 650 lines.
+    let mut parent = state.clone();
+    for child in 0..200u32 {
+        parent.apply(child_figures(child), today);
+    }
+    group.bench_function("corporate_parent_with_50_items_and_200_children", |b| {
+        b.iter_batched(
+            || parent.clone(),
+            // As the operator does: the decision and the timers it wants.
+            |mut s| evaluate(&mut s, &key, &rules, &fx, today),
             BatchSize::SmallInput,
         )
     });

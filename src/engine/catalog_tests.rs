@@ -1087,3 +1087,74 @@ fn a_lower_priority_plan_does_not_open_while_a_higher_rule_is_blocked() {
     assert!(actions(&out).is_empty(), "{out:?}");
     assert_eq!(conditions(&out)[0].0, ConditionEventKind::EvaluationBlocked);
 }
+
+proptest! {
+    /// A relationship's rules see the parent's own items and its children's lines as one
+    /// ledger, in item-key order, with the totals of both: what the parent's copy with the
+    /// lines inserted gave before, without copying the parent.
+    #[test]
+    fn a_relationship_sees_its_own_items_and_its_childrens_lines_as_one_ledger(
+        own in proptest::collection::btree_map("[A-Z]{1,3}", 1u32..500_000, 0..8),
+        kids in proptest::collection::btree_map(
+            "[A-Z]{1,2}",
+            proptest::collection::vec(("[A-Z]{1,3}", 1u32..500_000, any::<bool>()), 1..4),
+            0..5,
+        ),
+    ) {
+        let today = d("2026-03-01");
+        let cents = |c: &u32| Decimal::new(i64::from(*c), 2);
+        let mut parent = CustomerState::default();
+        for (id, amount) in &own {
+            let mut invoice = item(id, ItemType::Invoice, "1", "2026-01-15");
+            (invoice.open_amount, invoice.original_amount) = (cents(amount), cents(amount));
+            parent.apply(InputEvent::Item(invoice), today);
+        }
+        for (child, lines) in &kids {
+            let lines = lines
+                .iter()
+                .map(|(id, amount, credit)| crate::model::ChildLine {
+                    business_unit: "US001".into(),
+                    currency: "USD".into(),
+                    due_date: d("2026-01-20"),
+                    credit: *credit,
+                    open_amount: if *credit { -cents(amount) } else { cents(amount) },
+                    disputed_amount: Decimal::ZERO,
+                    item_id: id.clone(),
+                })
+                .collect();
+            parent.apply(
+                InputEvent::ChildFigures(crate::model::ChildFigures {
+                    set_id: "SHARE".into(),
+                    customer_id: "C1".into(),
+                    child_id: child.clone(),
+                    role: MonitorRole::Corporate,
+                    lines,
+                    cash: Vec::new(),
+                }),
+                today,
+            );
+        }
+        let rules = rules("");
+        let fx = FxTable::default();
+        let lines = children::child_ledger(&parent, MonitorRole::Corporate);
+        let ctx = conditions::Context::with_children(&parent, Some(&lines), &rules, &fx, today);
+        let mut copied = parent.items.clone();
+        copied.extend(lines.items.clone());
+        let seen: Vec<&String> = ctx.keyed_items().map(|(key, _)| key).collect();
+        prop_assert_eq!(seen, copied.keys().collect::<Vec<_>>());
+        let mut recomputed = BTreeMap::new();
+        for item in copied.values() {
+            let totals = state::Totals {
+                open: item.open_amount,
+                disputed: item.disputed_amount,
+                ..state::Totals::default()
+            };
+            state::add_totals(&mut recomputed, &item.currency, &totals, 1);
+        }
+        prop_assert_eq!(ctx.totals(), &recomputed);
+        // The customer's own rules see only its own ledger.
+        let own_ctx = conditions::Context::new(&parent, &rules, &fx, today);
+        prop_assert_eq!(own_ctx.items().count(), own.len());
+        prop_assert_eq!(own_ctx.totals(), &parent.totals);
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::state::{CustomerState, Totals, item_key};
+use super::state::{CustomerState, Totals, add_totals, item_key};
 use crate::model::{
     ChildCash, ChildFigures, ChildLine, CustomerChange, CustomerKey, ItemChange, ItemType,
     MonitorRole, OutputEvent, event_id, fingerprint,
@@ -207,10 +207,22 @@ pub fn contributions(
     out
 }
 
-/// The ledger a rule monitoring `role` sees at this customer: its own, plus its children's
-/// lines and cash as items and totals. Children's items are named `CHILD/ITEM`.
-pub fn view(state: &CustomerState, role: MonitorRole) -> CustomerState {
-    let mut view = state.clone();
+/// What a rule monitoring `role` sees at this customer beyond its own ledger: its children's
+/// lines as items (named `CHILD/ITEM`), and its totals with the children's lines and cash
+/// added. The customer's own items are not copied ([`super::conditions::Context`] reads them
+/// merged with these): a parent's evaluation copies its children's lines, never itself.
+#[derive(Debug, Default)]
+pub struct ChildLedger {
+    pub items: BTreeMap<String, ItemChange>,
+    pub totals: BTreeMap<String, Totals>,
+}
+
+pub fn child_ledger(state: &CustomerState, role: MonitorRole) -> ChildLedger {
+    let mut view = ChildLedger {
+        items: BTreeMap::new(),
+        // One entry per currency: cheap to copy.
+        totals: state.totals.clone(),
+    };
     for child in state.children.values().filter(|c| c.role == role) {
         for (n, line) in child.lines.iter().enumerate() {
             let item = ItemChange {
@@ -238,7 +250,8 @@ pub fn view(state: &CustomerState, role: MonitorRole) -> CustomerState {
                 origin_item_line: None,
                 origin_payment_id: None,
             };
-            view.add_totals(
+            add_totals(
+                &mut view.totals,
                 &line.currency,
                 &Totals {
                     open: line.open_amount,
@@ -251,7 +264,8 @@ pub fn view(state: &CustomerState, role: MonitorRole) -> CustomerState {
                 .insert(item_key(&item.item_id, item.item_line), item);
         }
         for cash in &child.cash {
-            view.add_totals(
+            add_totals(
+                &mut view.totals,
                 &cash.currency,
                 &Totals {
                     unapplied: cash.unapplied,

@@ -8,7 +8,10 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::fx::{FxTable, MissingRate};
-use super::state::{CustomerState, item_key};
+use itertools::Itertools;
+
+use super::children::ChildLedger;
+use super::state::{CustomerState, Totals, item_key};
 use super::stats::{self, StatValue};
 use crate::model::{BucketAmount, Evidence, ItemChange, ItemEvidence, ItemType, StatisticEvidence};
 use crate::rules::{
@@ -32,7 +35,11 @@ impl Verdict {
 
 /// Everything a condition is evaluated against.
 pub struct Context<'a> {
+    /// The customer's own state (master, risk, statistics, history; items and totals are read
+    /// through [`Context::items`] and [`Context::totals`]).
     pub state: &'a CustomerState,
+    /// For a rule monitoring a relationship: the children's lines and the totals with them.
+    children: Option<&'a ChildLedger>,
     pub rules: &'a RuleSet,
     pub fx: &'a FxTable,
     pub today: NaiveDate,
@@ -50,13 +57,46 @@ impl<'a> Context<'a> {
         fx: &'a FxTable,
         today: NaiveDate,
     ) -> Self {
+        Self::with_children(state, None, rules, fx, today)
+    }
+
+    /// The context of a rule monitoring a relationship: the customer's own ledger with its
+    /// children's lines.
+    pub fn with_children(
+        state: &'a CustomerState,
+        children: Option<&'a ChildLedger>,
+        rules: &'a RuleSet,
+        fx: &'a FxTable,
+        today: NaiveDate,
+    ) -> Self {
         Context {
             state,
+            children,
             rules,
             fx,
             today,
             figures: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The open items the rule sees by item key, in key order: the customer's own, merged
+    /// with its children's lines for a relationship.
+    pub fn keyed_items(&self) -> impl Iterator<Item = (&'a String, &'a ItemChange)> + use<'a> {
+        let children = self.children.into_iter().flat_map(|c| c.items.iter());
+        self.state
+            .items
+            .iter()
+            .merge_by(children, |own, child| own.0 <= child.0)
+    }
+
+    /// [`Context::keyed_items`] without their keys.
+    pub fn items(&self) -> impl Iterator<Item = &'a ItemChange> + use<'a> {
+        self.keyed_items().map(|(_, item)| item)
+    }
+
+    /// Balance components by currency, the children's included for a relationship.
+    pub fn totals(&self) -> &'a std::collections::BTreeMap<String, Totals> {
+        self.children.map_or(&self.state.totals, |c| &c.totals)
     }
 }
 
@@ -150,7 +190,7 @@ fn collectible(item: &ItemChange, options: &Options) -> Decimal {
 fn figures(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Figures {
     let options = ctx.options();
     let mut f = Figures::default();
-    for (currency, totals) in &ctx.state.totals {
+    for (currency, totals) in ctx.totals() {
         let mut balance = totals.open;
         let mut cash = Decimal::ZERO;
         if options.exclude_disputed {
@@ -171,16 +211,14 @@ fn figures(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Figures {
     // Credits by their own currencies: a currency whose credits and debits net to zero has
     // no totals entry, and its credits still offset what is late.
     let mut credits: std::collections::BTreeMap<&str, Decimal> = Default::default();
-    for item in ctx.state.items.values().filter(|i| i.item_type.is_credit()) {
+    for item in ctx.items().filter(|i| i.item_type.is_credit()) {
         *credits.entry(item.currency.as_str()).or_default() += item.open_amount;
     }
     for (currency, amount) in credits {
         f.credits_and_cash += conv.convert(amount, currency);
     }
     f.other_currencies = ctx
-        .state
-        .items
-        .values()
+        .items()
         .filter(|i| i.currency != conv.anchor.currency)
         .count() as i32;
     f
@@ -194,12 +232,7 @@ fn past_due_from(
     to_days: Option<i64>,
 ) -> Decimal {
     let mut by_currency: std::collections::BTreeMap<&str, Decimal> = Default::default();
-    for item in ctx
-        .state
-        .items
-        .values()
-        .filter(|i| !i.item_type.is_credit())
-    {
+    for item in ctx.items().filter(|i| !i.item_type.is_credit()) {
         let days = days_past_due(item, ctx.today);
         if days >= from_days && to_days.is_none_or(|to| days <= to) {
             *by_currency.entry(item.currency.as_str()).or_default() +=
@@ -213,9 +246,12 @@ fn past_due_from(
 }
 
 /// The oldest past-due debit item; ties go to the smallest item key, so the choice is stable.
-pub fn oldest_past_due(state: &CustomerState, today: NaiveDate) -> Option<&ItemChange> {
+pub fn oldest_past_due<'a>(
+    items: impl Iterator<Item = &'a ItemChange>,
+    today: NaiveDate,
+) -> Option<&'a ItemChange> {
     let mut oldest: Option<&ItemChange> = None;
-    for item in state.items.values() {
+    for item in items {
         if !item.item_type.is_credit()
             && item.due_date < today
             && oldest.is_none_or(|o| item.due_date < o.due_date)
@@ -254,7 +290,7 @@ fn base_evidence(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Evidence {
 fn compute_base_evidence(ctx: &Context<'_>, conv: &mut Converter<'_>) -> Evidence {
     let f = figures(ctx, conv);
     let past_due = past_due_from(ctx, conv, 1, None) + f.credits_and_cash;
-    let oldest = oldest_past_due(ctx.state, ctx.today);
+    let oldest = oldest_past_due(ctx.items(), ctx.today);
     Evidence {
         currency: conv.anchor.currency.to_string(),
         past_due_amount: past_due,
@@ -552,9 +588,7 @@ fn erp_statistic(
 /// An item-level assessment rule, for every open item: (item key, verdict).
 pub fn evaluate_items(rule: &AssessmentRule, ctx: &Context<'_>) -> Vec<(String, Verdict)> {
     let anchor = Anchor::of_assessment(rule, ctx.today);
-    ctx.state
-        .items
-        .iter()
+    ctx.keyed_items()
         .filter_map(|(key, item)| {
             let mut conv = Converter {
                 fx: ctx.fx,
@@ -670,9 +704,7 @@ pub fn next_change_collection(rule: &CollectionRule, ctx: &Context<'_>) -> Optio
         ),
         (None, None) => {}
     }
-    ctx.state
-        .items
-        .values()
+    ctx.items()
         .filter(|i| !i.item_type.is_credit())
         .flat_map(|i| {
             thresholds
@@ -693,9 +725,7 @@ pub fn next_change_assessment(rule: &AssessmentRule, ctx: &Context<'_>) -> Optio
             entry_reason,
             ..
         } => ctx
-            .state
-            .items
-            .values()
+            .items()
             .filter(|i| {
                 &i.entry_type == entry_type
                     && entry_reason
@@ -714,9 +744,7 @@ pub fn next_change_assessment(rule: &AssessmentRule, ctx: &Context<'_>) -> Optio
             min_days: Some(days),
             ..
         } => ctx
-            .state
-            .items
-            .values()
+            .items()
             .filter(|i| i.item_type == ItemType::Deduction)
             .map(|i| i.accounting_date + Duration::days(i64::from(*days)))
             .collect(),

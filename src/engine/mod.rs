@@ -57,7 +57,7 @@ enum Decision<'r> {
 }
 
 /// Reconciles the customer and says which timers it wants: one evaluation, the applicable
-/// rules found once for both.
+/// rules and the relationships' views found once for both.
 pub fn evaluate(
     state: &mut CustomerState,
     key: &CustomerKey,
@@ -65,8 +65,8 @@ pub fn evaluate(
     fx: &FxTable,
     today: NaiveDate,
 ) -> (Vec<OutputEvent>, Vec<(String, NaiveDate)>) {
-    let (events, applicable) = reconcile_with(state, key, rules, fx, today);
-    let timers = timers_for(state, key, rules, fx, today, &applicable);
+    let (events, applicable, views) = reconcile_with(state, key, rules, fx, today);
+    let timers = timers_for(state, key, rules, fx, today, &applicable, &views);
     (events, timers)
 }
 
@@ -81,15 +81,18 @@ pub fn reconcile(
     reconcile_with(state, key, rules, fx, today).0
 }
 
-/// [`reconcile`], with the rules it found applicable (they do not change with what it
-/// decides: they depend on the customer's group and children).
+/// The children's lines each monitored relationship sees, by role.
+type Views = BTreeMap<MonitorRole, children::ChildLedger>;
+
+/// [`reconcile`], with the rules it found applicable and the relationships' views (neither
+/// changes with what it decides: they depend on the customer's group, ledger and children).
 fn reconcile_with<'r>(
     state: &mut CustomerState,
     key: &CustomerKey,
     rules: &'r RuleSet,
     fx: &FxTable,
     today: NaiveDate,
-) -> (Vec<OutputEvent>, Applicable<'r>) {
+) -> (Vec<OutputEvent>, Applicable<'r>, Views) {
     state
         .stats
         .prune(today, rules.options.statistics_window_days);
@@ -176,7 +179,7 @@ fn reconcile_with<'r>(
     work::release_letters(state, key, today, &mut out);
     work::notify(state, key, rules, today, &mut out);
     out.extend(children::contributions(state, key, rules));
-    (out, applicable)
+    (out, applicable, views)
 }
 
 /// Whether a violation of `rule_id` in `slot` waits for its rule's schedule: it opens on the
@@ -223,18 +226,16 @@ fn applicable<'r>(state: &CustomerState, key: &CustomerKey, rules: &'r RuleSet) 
     applicable
 }
 
-/// For each relationship an applicable rule monitors, the ledger it sees (own + children's).
-fn role_views(
-    state: &CustomerState,
-    applicable: &Applicable<'_>,
-) -> BTreeMap<MonitorRole, CustomerState> {
+/// For each relationship an applicable rule monitors, what it sees besides the customer's own
+/// ledger: the children's lines and the totals with them.
+fn role_views(state: &CustomerState, applicable: &Applicable<'_>) -> Views {
     applicable
         .collection
         .keys()
         .map(|(_, role)| *role)
         .chain(applicable.assessment.iter().map(|r| r.monitor))
         .filter(|role| *role != MonitorRole::BillTo)
-        .map(|role| (role, children::view(state, role)))
+        .map(|role| (role, children::child_ledger(state, role)))
         .collect()
 }
 
@@ -242,7 +243,7 @@ fn role_views(
 /// the rules of a role share its figures.
 fn role_contexts<'a>(
     state: &'a CustomerState,
-    views: &'a BTreeMap<MonitorRole, CustomerState>,
+    views: &'a Views,
     rules: &'a RuleSet,
     fx: &'a FxTable,
     today: NaiveDate,
@@ -250,8 +251,11 @@ fn role_contexts<'a>(
     std::iter::once(MonitorRole::BillTo)
         .chain(views.keys().copied())
         .map(|role| {
-            let ledger = views.get(&role).unwrap_or(state);
-            (role, Context::new(ledger, rules, fx, today))
+            let children = views.get(&role);
+            (
+                role,
+                Context::with_children(state, children, rules, fx, today),
+            )
         })
         .collect()
 }
@@ -260,7 +264,7 @@ fn role_contexts<'a>(
 /// not be evaluated (rule id → what blocks it).
 fn decide<'r>(
     state: &CustomerState,
-    views: &BTreeMap<MonitorRole, CustomerState>,
+    views: &Views,
     rules: &'r RuleSet,
     fx: &FxTable,
     today: NaiveDate,
@@ -550,7 +554,9 @@ pub fn wanted_timers(
     fx: &FxTable,
     today: NaiveDate,
 ) -> Vec<(String, NaiveDate)> {
-    timers_for(state, key, rules, fx, today, &applicable(state, key, rules))
+    let applicable = applicable(state, key, rules);
+    let views = role_views(state, &applicable);
+    timers_for(state, key, rules, fx, today, &applicable, &views)
 }
 
 fn timers_for(
@@ -560,6 +566,7 @@ fn timers_for(
     fx: &FxTable,
     today: NaiveDate,
     applicable: &Applicable<'_>,
+    views: &Views,
 ) -> Vec<(String, NaiveDate)> {
     let mut timers: Vec<(String, NaiveDate)> = state
         .actions
@@ -567,8 +574,7 @@ fn timers_for(
         .filter(|a| a.status == crate::model::ActionStatus::Future)
         .map(|a| (format!("{ACTION_TIMER_PREFIX}{}", a.id), a.action_date))
         .collect();
-    let views = role_views(state, applicable);
-    let contexts = role_contexts(state, &views, rules, fx, today);
+    let contexts = role_contexts(state, views, rules, fx, today);
     let context = |role: MonitorRole| &contexts[&role];
     let currencies = state.currencies();
     // (anchor currency, rate type) of the rules that convert with the business date's rates.

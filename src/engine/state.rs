@@ -224,6 +224,25 @@ impl Totals {
     }
 }
 
+/// Adds `delta` times `sign` to `currency`'s totals; a currency whose totals reach zero is
+/// dropped.
+pub(super) fn add_totals(
+    all: &mut BTreeMap<String, Totals>,
+    currency: &str,
+    delta: &Totals,
+    sign: i64,
+) {
+    let sign = Decimal::from(sign);
+    let totals = all.entry(currency.to_string()).or_default();
+    totals.open += delta.open * sign;
+    totals.disputed += delta.disputed * sign;
+    totals.unapplied += delta.unapplied * sign;
+    totals.in_process += delta.in_process * sign;
+    if totals.is_zero() {
+        all.remove(currency);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Blocked {
     pub episode: u64,
@@ -566,15 +585,7 @@ impl CustomerState {
     }
 
     pub(super) fn add_totals(&mut self, currency: &str, delta: &Totals, sign: i64) {
-        let sign = Decimal::from(sign);
-        let totals = self.totals.entry(currency.to_string()).or_default();
-        totals.open += delta.open * sign;
-        totals.disputed += delta.disputed * sign;
-        totals.unapplied += delta.unapplied * sign;
-        totals.in_process += delta.in_process * sign;
-        if totals.is_zero() {
-            self.totals.remove(currency);
-        }
+        add_totals(&mut self.totals, currency, delta, sign);
     }
 
     /// The totals recomputed from the open items and payments (what `totals` must equal).
