@@ -172,16 +172,12 @@ fn rules_document(text: &str, config: &Config) -> OutRecord {
 
 #[test]
 fn rates_parents_and_rule_documents_apply_live_through_the_real_pipeline() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    // The test restarts the process: Tansu's group coordinator keeps a killed member's
-    // partitions (see the README), so this instance owns every partition outright.
-    config.kafka.assignment = condmon::config::Assignment::Manual;
-    let rules_path = dir.path().join("rules.toml");
-    std::fs::write(&rules_path, RULES).unwrap();
-    config.rules_file = rules_path;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, dir| {
+        // The test restarts the process: Tansu's group coordinator keeps a killed member's
+        // partitions (see the README), so this instance owns every partition outright.
+        config.kafka.assignment = condmon::config::Assignment::Manual;
+        config.rules_file = rules_file(dir, RULES);
+    });
     let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
     condmon.wait_healthy(WAIT);
     let (topics, fx_topic) = (&config.topics, config.topics.fx_rates.clone());

@@ -105,13 +105,9 @@ fn statuses(
 
 #[test]
 fn promises_are_judged_and_calls_answered_through_the_real_pipeline() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    let rules_path = dir.path().join("rules.toml");
-    std::fs::write(&rules_path, RULES).unwrap();
-    config.rules_file = rules_path;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, dir| {
+        config.rules_file = rules_file(dir, RULES);
+    });
     // Monday 2026-03-02.
     let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
     condmon.wait_healthy(WAIT);

@@ -29,10 +29,7 @@ fn invoice(customer: &str, id: &str, amount: i64) -> ItemChange {
 
 #[test]
 fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     let condmon = Condmon::start_with_env(
         &config,
         dir.path(),
@@ -148,13 +145,5 @@ fn oversized_poison_and_misrouted_records_neither_stall_nor_split_a_customer() {
     assert_eq!(condmon.get("/livez").0, 200);
     // Ready once every held partition's lag is measured and within the limit: nothing stalled
     // behind the refused records.
-    let deadline = std::time::Instant::now() + WAIT;
-    while condmon.get("/readyz").0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            condmon.get("/readyz").1
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    condmon.wait_found("/readyz", WAIT);
 }

@@ -89,10 +89,7 @@ fn count(actions: &[ActionEvent], customer: &str, kind: ActionEventKind) -> usiz
 
 #[test]
 fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_letters() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
     condmon.wait_healthy(WAIT);
 
@@ -115,14 +112,7 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
     wrong_key.key = Some(b"SHARE|SOMEONE-ELSE".to_vec());
     // The master first: topics are not ordered with each other, and the owner comes from it.
     produce(&config, vec![record(&config, &customer("ACME", "JDOE"))]);
-    let deadline = std::time::Instant::now() + WAIT;
-    while condmon.get("/customers/SHARE/ACME").0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "customer master never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    condmon.wait_customer("ACME", WAIT);
     produce(
         &config,
         vec![
@@ -349,14 +339,12 @@ fn promise(customer: &str) -> InputEvent {
 
 #[test]
 fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timers_fire_once() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.pipeline.max_batch = 25; // many small commits, so the kill lands between some.
-    // Tansu 0.6 does not move a crashed member's partitions to the group's other members, so
-    // the restarts here own their partitions without a group (README: "Delivery guarantees").
-    config.kafka.assignment = condmon::config::Assignment::Manual;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.pipeline.max_batch = 25; // many small commits, so the kill lands between some.
+        // Tansu 0.6 does not move a crashed member's partitions to the group's other members, so
+        // the restarts here own their partitions without a group (README: "Delivery guarantees").
+        config.kafka.assignment = condmon::config::Assignment::Manual;
+    });
 
     let customers = 150;
     let mut events: Vec<InputEvent> = (0..customers)
@@ -493,11 +481,9 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
 fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
     let rt = runtime();
     let mut registry = StandInRegistry::start(&rt);
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.schema_registry_url = Some(registry.url.clone());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.schema_registry_url = Some(registry.url.clone());
+    });
     let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
     condmon.wait_healthy(WAIT);
 
@@ -544,11 +530,9 @@ fn a_schema_registry_outage_holds_records_back_and_refuses_none() {
 fn a_registry_refusing_condmons_credentials_stops_it_and_refuses_no_record() {
     let rt = runtime();
     let registry = StandInRegistry::start(&rt);
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.schema_registry_url = Some(registry.url.clone());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.schema_registry_url = Some(registry.url.clone());
+    });
     // condmon's credentials come from the environment (never from its configuration file).
     let credentials = "Basic Y29uZG1vbjpzM2NyZXQ="; // condmon:s3cret
     registry.schemas.lock().unwrap().authorization = Some(credentials.into());
@@ -671,11 +655,9 @@ fn a_state_ahead_of_its_topics_stops_the_process_instead_of_skipping_records() {
 /// (someone checked the clock) accepts the date, and what came due fires then.
 #[test]
 fn a_clock_jump_holds_the_business_date_and_fires_no_timer_until_restarted() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.pipeline.max_clock_jump_days = 1;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.pipeline.max_clock_jump_days = 1;
+    });
     let mut condmon = Condmon::start(&config, dir.path(), "2026-03-02");
     condmon.wait_healthy(WAIT);
     produce(
@@ -754,13 +736,11 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
 /// letter step of a plan comes within seconds of the day it is due.
 #[test]
 fn a_new_business_day_fires_its_timers_without_waiting_for_the_tick() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.pipeline.tick_ms = 60_000;
-    // An idle loop shows its life once a tick.
-    config.pipeline.liveness_timeout_ms = 180_000;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.pipeline.tick_ms = 60_000;
+        // An idle loop shows its life once a tick.
+        config.pipeline.liveness_timeout_ms = 180_000;
+    });
     // Records first: an idle loop with a minute's tick first shows its life a minute on.
     produce(
         &config,
@@ -793,10 +773,7 @@ fn a_new_business_day_fires_its_timers_without_waiting_for_the_tick() {
 /// refused is sent again: nothing lost, nothing sent twice, the process keeps running.
 #[test]
 fn a_producer_that_fails_fatally_is_replaced_and_nothing_is_lost_or_doubled() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     let condmon = Condmon::start_with_env(
         &config,
         dir.path(),
@@ -847,12 +824,10 @@ fn a_producer_that_fails_fatally_is_replaced_and_nothing_is_lost_or_doubled() {
 /// even when the redo runs the next day.
 #[test]
 fn a_batch_redone_after_midnight_decides_as_its_first_attempt_did() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    // The restart owns its partitions without a group (Tansu 0.6 keeps a crashed member's).
-    config.kafka.assignment = condmon::config::Assignment::Manual;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        // The restart owns its partitions without a group (Tansu 0.6 keeps a crashed member's).
+        config.kafka.assignment = condmon::config::Assignment::Manual;
+    });
     // The first batch (the master) commits; the second (the invoice) crashes right after its
     // outputs are acknowledged, before its commit.
     let mut condmon = Condmon::start_with_env(
@@ -888,9 +863,12 @@ fn a_batch_redone_after_midnight_decides_as_its_first_attempt_did() {
     // Restarted the next day: the redo decides on the 2nd, as the outputs sent said.
     condmon.set_today("2026-03-03");
     let condmon = Condmon::start(&config, dir.path(), "2026-03-03");
-    condmon.wait_customer("REDO", WAIT);
-    let (status, body) = condmon.get(&format!("/customers/SHARE/REDO/actions/{}", call.action_id));
-    assert_eq!(status, 200, "{body}");
+    // The customer is served from the first batch's commit at once; the action once the redo
+    // has committed.
+    let body = condmon.wait_found(
+        &format!("/customers/SHARE/REDO/actions/{}", call.action_id),
+        WAIT,
+    );
     let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(kept["action_date"], "2026-03-02", "{body}");
     assert_eq!(kept["due_date"], call.due_date.to_string(), "{body}");

@@ -76,11 +76,9 @@ fn names_queried(text: &str, families: &BTreeSet<String>) -> BTreeSet<String> {
 
 #[test]
 fn every_metric_the_dashboard_and_the_alerts_query_is_exported() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.kafka.statistics_interval_ms = 500;
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.kafka.statistics_interval_ms = 500;
+    });
     let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
     condmon.wait_healthy(WAIT);
     // A customer in collection (actions, violations, timers) and a record refused (a dead
@@ -498,10 +496,7 @@ fn the_image_runs_as_its_user_passes_readiness_and_processes_a_record() {
 /// none contradicts the document (status codes, content types, bodies).
 #[test]
 fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     let condmon = Condmon::start(&config, dir.path(), "2026-03-02");
     condmon.wait_healthy(WAIT);
     // The customer of the document's examples, so that generated requests reach real data.
@@ -514,11 +509,7 @@ fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
         ],
     );
     condmon.wait_customer("ACME", WAIT);
-    let deadline = std::time::Instant::now() + WAIT;
-    while condmon.get("/readyz").0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    condmon.wait_found("/readyz", WAIT);
 
     // The document itself, and what every answer follows.
     let (status, document) = condmon.get("/openapi.json");
@@ -585,12 +576,10 @@ fn an_independent_client_finds_the_api_as_its_openapi_document_says() {
 /// request that carries the configured bearer token; errors are problem details.
 #[test]
 fn customer_data_is_served_only_on_its_address_and_behind_its_token() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(&broker, dir.path());
-    config.api_listen = format!("127.0.0.1:{}", free_port());
+    let (_broker, dir, config) = deployment(|config, _| {
+        config.api_listen = format!("127.0.0.1:{}", free_port());
+    });
     let api = config.api_listen.clone();
-    create_topics(&config);
     let condmon = Condmon::start_with_env(
         &config,
         dir.path(),

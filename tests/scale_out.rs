@@ -101,11 +101,7 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
     // The new owner takes the partitions: it restores them and claims them (a new epoch).
     let b = instance(&base, dir.path(), "b");
     let owner = start(&b, dir.path(), "b", "2026-03-01");
-    let deadline = Instant::now() + WAIT;
-    while owner.get("/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "the new owner never got ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    owner.wait_found("/readyz", WAIT);
     // Both read the next records; the zombie's first write finds the new claim and it stops.
     produce(
         &base,
@@ -168,14 +164,6 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
         before,
         "the changelogs hold the owner's state, not the zombie's"
     );
-}
-
-fn wait_ready(condmon: &Condmon, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while condmon.get("/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "{what} never got ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until every id of `expected` is on the output topics; then every output must be the
@@ -245,7 +233,7 @@ fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_
         .collect();
     let mut running: BTreeMap<&str, Condmon> = BTreeMap::new();
     let a = start(&configs["a"], dir.path(), "a", "2026-03-01");
-    wait_ready(&a, "a");
+    a.wait_found("/readyz", WAIT);
     running.insert("a", a);
     produce(&base, masters.iter().map(|e| record(&base, e)).collect());
     assert_outputs(&base, &oracle(&base, &masters, "2026-03-01", None));
@@ -269,7 +257,7 @@ fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_
     for id in ["b", "c"] {
         std::thread::sleep(Duration::from_secs(2));
         let joined = start(&configs[id], dir.path(), id, "2026-03-01");
-        wait_ready(&joined, id);
+        joined.wait_found("/readyz", WAIT);
         running.insert(id, joined);
     }
     for id in ["b", "c"] {
@@ -278,7 +266,7 @@ fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_
     }
     std::thread::sleep(Duration::from_secs(2));
     let b = start(&configs["b"], dir.path(), "b", "2026-03-01");
-    wait_ready(&b, "b again");
+    b.wait_found("/readyz", WAIT);
     running.insert("b", b);
     // Tansu never expires a member killed in a group, so kills are tried on fixed ownership:
     // the instances stop, and three start with partitions of their own (moving partitions
@@ -297,14 +285,14 @@ fn partitions_move_between_instances_under_load_and_the_outputs_are_the_oracles_
         .collect();
     for (id, config) in &owned {
         let condmon = start(config, dir.path(), id, "2026-03-01");
-        wait_ready(&condmon, id);
+        condmon.wait_found("/readyz", WAIT);
         running.insert(id, condmon);
     }
     for id in ["a", "b", "c"] {
         std::thread::sleep(Duration::from_secs(2));
         running.get_mut(id).unwrap().kill();
         let restarted = start(&owned[id], dir.path(), id, "2026-03-01");
-        wait_ready(&restarted, id);
+        restarted.wait_found("/readyz", WAIT);
         running.insert(id, restarted);
     }
     loader.join().unwrap();
@@ -349,14 +337,14 @@ fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
         "a",
         "2026-03-01",
     );
-    wait_ready(&a, "a");
+    a.wait_found("/readyz", WAIT);
     let b = start(
         &instance(&base, dir.path(), "b"),
         dir.path(),
         "b",
         "2026-03-01",
     );
-    wait_ready(&b, "b");
+    b.wait_found("/readyz", WAIT);
     // A corporate family whose members are on every partition (so on both instances): Q00
     // and three customers on the other partitions, each naming Q00 its corporate parent.
     // (4 × 1,600.00 past due stays under COLL-CORP's 10,000.00.)

@@ -58,10 +58,7 @@ fn outputs_with(config: &condmon::config::Config, expected: usize) -> Vec<ReadRe
 
 #[test]
 fn an_instance_whose_state_directory_is_lost_restores_it_and_sends_nothing_twice() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
 
     let first: Vec<String> = (0..12).map(|i| format!("C{i:02}")).collect();
     let later: Vec<String> = (12..18).map(|i| format!("C{i:02}")).collect();
@@ -184,10 +181,7 @@ fn kafka_actions(config: &condmon::config::Config) -> Vec<(ActionEventKind, Stri
 
 #[test]
 fn a_first_start_on_inputs_that_already_hold_records_sends_no_notification_for_them() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     // A year of the ERP's history is on the topics before condmon ever runs.
     let old: Vec<String> = (0..6).map(|i| format!("OLD{i}")).collect();
     produce(

@@ -155,10 +155,7 @@ fn exported(path: &std::path::Path) -> Vec<InputEvent> {
 
 #[test]
 fn export_writes_a_time_range_of_the_inputs_that_replays() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&broker, dir.path());
-    create_topics(&config);
+    let (_broker, dir, config) = deployment(|_, _| {});
     let config_file = dir.path().join("condmon.toml");
     std::fs::write(&config_file, toml::to_string(&config).unwrap()).unwrap();
     let config_arg = config_file.to_str().unwrap();

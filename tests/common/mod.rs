@@ -128,6 +128,25 @@ pub fn config(broker: &Broker, dir: &Path) -> Config {
     config
 }
 
+/// What nearly every test starts from: a broker of its own, a directory, the test
+/// configuration (changed first by `adjust`, which gets the directory) and its topics. Bind
+/// the broker (`_broker`, not `_`): it stops when dropped.
+pub fn deployment(adjust: impl FnOnce(&mut Config, &Path)) -> (Broker, tempfile::TempDir, Config) {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&broker, dir.path());
+    adjust(&mut config, dir.path());
+    create_topics(&config);
+    (broker, dir, config)
+}
+
+/// Writes a rule document into `dir` and returns its path (for `Config::rules_file`).
+pub fn rules_file(dir: &Path, rules: &str) -> PathBuf {
+    let path = dir.join("rules.toml");
+    std::fs::write(&path, rules).unwrap();
+    path
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -305,9 +324,22 @@ impl Condmon {
 
     /// Waits until the customer's state is served (its first record processed).
     pub fn wait_customer(&self, customer: &str, timeout: Duration) {
+        self.wait_found(&format!("/customers/SHARE/{customer}"), timeout);
+    }
+
+    /// Waits until GET `path` answers 200 (what it shows has been committed), and returns
+    /// the body.
+    pub fn wait_found(&self, path: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
-        while self.get(&format!("/customers/SHARE/{customer}")).0 != 200 {
-            assert!(Instant::now() < deadline, "{customer} never arrived");
+        loop {
+            let (status, body) = self.get(path);
+            if status == 200 {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: still {status} after {timeout:?}: {body}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
