@@ -1014,6 +1014,8 @@ fn a_parent_is_monitored_over_its_childrens_figures_sent_through_the_internal_st
     assert_eq!(call.evidence.past_due_amount, dec("1200"));
     assert_eq!(call.evidence.children, 2);
     assert_eq!(call.evidence.oldest_item_id.as_deref(), Some("A/INV"));
+    // The parent has no items of its own: its plan belongs where the child's line is.
+    assert_eq!(call.business_unit, "US001");
 
     // B moves to another parent: PARENT gets a withdrawal and falls under the threshold.
     b.apply(child_master("B", Some("OTHER")), d("2026-02-16"));

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 
 use super::fx::{FxTable, MissingRate};
-use itertools::Itertools;
+use itertools::{Either, Itertools};
 
 use super::children::ChildLedger;
 use super::state::{CustomerState, Totals, item_key};
@@ -82,11 +82,22 @@ impl<'a> Context<'a> {
     /// The open items the rule sees by item key, in key order: the customer's own, merged
     /// with its children's lines for a relationship.
     pub fn keyed_items(&self) -> impl Iterator<Item = (&'a String, &'a ItemChange)> + use<'a> {
-        let children = self.children.into_iter().flat_map(|c| c.items.iter());
+        let own = self.state.items.iter();
+        // The customer's own rules (nearly all) iterate without the merge's comparisons.
+        match self.children {
+            None => Either::Left(own),
+            Some(children) => {
+                Either::Right(own.merge_by(&children.items, |own, child| own.0 <= child.0))
+            }
+        }
+    }
+
+    /// The open item of `key` the rule sees (the customer's own, or a child's line).
+    pub fn item(&self, key: &str) -> Option<&'a ItemChange> {
         self.state
             .items
-            .iter()
-            .merge_by(children, |own, child| own.0 <= child.0)
+            .get(key)
+            .or_else(|| self.children.and_then(|c| c.items.get(key)))
     }
 
     /// [`Context::keyed_items`] without their keys.

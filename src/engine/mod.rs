@@ -311,7 +311,7 @@ fn decide<'r>(
                 evidence.children = children::children_in(state, rule.monitor) as i32;
                 let opening = Opening {
                     slot: slot.clone(),
-                    business_unit: business_unit(ctx.state, None, &evidence),
+                    business_unit: business_unit(ctx, None, &evidence),
                     rule_id: &rule.id,
                     condition: &rule.condition,
                     template: rules.template(&rule.template).expect("validated template"),
@@ -343,7 +343,7 @@ fn decide<'r>(
         let template = rules.template(&rule.template).expect("validated template");
         let opening = |slot: String, item_key: Option<String>, evidence| Opening {
             slot,
-            business_unit: business_unit(ctx.state, item_key.as_deref(), &evidence),
+            business_unit: business_unit(ctx, item_key.as_deref(), &evidence),
             rule_id: &rule.id,
             condition: rule.code(),
             template,
@@ -428,20 +428,20 @@ fn broken_promises<'r>(
 }
 
 /// Where a violation's actions belong: its item's business unit, or that of the item that
-/// caused it (the oldest past-due item, possibly a child's), or of any open item.
+/// caused it (the oldest past-due item, possibly a child's), or of any item the rule sees.
 fn business_unit(
-    state: &CustomerState,
+    ctx: &Context<'_>,
     item_key: Option<&str>,
     evidence: &crate::model::Evidence,
 ) -> String {
     let item = match item_key {
-        Some(key) => state.items.get(key),
+        Some(key) => ctx.item(key),
         None => evidence
             .oldest_item_id
             .as_ref()
-            .and_then(|id| state.items.values().find(|i| &i.item_id == id)),
+            .and_then(|id| ctx.items().find(|i| &i.item_id == id)),
     };
-    item.or_else(|| state.items.values().next())
+    item.or_else(|| ctx.items().next())
         .map(|i| i.business_unit.clone())
         .unwrap_or_default()
 }
