@@ -1160,3 +1160,47 @@ proptest! {
         prop_assert_eq!(own_ctx.totals(), &parent.totals);
     }
 }
+
+proptest! {
+    /// The next day on which time alone moves a collection rule is the first date after today
+    /// on which any debit item crosses one of the rule's day thresholds (one past due, the
+    /// rule's days, or its aging categories' edges), computed one date per item: the same as
+    /// trying every item with every threshold.
+    #[test]
+    fn the_next_ageing_date_is_the_first_crossing_of_any_item_and_threshold(
+        offsets in proptest::collection::vec(-200i64..200, 0..8),
+        days in 0i32..120,
+        by_aging in any::<bool>(),
+    ) {
+        let aging = "[[aging]]\nid = \"STD\"\n[[aging.category]]\nid = \"1-30\"\nfrom_days = 1\nto_days = 30\n[[aging.category]]\nid = \"31-60\"\nfrom_days = 31\nto_days = 60\n[[aging.category]]\nid = \"61+\"\nfrom_days = 61\n";
+        let extra = if by_aging {
+            "aging_id = \"STD\"\naging_category = \"31-60\"".to_string()
+        } else {
+            format!("days_past_due = {days}")
+        };
+        let rules = rules(&format!("{aging}{}", coll_rule("C", &extra, "1", "T")));
+        let today = d("2026-03-15");
+        let mut state = CustomerState::default();
+        for (n, offset) in offsets.iter().enumerate() {
+            let due = (today + chrono::Duration::days(*offset)).to_string();
+            state.apply(InputEvent::Item(item(&format!("I{n}"), ItemType::Invoice, "100", &due)), today);
+        }
+        let fx = FxTable::default();
+        let ctx = conditions::Context::new(&state, &rules, &fx, today);
+        let thresholds: Vec<i64> = if by_aging {
+            vec![1, 1, 31, 31, 61, 61]
+        } else {
+            vec![1, i64::from(days) + 1]
+        };
+        let every_pair = state
+            .items
+            .values()
+            .flat_map(|i| thresholds.iter().map(move |t| i.due_date + chrono::Duration::days(*t)))
+            .filter(|date| *date > today)
+            .min();
+        prop_assert_eq!(
+            conditions::next_change_collection(&rules.collection_rules[0], &ctx),
+            every_pair
+        );
+    }
+}

@@ -715,14 +715,16 @@ pub fn next_change_collection(rule: &CollectionRule, ctx: &Context<'_>) -> Optio
         ),
         (None, None) => {}
     }
+    thresholds.sort_unstable();
+    // Each debit item's next crossing is the first threshold beyond its days past due today:
+    // one date per item, not one per item and threshold.
     ctx.items()
         .filter(|i| !i.item_type.is_credit())
-        .flat_map(|i| {
-            thresholds
-                .iter()
-                .map(move |t| i.due_date + Duration::days(*t))
+        .filter_map(|i| {
+            let days = (ctx.today - i.due_date).num_days();
+            let next = thresholds.iter().find(|t| **t > days)?;
+            Some(i.due_date + Duration::days(*next))
         })
-        .filter(|d| *d > ctx.today)
         .min()
 }
 
