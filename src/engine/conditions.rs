@@ -5,12 +5,11 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate};
+use itertools::{Either, Itertools};
 use rust_decimal::Decimal;
 
-use super::fx::{FxTable, MissingRate};
-use itertools::{Either, Itertools};
-
 use super::children::ChildLedger;
+use super::fx::{FxTable, MissingRate};
 use super::state::{CustomerState, Totals, item_key};
 use super::stats::{self, StatValue};
 use crate::model::{BucketAmount, Evidence, ItemChange, ItemEvidence, ItemType, StatisticEvidence};
