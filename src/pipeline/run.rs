@@ -286,7 +286,8 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // sweep goes on batch after batch, without waiting for records, until no due timer is left.
     let mut sweep: BTreeMap<i32, Option<Vec<u8>>> = BTreeMap::new();
     // The business date the last sweep started on: a new date starts one at once, not at the
-    // next tick (and an idle loop wakes at midnight, see `until_next_day`).
+    // next tick (and an idle loop wakes when the clock may show one, see
+    // `Clock::until_next_day`).
     let mut swept_on: Option<chrono::NaiveDate> = None;
     let mut business_date = BusinessDate::new(pipeline.max_clock_jump_days);
     let mut last_reading = None;
@@ -343,7 +344,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let batch = tokio::select! {
             batch = source.next_batch(
                 pipeline.max_batch,
-                if sweep.is_empty() { tick.min(until_next_day(clock_now)) } else { Duration::ZERO },
+                if sweep.is_empty() { tick.min(rt.clock.until_next_day(clock_now)) } else { Duration::ZERO },
                 Duration::from_millis(pipeline.linger_ms),
             ) => batch,
             _ = shutdown.changed() => break,
@@ -1180,19 +1181,6 @@ fn timer_lateness(
     by_clock.max(since_accepted).as_secs_f64()
 }
 
-/// How long from `now` until the next business day begins (midnight UTC), and a millisecond:
-/// an idle loop wakes when timers fall due rather than up to a tick later. (A file clock
-/// stands still at the moment it reads, so for it this is a day: the tick decides.)
-fn until_next_day(now: chrono::DateTime<chrono::Utc>) -> Duration {
-    let next = now
-        .date_naive()
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc());
-    next.and_then(|next| (next - now).to_std().ok())
-        .map_or(Duration::MAX, |d| d + Duration::from_millis(1))
-}
-
 /// Whether `record` is an output that a batch which never committed sent already (it is then
 /// not sent again: the redo gives it the same event id and bytes).
 fn already_sent(
@@ -1462,19 +1450,6 @@ mod tests {
     use crate::kafka::partition_for;
     use crate::model::{ActionCommand, CommandKind, CustomerKey, InputEvent, ItemChange};
     use crate::rules::RuleSet;
-
-    #[test]
-    fn an_idle_loop_wakes_when_the_next_business_day_begins() {
-        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
-        assert_eq!(
-            until_next_day(at("2026-03-01T23:59:59.500Z")),
-            Duration::from_millis(501)
-        );
-        assert_eq!(
-            until_next_day(at("2026-03-01T00:00:00Z")),
-            Duration::from_secs(86_400) + Duration::from_millis(1)
-        );
-    }
 
     /// A file clock stands at midnight all day: its timers' lateness counts from the moment the
     /// loop took the new date, not zero; a system clock's from midnight; an earlier day's timer

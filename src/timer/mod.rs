@@ -22,7 +22,27 @@ pub trait Clock: Send + Sync {
     fn today(&self) -> NaiveDate {
         self.now().date_naive()
     }
+
+    /// How long from `now` (as this clock read it) until it may show another business date:
+    /// an idle run loop sleeps no longer, so a day's timers fire as the day begins rather than
+    /// up to a tick later. For a clock that keeps time, the next midnight (UTC) and a
+    /// millisecond.
+    fn until_next_day(&self, now: DateTime<Utc>) -> std::time::Duration {
+        let next = now
+            .date_naive()
+            .succ_opt()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc());
+        next.and_then(|next| (next - now).to_std().ok())
+            .map_or(std::time::Duration::MAX, |d| {
+                d + std::time::Duration::from_millis(1)
+            })
+    }
 }
+
+/// How often an idle run loop looks at a [`FileClock`]: a rehearsal that writes a new date
+/// sees its timers fire within this, as a system clock's do at midnight.
+pub const FILE_CLOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The business date the run loop decides on, guarded against the system clock: it never
 /// moves backwards, and a jump forward larger than the time that passed allows (more than
@@ -186,6 +206,11 @@ impl Clock for FileClock {
             *last = read;
         }
         *last
+    }
+
+    /// The file may be written at any moment: look again soon.
+    fn until_next_day(&self, _now: DateTime<Utc>) -> std::time::Duration {
+        FILE_CLOCK_POLL
     }
 }
 
@@ -427,6 +452,28 @@ fn due_key(due: NaiveDate, by_key: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    /// An idle loop wakes when the business day may change: at midnight for the system
+    /// clock, within `FILE_CLOCK_POLL` for a file a rehearsal may write at any moment.
+    #[test]
+    fn an_idle_loop_wakes_when_the_next_business_day_may_begin() {
+        use super::*;
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            SystemClock.until_next_day(at("2026-03-01T23:59:59.500Z")),
+            ms(501)
+        );
+        assert_eq!(
+            SystemClock.until_next_day(at("2026-03-01T00:00:00Z")),
+            std::time::Duration::from_secs(86_400) + ms(1)
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "2026-03-01").unwrap();
+        let clock = FileClock::new(file.path().to_path_buf()).unwrap();
+        assert_eq!(clock.until_next_day(clock.now()), FILE_CLOCK_POLL);
+        assert!(FILE_CLOCK_POLL <= ms(100));
+    }
+
     /// The business date follows the clock day by day, never goes back, and holds a jump
     /// the time that passed does not explain until it does.
     #[test]
