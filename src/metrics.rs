@@ -128,9 +128,9 @@ impl Metrics {
         );
         let timer_lateness = histogram(
             "timer_lateness_seconds",
-            "From a timer's due instant (the start of its business day, or the moment this \
-             process took that day if later: a file clock stands at midnight) to the \
-             acknowledgement of the outputs its firing caused.",
+            "From a timer's due instant (the start of its business day) to the \
+             acknowledgement of the outputs its firing caused; for a timer of the current day at \
+             least the time since this process took that day (a file clock stands at midnight).",
             prometheus::exponential_buckets(0.05, 3.0, 14).expect("valid buckets"),
         );
         let build_info = gauge_vec(

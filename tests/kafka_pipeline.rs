@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::*;
@@ -738,10 +738,7 @@ fn a_send_that_no_retry_can_fix_stops_the_process_with_the_reason() {
 fn a_new_business_day_fires_its_timers_without_waiting_for_the_tick() {
     let (_broker, dir, config) = deployment(|config, _| {
         config.pipeline.tick_ms = 60_000;
-        // An idle loop shows its life once a tick.
-        config.pipeline.liveness_timeout_ms = 180_000;
     });
-    // Records first: an idle loop with a minute's tick first shows its life a minute on.
     produce(
         &config,
         vec![
@@ -757,14 +754,13 @@ fn a_new_business_day_fires_its_timers_without_waiting_for_the_tick() {
     // Nothing else happens: the idle loop looks at the file clock within 100 ms (a system
     // clock's idle loop wakes at midnight), sees the new date and starts the day's sweep.
     condmon.set_today("2026-03-11");
-    let moved = Instant::now();
+    // Within 25 s, well before the minute's tick.
     wait_for(
         &config,
         &config.topics.actions,
         Duration::from_secs(25),
         |r| count(&actions(&config, r), "DAWN", ActionEventKind::MovedToList) == 1,
     );
-    assert!(moved.elapsed() < Duration::from_secs(50), "before the tick");
 }
 
 /// A producer that fails fatally (librdkafka's own test hook raises what an idempotent

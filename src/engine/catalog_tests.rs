@@ -1093,14 +1093,16 @@ fn a_lower_priority_plan_does_not_open_while_a_higher_rule_is_blocked() {
 proptest! {
     /// A relationship's rules see the parent's own items and its children's lines as one
     /// ledger, in item-key order, with the totals of both: what the parent's copy with the
-    /// lines inserted gave before, without copying the parent.
+    /// lines inserted gave before, without copying the parent. Ids are drawn from a small
+    /// alphabet, `/` included, so that an own item is sometimes keyed like a child's line
+    /// (`CHILD/ITEM`): the line stands for it, as in the copy.
     #[test]
     fn a_relationship_sees_its_own_items_and_its_childrens_lines_as_one_ledger(
-        own in proptest::collection::btree_map("[A-Z]{1,3}", 1u32..500_000, 0..8),
+        own in proptest::collection::btree_map("[AB](/[AB])?", 1u32..500_000, 0..6),
         kids in proptest::collection::btree_map(
-            "[A-Z]{1,2}",
-            proptest::collection::vec(("[A-Z]{1,3}", 1u32..500_000, any::<bool>()), 1..4),
-            0..5,
+            "[AB]",
+            proptest::collection::vec(("[AB]", 1u32..500_000, any::<bool>()), 1..4),
+            0..3,
         ),
     ) {
         let today = d("2026-03-01");
@@ -1142,10 +1144,13 @@ proptest! {
         let ctx = conditions::Context::with_children(&parent, Some(&lines), &rules, &fx, today);
         let mut copied = parent.items.clone();
         copied.extend(lines.items.clone());
-        let seen: Vec<&String> = ctx.keyed_items().map(|(key, _)| key).collect();
-        prop_assert_eq!(seen, copied.keys().collect::<Vec<_>>());
+        let seen: Vec<(&String, &ItemChange)> = ctx.keyed_items().collect();
+        prop_assert_eq!(seen, copied.iter().collect::<Vec<_>>());
+        for (key, item) in &copied {
+            prop_assert_eq!(ctx.item(key), Some(item));
+        }
         let mut recomputed = BTreeMap::new();
-        for item in copied.values() {
+        for item in parent.items.values().chain(lines.items.values()) {
             let totals = state::Totals {
                 open: item.open_amount,
                 disputed: item.disputed_amount,

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use chrono::{Duration, NaiveDate};
-use itertools::{Either, Itertools};
+use itertools::{Either, EitherOrBoth, Itertools};
 use rust_decimal::Decimal;
 
 use super::children::ChildLedger;
@@ -79,24 +79,28 @@ impl<'a> Context<'a> {
     }
 
     /// The open items the rule sees by item key, in key order: the customer's own, merged
-    /// with its children's lines for a relationship.
+    /// with its children's lines for a relationship (a child's line, `CHILD/ITEM`, stands for
+    /// an own item of the same key, as when the lines were inserted into a copy).
     pub fn keyed_items(&self) -> impl Iterator<Item = (&'a String, &'a ItemChange)> + use<'a> {
         let own = self.state.items.iter();
         // The customer's own rules (nearly all) iterate without the merge's comparisons.
         match self.children {
             None => Either::Left(own),
-            Some(children) => {
-                Either::Right(own.merge_by(&children.items, |own, child| own.0 <= child.0))
-            }
+            Some(children) => Either::Right(
+                own.merge_join_by(&children.items, |own, child| own.0.cmp(child.0))
+                    .map(|pair| match pair {
+                        EitherOrBoth::Left(own) => own,
+                        EitherOrBoth::Right(child) | EitherOrBoth::Both(_, child) => child,
+                    }),
+            ),
         }
     }
 
-    /// The open item of `key` the rule sees (the customer's own, or a child's line).
+    /// The open item of `key` the rule sees (a child's line, or the customer's own).
     pub fn item(&self, key: &str) -> Option<&'a ItemChange> {
-        self.state
-            .items
-            .get(key)
-            .or_else(|| self.children.and_then(|c| c.items.get(key)))
+        self.children
+            .and_then(|c| c.items.get(key))
+            .or_else(|| self.state.items.get(key))
     }
 
     /// [`Context::keyed_items`] without their keys.

@@ -294,9 +294,9 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // The business date and the moment this loop accepted it: timer lateness counts from
     // then when the clock stands at the start of the day (a file clock moved by a rehearsal).
     let mut day_began: Option<(chrono::NaiveDate, Instant)> = None;
-    // The clock as read after the last batch: the next wait is measured from it, so a loop
-    // reads a file clock once, not twice (it can only wake early, by the time the batch took).
-    let mut clock_now = rt.clock.now();
+    // The clock as read after the last batch, and when: the next wait is measured from that
+    // reading less the time since, so a loop reads a file clock once per iteration, not twice.
+    let (mut clock_now, mut clock_read_at) = (rt.clock.now(), Instant::now());
     // Partitions whose previous holder left a batch uncommitted, with the date it decided it
     // on: the redo decides on that date (the clock's again once it is committed).
     let mut redo_dates: BTreeMap<i32, chrono::NaiveDate> = BTreeMap::new();
@@ -344,7 +344,11 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let batch = tokio::select! {
             batch = source.next_batch(
                 pipeline.max_batch,
-                if sweep.is_empty() { tick.min(rt.clock.until_next_day(clock_now)) } else { Duration::ZERO },
+                if sweep.is_empty() {
+                    tick.min(rt.clock.until_next_day(clock_now).saturating_sub(clock_read_at.elapsed()))
+                } else {
+                    Duration::ZERO
+                },
                 Duration::from_millis(pipeline.linger_ms),
             ) => batch,
             _ = shutdown.changed() => break,
@@ -406,7 +410,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         positions.retain(|(p, _), _| assigned.contains(p));
         quiet.retain(|p, _| assigned.contains(p));
         rt.health.hold(writers.keys().copied().collect());
-        clock_now = rt.clock.now();
+        (clock_now, clock_read_at) = (rt.clock.now(), Instant::now());
         let reading = business_date.read(clock_now.date_naive(), Instant::now());
         // Said once per change, not every loop.
         if (reading.held_days > 0 || reading.backwards) && Some(reading) != last_reading {
@@ -1163,10 +1167,11 @@ fn observe_latency(
     }
 }
 
-/// How late a timer due on `due` fired, in seconds: from the start of its day on the business
-/// clock, or, for a timer of the day the loop is on, from the moment the loop accepted that
-/// day if that is later in wall time (a file clock stands at midnight all day, a system clock
-/// the process was not running for at midnight is counted from midnight).
+/// How late a timer due on `due` fired, in seconds: the longer of two measures, the time since
+/// its day began on the business clock, and, for a timer of the day the loop is on, the wall
+/// time since the loop took that day. A system clock's is the first (the loop takes the day
+/// after midnight); a file clock stands at the start of the day all day, so only the second
+/// moves.
 fn timer_lateness(
     due: chrono::NaiveDate,
     business_now: chrono::DateTime<chrono::Utc>,

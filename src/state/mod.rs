@@ -868,6 +868,11 @@ mod tests {
         );
         // From inside the range: committed b, c, d, the batch deleted two; go on after d.
         assert_eq!(scan(b"ab\0"), (vec!["d".into()], Some("d".into())));
+        // Unbounded, it is the plain scan, the batch's deletes and adds merged.
+        assert_eq!(
+            keys(txn.scan(0, StoreName::Timers, b"", |_| true).unwrap()),
+            ["a", "ab", "d", "e", "z"]
+        );
         // More live entries than the limit: cut at the limit, go on after the last returned.
         let mut txn = store.txn();
         txn.put(0, StoreName::Timers, b"a1", Vec::new());
@@ -876,7 +881,6 @@ mod tests {
             .unwrap();
         assert_eq!(keys(scanned.entries), ["a", "a1", "b"]);
         assert_eq!(scanned.resume_after.as_deref(), Some(&b"b"[..]));
-        // Unbounded, it is the plain scan.
         assert_eq!(
             keys(txn.scan(0, StoreName::Timers, b"", |_| true).unwrap()),
             ["a", "a1", "b", "c", "d", "e"]
