@@ -131,7 +131,8 @@ impl Metrics {
             "From a timer's due instant (the start of its business day) to the \
              acknowledgement of the outputs its firing caused; for a timer of the current day at \
              least the time since this process took that day (a file clock stands at midnight).",
-            prometheus::exponential_buckets(0.05, 3.0, 14).expect("valid buckets"),
+            // 50 ms to 8 days: a timer held over a down process's days is measured, not +Inf.
+            prometheus::exponential_buckets(0.05, 3.0, 16).expect("valid buckets"),
         );
         let build_info = gauge_vec(
             "build_info",

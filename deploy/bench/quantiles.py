@@ -33,7 +33,13 @@ def quantile(q):
 
 
 def shown(seconds):
-    return "+Inf" if seconds == float("inf") else f"{seconds * 1000:.0f} ms"
+    if seconds == float("inf"):
+        return "+Inf"
+    if seconds >= 86_400:
+        return f"{seconds / 86_400:.1f} days"
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds * 1000:.0f} ms"
 
 
 print(f"{metric} over the run: {total:.0f} observations, "
