@@ -1209,3 +1209,59 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    /// An open item re-sent exactly as it stands (an ERP's full extract) needs no decision:
+    /// skipping it and letting the day be decided (as the customer's timer does) gives the
+    /// same events and the same customer as applying it and deciding; and a customer decided
+    /// today decides nothing more today. That is what lets the operator skip such a record.
+    #[test]
+    fn an_item_resent_as_it_stands_decides_nothing_that_skipping_it_would_not(
+        steps in proptest::collection::vec((0usize..3, 0usize..3, 0u8..5, 0i64..3), 1..30),
+    ) {
+        let rules = rules(&format!(
+            "{}{}",
+            coll_rule("C30", "days_past_due = 30", "1000", "T"),
+            "[[assessment_rule]]\nid = \"DSO\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"KEY_STATISTIC\", history_id = \"DSO\", source = \"CONDMON\", comparison = \"ABOVE\", threshold = \"20\" }\n",
+        ));
+        let fx = FxTable::default();
+        let mut state = CustomerState::default();
+        state.apply(InputEvent::Customer(master(Some("5000"), None)), d("2026-03-01"));
+        let mut today = d("2026-03-01");
+        let mut sent: Vec<InputEvent> = Vec::new();
+        // Few ids and amounts, so that items are sent again, as they stand or changed.
+        let amounts = [150_000, 320_000, 1_500];
+        for (id, amount, kind, days) in steps {
+            today += chrono::Duration::days(days);
+            let event = match kind {
+                0 | 1 => {
+                    let due = (d("2026-01-01") + chrono::Duration::days(20 * id as i64)).to_string();
+                    let mut invoice = item(&format!("I{id}"), ItemType::Invoice, "1", &due);
+                    invoice.original_amount = Decimal::new(amounts[amount], 2);
+                    invoice.open_amount = Decimal::new(amounts[amount] / (1 + i64::from(kind)), 2);
+                    InputEvent::Item(invoice)
+                }
+                2 => payment(&format!("P{id}"), PaymentStatus::Unapplied, "250.00", "2026-02-20", &[]),
+                // A re-send of something sent before (it may have changed since).
+                _ => match sent.get(id % sent.len().max(1)) {
+                    Some(earlier) => earlier.clone(),
+                    None => continue,
+                },
+            };
+            if state.already_holds(&event) {
+                let mut skipped = state.clone();
+                let by_timer = reconcile(&mut skipped, &key(), &rules, &fx, today);
+                state.apply(event.clone(), today);
+                let decided = reconcile(&mut state, &key(), &rules, &fx, today);
+                prop_assert_eq!(&decided, &by_timer);
+                prop_assert_eq!(&state, &skipped);
+                let again = reconcile(&mut state, &key(), &rules, &fx, today);
+                prop_assert!(again.is_empty(), "{again:?}");
+            } else {
+                state.apply(event.clone(), today);
+                reconcile(&mut state, &key(), &rules, &fx, today);
+            }
+            sent.push(event);
+        }
+    }
+}

@@ -485,6 +485,26 @@ impl CustomerState {
         self.actions.insert(action.id.clone(), action);
     }
 
+    /// Whether applying `event` would leave this state as it is: an open item re-sent exactly
+    /// as it stands (an ERP's full extract), amounts to the same scale, with no customer
+    /// call's dispute over it and its statistics as it says. Nothing a rule reads changes,
+    /// so nothing is to be decided for it (what time changes is the timers' to decide). Other
+    /// events are not checked: they are applied and decided.
+    pub fn already_holds(&self, event: &InputEvent) -> bool {
+        let InputEvent::Item(item) = event else {
+            return false;
+        };
+        let key = item_key(&item.item_id, item.item_line);
+        let same = |a: Decimal, b: Decimal| a == b && a.scale() == b.scale();
+        let held = self.items.get(&key).is_some_and(|held| {
+            held == item
+                && same(held.open_amount, item.open_amount)
+                && same(held.original_amount, item.original_amount)
+                && same(held.disputed_amount, item.disputed_amount)
+        });
+        held && self.stats.holds_open_item(&key, item) && !self.disputes.contains_key(&key)
+    }
+
     /// Folds an input event into the ledger on business date `today`. Decisions are made
     /// afterwards, by `reconcile`.
     pub fn apply(&mut self, event: InputEvent, today: NaiveDate) {

@@ -42,6 +42,15 @@ pub struct Sale {
     pub amount: Decimal,
 }
 
+/// What an item adds to the sales (invoices and debit memos), for DSO.
+fn sale_of(item: &ItemChange) -> Option<Sale> {
+    matches!(item.item_type, ItemType::Invoice | ItemType::DebitMemo).then(|| Sale {
+        date: item.accounting_date,
+        currency: item.currency.clone(),
+        amount: item.original_amount,
+    })
+}
+
 /// A statistic's value and how many samples it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatValue {
@@ -52,21 +61,27 @@ pub struct StatValue {
 impl Statistics {
     /// Sales count on the item's accounting date; closed items keep their due date a while.
     pub fn record_item(&mut self, key: &str, item: &ItemChange, today: NaiveDate) {
-        if matches!(item.item_type, ItemType::Invoice | ItemType::DebitMemo) {
-            self.sales.insert(
-                key.to_string(),
-                Sale {
-                    date: item.accounting_date,
-                    currency: item.currency.clone(),
-                    amount: item.original_amount,
-                },
-            );
+        if let Some(sale) = sale_of(item) {
+            self.sales.insert(key.to_string(), sale);
         }
         if item.open_amount.is_zero() {
             self.closed.insert(key.to_string(), (item.due_date, today));
         } else {
             self.closed.remove(key);
         }
+    }
+
+    /// Whether [`Statistics::record_item`] of this open item would change nothing: its sale
+    /// (if it is one) recorded as it says, amount to the same scale, and it not closed.
+    pub fn holds_open_item(&self, key: &str, item: &ItemChange) -> bool {
+        let sale_held = match sale_of(item) {
+            None => true,
+            Some(sale) => self
+                .sales
+                .get(key)
+                .is_some_and(|held| *held == sale && held.amount.scale() == sale.amount.scale()),
+        };
+        sale_held && !item.open_amount.is_zero() && !self.closed.contains_key(key)
     }
 
     pub fn closed_due_date(&self, key: &str) -> Option<NaiveDate> {

@@ -564,6 +564,13 @@ impl Operator {
                     today,
                 ));
             }
+            // An open item re-sent as it stands (an ERP's full extract): nothing to apply or
+            // decide, and what time changes is decided by the customer's timers. The customer
+            // goes back as it was read; the batch writes nothing for it.
+            Some(event) if state.already_holds(&event) => {
+                customers::save(txn, partition, customer, state, timers_set)?;
+                return Ok(Vec::new());
+            }
             Some(event) => {
                 if let InputEvent::Item(item) = &event {
                     out.extend(engine::work::announce_new_item(
