@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut offset = 0;
     let chunked = |events, offset: &mut i64| {
         in_chunks(
-            events, &operator, &store, args.batch, today, offset, &encoded,
+            events, &operator, &store, args.batch, today, offset, &catalog,
         )
     };
     let started = Instant::now();
@@ -278,14 +278,14 @@ fn in_chunks(
     batch: usize,
     today: NaiveDate,
     offset: &mut i64,
-    encoded: &dyn Fn(&InputEvent) -> anyhow::Result<(String, Vec<u8>)>,
+    catalog: &SchemaCatalog,
 ) -> anyhow::Result<(usize, usize)> {
     let (mut records, mut outputs) = (0, 0);
     loop {
         let chunk: Vec<(String, Vec<u8>)> = events
             .by_ref()
             .take(batch)
-            .map(|event| encoded(&event))
+            .map(|event| Ok((event.record_key(), catalog.encode_input(&event)?)))
             .collect::<anyhow::Result<_>>()?;
         if chunk.is_empty() {
             return Ok((records, outputs));
