@@ -168,13 +168,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::iter::once(master(c, 20_000)).chain((0..items).map(move |n| loaded_item(c, n)))
     });
     let mut offset = 0;
-    let chunked = |events, offset: &mut i64| {
-        in_chunks(
-            events, &operator, &store, args.batch, today, offset, &catalog,
-        )
-    };
     let started = Instant::now();
-    let (loaded, outputs) = chunked(Box::new(load), &mut offset)?;
+    let (loaded, outputs) = in_chunks(
+        load,
+        &operator,
+        &store,
+        args.batch,
+        today,
+        &mut offset,
+        &catalog,
+    )?;
     let took = started.elapsed().as_secs_f64();
     println!(
         "load:  {loaded} records ({} customers × (master + {} items)) in {took:.1} s: {:.0} \
@@ -190,7 +193,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Nothing in it changes a customer: each is read and put back, nothing decided.
         let extract = (0..args.customers).flat_map(|c| (0..items).map(move |n| loaded_item(c, n)));
         let started = Instant::now();
-        let (sent, outputs) = chunked(Box::new(extract), &mut offset)?;
+        let (sent, outputs) = in_chunks(
+            extract,
+            &operator,
+            &store,
+            args.batch,
+            today,
+            &mut offset,
+            &catalog,
+        )?;
         let took = started.elapsed().as_secs_f64();
         println!(
             "extract: {sent} items sent again as they stand in {took:.1} s: {:.0} records/s, \
@@ -272,7 +283,7 @@ fn mixed_phase(
 /// Encodes `events` a batch at a time and runs each batch through [`process`]: (records,
 /// outputs).
 fn in_chunks(
-    mut events: Box<dyn Iterator<Item = InputEvent> + '_>,
+    mut events: impl Iterator<Item = InputEvent>,
     operator: &Operator,
     store: &Store,
     batch: usize,

@@ -211,7 +211,7 @@ pub fn contributions(
 /// lines as items (named `CHILD/ITEM`), and its totals with the children's lines and cash
 /// added. The customer's own items are not copied ([`super::conditions::Context`] reads them
 /// merged with these): a parent's evaluation copies its children's lines, never itself.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChildLedger {
     pub items: BTreeMap<String, ItemChange>,
     pub totals: BTreeMap<String, Totals>,

@@ -537,6 +537,13 @@ impl Operator {
     ) -> Result<Vec<OutputEvent>, StateError> {
         let (mut state, timers_set) =
             customers::load_listed(txn, partition, customer)?.unwrap_or_default();
+        // An open item re-sent as it stands (an ERP's full extract): nothing to apply or
+        // decide, and what time changes is decided by the customer's timers. The customer goes
+        // back as it was read, and the batch writes nothing for it.
+        if event.as_ref().is_some_and(|e| state.already_holds(e)) {
+            customers::save(txn, partition, customer, state, timers_set)?;
+            return Ok(Vec::new());
+        }
         let held_before = owned(state.currencies());
         let owners_before = state.open_action_owners();
         let flagged_before = !state.blocked.is_empty();
@@ -563,13 +570,6 @@ impl Operator {
                     conversation,
                     today,
                 ));
-            }
-            // An open item re-sent as it stands (an ERP's full extract): nothing to apply or
-            // decide, and what time changes is decided by the customer's timers. The customer
-            // goes back as it was read; the batch writes nothing for it.
-            Some(event) if state.already_holds(&event) => {
-                customers::save(txn, partition, customer, state, timers_set)?;
-                return Ok(Vec::new());
             }
             Some(event) => {
                 if let InputEvent::Item(item) = &event {
