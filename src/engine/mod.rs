@@ -572,7 +572,7 @@ fn timers_for(
         .actions
         .values()
         .filter(|a| a.status == crate::model::ActionStatus::Future)
-        .map(|a| (format!("{ACTION_TIMER_PREFIX}{}", a.id), a.action_date))
+        .map(|a| ([ACTION_TIMER_PREFIX, &a.id].concat(), a.action_date))
         .collect();
     let contexts = role_contexts(state, views, rules, fx, today);
     let context = |role: MonitorRole| &contexts[&role];

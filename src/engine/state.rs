@@ -274,12 +274,14 @@ pub struct Violation {
 
 /// Where violations live in the state: one collection plan per condition and monitored role,
 /// one plan per customer-level assessment rule, one per item-level rule and item.
+/// (Keys are built by concatenation, not `format!`: they are built for every rule of every
+/// record.)
 pub fn collection_slot(condition: &str, role: MonitorRole) -> String {
-    format!("{condition}|{}", role.as_str())
+    [condition, "|", role.as_str()].concat()
 }
 
 pub fn item_slot(rule_id: &str, item_key: &str) -> String {
-    format!("{rule_id}@{item_key}")
+    [rule_id, "@", item_key].concat()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -449,7 +451,7 @@ pub struct QueuedLetter {
 }
 
 pub fn item_key(item_id: &str, line: i32) -> String {
-    format!("{item_id}#{line}")
+    [item_id, "#", itoa::Buffer::new().format(line)].concat()
 }
 
 /// What an item adds to its currency's totals.

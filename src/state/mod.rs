@@ -98,7 +98,13 @@ impl StoreName {
     }
 
     fn cf_name(self, partition: i32) -> String {
-        format!("{}.{partition}", self.as_str())
+        // Several times a record: `format!` was 0.8 % of the hot path's instructions.
+        let store = self.as_str();
+        let mut name = String::with_capacity(store.len() + 12);
+        name.push_str(store);
+        name.push('.');
+        name.push_str(itoa::Buffer::new().format(partition));
+        name
     }
 }
 

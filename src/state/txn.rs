@@ -33,14 +33,14 @@ struct Cached {
     /// The value now (`None`: absent, deleted or taken out and not put back).
     value: Option<Box<dyn Any + Send>>,
     /// How to encode `value` again at the end of the batch.
-    encode: fn(&(dyn Any + Send)) -> Vec<u8>,
+    encode: fn(&(dyn Any + Send), usize) -> Vec<u8>,
 }
 
-fn encode_as<V: Stored>(value: &(dyn Any + Send)) -> Vec<u8> {
+fn encode_as<V: Stored>(value: &(dyn Any + Send), capacity: usize) -> Vec<u8> {
     let value = value
         .downcast_ref::<V>()
         .expect("a store's values all have its type");
-    value::encode(value)
+    value::encode_sized(value, capacity)
 }
 
 /// Reads and writes of one batch, per store: the metrics layer's figures.
@@ -351,7 +351,11 @@ impl<'s> Txn<'s> {
     /// and the input offsets it covers (`(partition, topic, next offset)`) as meta records.
     pub fn finish(mut self, offsets: &[(i32, String, i64)]) -> Changes {
         for ((partition, store, key), cached) in std::mem::take(&mut self.values) {
-            let now = cached.value.as_deref().map(|v| (cached.encode)(v));
+            let capacity = cached.original.as_ref().map_or(256, |o| o.len() + 64);
+            let now = cached
+                .value
+                .as_deref()
+                .map(|v| (cached.encode)(v, capacity));
             if now != cached.original {
                 self.writes.insert((partition, store, key), now);
             }

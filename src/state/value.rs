@@ -14,7 +14,13 @@ use serde::de::DeserializeOwned;
 pub const CURRENT: u8 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    encode_sized(value, 256)
+}
+
+/// [`encode`] into a buffer of `capacity` bytes (what it encoded to last time: a value mostly
+/// keeps its size, and growing the buffer copied a customer's ledger several times).
+pub fn encode_sized<T: Serialize>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
     out.push(CURRENT);
     // Writing into memory fails only for a type serde cannot express, a defect caught by tests.
     rmp_serde::encode::write(&mut out, value).expect("state values encode");
