@@ -127,11 +127,10 @@ impl Plans<'_> {
         let Some(violation) = self.state.violations.remove(slot) else {
             return;
         };
-        for action in self.state.actions.values_mut() {
-            if action.violation_id == violation.id && action.status.is_open() {
-                system_cancel(action, reason, self.key, self.today, self.out);
-            }
-        }
+        self.state.actions.change_where(
+            |action| action.violation_id == violation.id && action.status.is_open(),
+            |action| system_cancel(action, reason, self.key, self.today, self.out),
+        );
         self.out.push(condition_event(
             self.key,
             ConditionEventKind::ViolationEnded,

@@ -345,30 +345,30 @@ pub fn complete_write_offs(
     out: &mut Vec<OutputEvent>,
 ) {
     let items = &state.items;
-    for action in state.actions.values_mut() {
-        let paid_off = action.status == ActionStatus::Pending
+    let paid_off = |action: &Action| {
+        action.status == ActionStatus::Pending
             && action
                 .write_off
                 .as_ref()
-                .is_some_and(|item| !items.contains_key(item));
-        if paid_off {
-            let by_owner = action.performed_by.as_deref() != Some(SYSTEM_USER);
-            action.status = if by_owner {
-                ActionStatus::Complete
-            } else {
-                ActionStatus::SystemComplete
-            };
-            action.closed_on = Some(today);
-            action.result = Some("written off".into());
-            out.push(action_event(
-                key,
-                action,
-                ActionEventKind::Completed,
-                Some(ActionStatus::Pending),
-                today,
-            ));
-        }
-    }
+                .is_some_and(|item| !items.contains_key(item))
+    };
+    state.actions.change_where(paid_off, |action| {
+        let by_owner = action.performed_by.as_deref() != Some(SYSTEM_USER);
+        action.status = if by_owner {
+            ActionStatus::Complete
+        } else {
+            ActionStatus::SystemComplete
+        };
+        action.closed_on = Some(today);
+        action.result = Some("written off".into());
+        out.push(action_event(
+            key,
+            action,
+            ActionEventKind::Completed,
+            Some(ActionStatus::Pending),
+            today,
+        ));
+    });
 }
 
 /// Item actions added by hand belong to no violation: they end when their item closes. An
@@ -380,16 +380,16 @@ pub fn close_item_actions(
     out: &mut Vec<OutputEvent>,
 ) {
     let (items, stats) = (&state.items, &state.stats);
-    for action in state.actions.values_mut() {
-        let orphan = action.violation_id.is_empty()
+    let orphan = |action: &Action| {
+        action.violation_id.is_empty()
             && action.status.is_open()
             && action.item_key.as_ref().is_some_and(|item| {
                 !items.contains_key(item) && stats.closed_due_date(item).is_some()
-            });
-        if orphan {
-            system_cancel(action, CancelReason::ItemClosed, key, today, out);
-        }
-    }
+            })
+    };
+    state.actions.change_where(orphan, |action| {
+        system_cancel(action, CancelReason::ItemClosed, key, today, out)
+    });
 }
 
 /// The reminders an action has, with their dates.

@@ -115,7 +115,7 @@ pub fn load_listed(
         if let Some(action) =
             txn.take_value::<Action>(partition, StoreName::Actions, &customer_key(&key, &id))?
         {
-            state.actions.insert(id, action);
+            state.actions.read(id, action);
         }
     }
     for id in conversation_ids {
@@ -139,12 +139,14 @@ pub fn load_listed(
 /// A customer split into its records.
 struct Parts {
     ledger: CustomerState,
-    actions: Vec<(String, Action)>,
+    /// With whether each changed since read.
+    actions: Vec<(String, Action, bool)>,
     conversations: Vec<(String, ConversationRecord)>,
 }
 
 fn split(mut state: CustomerState, timers: ListedTimers) -> Parts {
-    let actions: Vec<(String, Action)> = std::mem::take(&mut state.actions).into_iter().collect();
+    let actions: Vec<(String, Action, bool)> =
+        std::mem::take(&mut state.actions).into_changes().collect();
     let mut conversations = std::mem::take(&mut state.conversations);
     let mut promises = std::mem::take(&mut state.promises);
     let ids: std::collections::BTreeSet<String> = conversations
@@ -164,7 +166,7 @@ fn split(mut state: CustomerState, timers: ListedTimers) -> Parts {
         })
         .collect();
     state.records = Some(OwnRecords {
-        actions: actions.iter().map(|(id, _)| id.clone()).collect(),
+        actions: actions.iter().map(|(id, ..)| id.clone()).collect(),
         conversations: conversations.iter().map(|(id, _)| id.clone()).collect(),
         timers: timers.map(|t| {
             t.into_iter()
@@ -190,13 +192,13 @@ pub fn save(
 ) -> Result<(), StateError> {
     let key = customer.encode();
     let parts = split(state, timers);
-    for (id, action) in parts.actions {
-        txn.put_value(
-            partition,
-            StoreName::Actions,
-            &customer_key(&key, &id),
-            action,
-        )?;
+    for (id, action, changed) in parts.actions {
+        let at = customer_key(&key, &id);
+        if changed {
+            txn.put_value(partition, StoreName::Actions, &at, action)?;
+        } else {
+            txn.put_unchanged(partition, StoreName::Actions, &at, action)?;
+        }
     }
     for (id, record) in parts.conversations {
         txn.put_value(
@@ -330,7 +332,7 @@ pub fn split_legacy(
         customer.as_bytes().to_vec(),
         encode(&parts.ledger),
     ));
-    out.extend(parts.actions.iter().map(|(id, action)| {
+    out.extend(parts.actions.iter().map(|(id, action, _)| {
         (
             StoreName::Actions,
             customer_key(customer, id),

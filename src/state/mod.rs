@@ -1005,6 +1005,63 @@ mod tests {
     }
 
     #[test]
+    fn a_value_put_back_unchanged_is_not_rewritten_unless_the_batch_changed_it_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let mut txn = store.txn();
+        for key in [b"A", b"B"] {
+            txn.put_value(0, StoreName::Actions, key, vec![1u32])
+                .unwrap();
+        }
+        store.commit(txn, &[]).unwrap();
+
+        let mut txn = store.txn();
+        let take = |txn: &mut Txn<'_>, key: &[u8]| -> Vec<u32> {
+            txn.take_value(0, StoreName::Actions, key).unwrap().unwrap()
+        };
+        // A: one record changes it, a later record of the batch leaves it as it found it.
+        let mut a = take(&mut txn, b"A");
+        a.push(2);
+        txn.put_value(0, StoreName::Actions, b"A", a).unwrap();
+        let a = take(&mut txn, b"A");
+        txn.put_unchanged(0, StoreName::Actions, b"A", a).unwrap();
+        // B: read and put back as read.
+        let b = take(&mut txn, b"B");
+        txn.put_unchanged(0, StoreName::Actions, b"B", b).unwrap();
+        let changes = txn.finish(&[]);
+        let written: Vec<(&[u8], Option<Vec<u32>>)> = changes
+            .writes
+            .iter()
+            .map(|((_, _, k), v)| (k.as_slice(), v.as_ref().map(|v| value::decode(v).unwrap())))
+            .collect();
+        assert_eq!(written, [(b"A".as_slice(), Some(vec![1, 2]))]);
+    }
+
+    /// The claim "unchanged" is checked in debug builds (every test run): a caller that
+    /// changed a value and said it did not is caught, not silently lost.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "differs from what was read")]
+    fn a_value_said_unchanged_that_changed_fails_loudly_in_debug_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let mut txn = store.txn();
+        txn.put_value(0, StoreName::Actions, b"A", vec![1u32])
+            .unwrap();
+        store.commit(txn, &[]).unwrap();
+        let mut txn = store.txn();
+        let mut a: Vec<u32> = txn
+            .take_value(0, StoreName::Actions, b"A")
+            .unwrap()
+            .unwrap();
+        a.push(2);
+        txn.put_unchanged(0, StoreName::Actions, b"A", a).unwrap();
+        txn.finish(&[]);
+    }
+
+    #[test]
     fn customer_keys_keep_each_customers_records_under_one_prefix() {
         let key = customer_key("SHARE|AB", "COLL-1-1");
         assert!(key.starts_with(&customer_prefix("SHARE|AB")));

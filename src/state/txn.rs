@@ -34,6 +34,9 @@ struct Cached {
     value: Option<Box<dyn Any + Send>>,
     /// How to encode `value` again at the end of the batch.
     encode: fn(&(dyn Any + Send), usize) -> Vec<u8>,
+    /// Put back changed (or possibly so) in this batch: encoded and compared at its end.
+    /// A value only read, or put back with [`Txn::put_unchanged`], is neither.
+    changed: bool,
 }
 
 fn encode_as<V: Stored>(value: &(dyn Any + Send), capacity: usize) -> Vec<u8> {
@@ -263,6 +266,7 @@ impl<'s> Txn<'s> {
                     original,
                     value,
                     encode: encode_as::<V>,
+                    changed: false,
                 }))
             }
         }
@@ -296,6 +300,27 @@ impl<'s> Txn<'s> {
         let cached = self.cache::<V>(partition, store, key)?;
         cached.value = Some(Box::new(value));
         cached.encode = encode_as::<V>;
+        cached.changed = true;
+        Ok(())
+    }
+
+    /// Puts back a value taken out with [`Txn::take_value`] and not changed since: it is not
+    /// encoded again (unless the batch changed it before). Debug builds check that it equals
+    /// what was read.
+    pub fn put_unchanged<V: Stored>(
+        &mut self,
+        partition: i32,
+        store: StoreName,
+        key: &[u8],
+        value: V,
+    ) -> Result<(), StateError> {
+        let cached = self.cache::<V>(partition, store, key)?;
+        debug_assert!(
+            cached.changed || cached.original.is_some(),
+            "{}: a value put back unchanged was never read",
+            String::from_utf8_lossy(key)
+        );
+        cached.value = Some(Box::new(value));
         Ok(())
     }
 
@@ -351,6 +376,15 @@ impl<'s> Txn<'s> {
     /// and the input offsets it covers (`(partition, topic, next offset)`) as meta records.
     pub fn finish(mut self, offsets: &[(i32, String, i64)]) -> Changes {
         for ((partition, store, key), cached) in std::mem::take(&mut self.values) {
+            if !cached.changed && cached.value.is_some() {
+                debug_assert_eq!(
+                    cached.value.as_deref().map(|v| (cached.encode)(v, 0)),
+                    cached.original,
+                    "{}: a value put back unchanged differs from what was read",
+                    String::from_utf8_lossy(&key)
+                );
+                continue;
+            }
             let capacity = cached.original.as_ref().map_or(256, |o| o.len() + 64);
             let now = cached
                 .value
