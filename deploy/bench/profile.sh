@@ -17,11 +17,22 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --bin condmon 2>&1 | tail -1
 OUT=${KEEP:-$(mktemp)}
-[ -n "${KEEP:-}" ] || trap 'rm -f "$OUT"' EXIT
-# Counted only inside the mixed phase: the load that builds the customers is not.
-valgrind --tool=callgrind --callgrind-out-file="$OUT" --toggle-collect='*mixed_phase*' \
+STATE=$(mktemp -d)
+trap 'rm -rf "$STATE"; [ -n "${KEEP:-}" ] || rm -f "$OUT"' EXIT
+# The customers are loaded by a run of their own, outside the profiler: a toggle on the mixed
+# phase alone also collected the load (callgrind names code by the nearest symbol, and the
+# load's code sits next to `mixed_phase`), which made a record look three times dearer.
+target/release/condmon bench --customers "$CUSTOMERS" --items 10 --records 0 \
+  --state-dir "$STATE" | grep -E '^load'
+valgrind --tool=callgrind --callgrind-out-file="$OUT" --collect-atstart=no \
+  --toggle-collect='condmon::cli::bench::mixed_phase' \
   target/release/condmon bench --customers "$CUSTOMERS" --items 10 --records "$RECORDS" \
-  2>/dev/null | grep -E '^mixed' || true
+  --state-dir "$STATE" --reuse-state 2>/dev/null | grep -E '^mixed' || true
+# The records profiled must be the mixed phase's, no more.
+CALLS=$(callgrind_annotate --tree=calling "$OUT" 2>/dev/null \
+  | grep -A4 '\*  ???:condmon::cli::bench::process ' \
+  | grep -oP 'Operator::process \(\K[0-9,]+' | tr -d , || true)
+[ "$CALLS" = "$RECORDS" ] || { echo "the profile holds ${CALLS:-no} records, not $RECORDS" >&2; exit 1; }
 callgrind_annotate --inclusive=yes "$OUT" 2>/dev/null | python3 -c '
 import re, sys
 records = int(sys.argv[1])
