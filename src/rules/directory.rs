@@ -35,16 +35,19 @@ pub static STANDARD_CALENDAR: std::sync::LazyLock<Calendar> =
     });
 
 pub(super) fn weekday(name: &str) -> Option<Weekday> {
-    match name.to_ascii_uppercase().as_str() {
-        "MON" => Some(Weekday::Mon),
-        "TUE" => Some(Weekday::Tue),
-        "WED" => Some(Weekday::Wed),
-        "THU" => Some(Weekday::Thu),
-        "FRI" => Some(Weekday::Fri),
-        "SAT" => Some(Weekday::Sat),
-        "SUN" => Some(Weekday::Sun),
-        _ => None,
-    }
+    // Without allocating: a calendar is asked for every business day of every due date.
+    const DAYS: [(&str, Weekday); 7] = [
+        ("MON", Weekday::Mon),
+        ("TUE", Weekday::Tue),
+        ("WED", Weekday::Wed),
+        ("THU", Weekday::Thu),
+        ("FRI", Weekday::Fri),
+        ("SAT", Weekday::Sat),
+        ("SUN", Weekday::Sun),
+    ];
+    DAYS.iter()
+        .find(|(day, _)| day.eq_ignore_ascii_case(name))
+        .map(|(_, weekday)| *weekday)
 }
 
 impl Calendar {
@@ -293,5 +296,21 @@ mod tests {
                 "{expected}\n{errors:#?}"
             );
         }
+    }
+
+    #[test]
+    fn weekend_days_are_named_in_any_case_and_nothing_else_is_a_day() {
+        assert_eq!(weekday("SAT"), Some(Weekday::Sat));
+        assert_eq!(weekday("sun"), Some(Weekday::Sun));
+        assert_eq!(weekday("Fri"), Some(Weekday::Fri));
+        assert_eq!(weekday("Sunday"), None);
+        assert_eq!(weekday(""), None);
+        let calendar = Calendar {
+            weekend: vec!["fri".into(), "SAT".into()],
+            ..STANDARD_CALENDAR.clone()
+        };
+        let friday = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+        assert!(!calendar.is_business_day(friday));
+        assert!(calendar.is_business_day(friday + Duration::days(2)), "Sunday works here");
     }
 }
