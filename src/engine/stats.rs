@@ -65,7 +65,14 @@ impl Statistics {
             self.sales.insert(key.to_string(), sale);
         }
         if item.open_amount.is_zero() {
-            self.closed.insert(key.to_string(), (item.due_date, today));
+            // A closed item sent again later (an extract that includes closed items) keeps the
+            // day it closed: its due date is kept for the window from that day, not renewed.
+            match self.closed.get_mut(key) {
+                Some((due, _)) => *due = item.due_date,
+                None => {
+                    self.closed.insert(key.to_string(), (item.due_date, today));
+                }
+            }
         } else {
             self.closed.remove(key);
         }
@@ -238,4 +245,36 @@ pub fn round(value: Decimal) -> Decimal {
         super::fx::AMOUNT_SCALE,
         rust_decimal::RoundingStrategy::MidpointAwayFromZero,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CustomerKey;
+
+    #[test]
+    fn a_closed_item_sent_again_later_keeps_the_day_it_closed() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        let key = CustomerKey::new("SHARE", "C1");
+        let mut item = ItemChange::invoice(&key, "US001", "INV-1", 100.into(), "USD", day(1));
+        item.open_amount = Decimal::ZERO;
+        let mut stats = Statistics::default();
+        stats.record_item("INV-1#0", &item, day(10));
+        item.due_date = day(2);
+        stats.record_item("INV-1#0", &item, day(20));
+        assert_eq!(
+            stats.closed["INV-1#0"],
+            (day(2), day(10)),
+            "the due date as last sent"
+        );
+        // It leaves the window counted from the day it closed, as if it had been sent once.
+        stats.prune(day(10) + Duration::days(31), 30);
+        assert!(stats.closed.is_empty());
+        // Reopened, then closed again: a new closing day.
+        item.open_amount = 50.into();
+        stats.record_item("INV-1#0", &item, day(21));
+        item.open_amount = Decimal::ZERO;
+        stats.record_item("INV-1#0", &item, day(22));
+        assert_eq!(stats.closed["INV-1#0"], (day(2), day(22)));
+    }
 }

@@ -311,6 +311,9 @@ mod tests {
         };
         let friday = NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
         assert!(!calendar.is_business_day(friday));
-        assert!(calendar.is_business_day(friday + Duration::days(2)), "Sunday works here");
+        assert!(
+            calendar.is_business_day(friday + Duration::days(2)),
+            "Sunday works here"
+        );
     }
 }
