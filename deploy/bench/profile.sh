@@ -19,9 +19,9 @@ cargo build --release --locked --bin condmon 2>&1 | tail -1
 OUT=${KEEP:-$(mktemp)}
 STATE=$(mktemp -d)
 trap 'rm -rf "$STATE"; [ -n "${KEEP:-}" ] || rm -f "$OUT"' EXIT
-# The customers are loaded by a run of their own, outside the profiler: a toggle on the mixed
-# phase alone also collected the load (callgrind names code by the nearest symbol, and the
-# load's code sits next to `mixed_phase`), which made a record look three times dearer.
+# The customers are loaded by a run of their own, outside the profiler: in one run, the toggle
+# on the mixed phase also let callgrind collect the load's batches (its call counts said so),
+# and the state is read back from RocksDB's files as a running instance's would be.
 target/release/condmon bench --customers "$CUSTOMERS" --items 10 --records 0 \
   --state-dir "$STATE" | grep -E '^load'
 valgrind --tool=callgrind --callgrind-out-file="$OUT" --collect-atstart=no \
