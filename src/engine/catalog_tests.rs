@@ -7,9 +7,9 @@ use rust_decimal::Decimal;
 
 use super::*;
 use crate::model::{
-    ActionEvent, ActionEventKind, ActionStatus, ConditionEventKind, CustomerChange, FxRate,
-    HistoryChange, InputEvent, ItemChange, ItemType, PaymentApplication, PaymentChange,
-    PaymentStatus,
+    ActionEvent, ActionEventKind, ActionStatus, AgingBucket, AgingSnapshot, ConditionEventKind,
+    CustomerChange, FxRate, HistoryChange, InputEvent, ItemChange, ItemType, PaymentApplication,
+    PaymentChange, PaymentStatus,
 };
 
 const TEMPLATES: &str = r#"
@@ -1211,26 +1211,31 @@ proptest! {
 }
 
 proptest! {
-    /// An open item re-sent exactly as it stands (an ERP's full extract) needs no decision:
-    /// skipping it and letting the day be decided (as the customer's timer does) gives the
-    /// same events and the same customer as applying it and deciding; and a customer decided
-    /// today decides nothing more today. That is what lets the operator skip such a record.
+    /// A record re-sent exactly as condmon holds it (an ERP's full extract: open items,
+    /// aging snapshots, customer masters) needs no decision: skipping it and letting the day
+    /// be decided (as the customer's timer does) gives the same events and the same customer
+    /// as applying it and deciding; and a customer decided today decides nothing more today.
+    /// That is what lets the operator skip such a record. Few ids and amounts, some equal in
+    /// value but not in scale, so that records come again as they stand or changed.
     #[test]
-    fn an_item_resent_as_it_stands_decides_nothing_that_skipping_it_would_not(
-        steps in proptest::collection::vec((0usize..3, 0usize..3, 0u8..5, 0i64..3), 1..30),
+    fn a_record_resent_as_it_stands_decides_nothing_that_skipping_it_would_not(
+        steps in proptest::collection::vec((0usize..3, 0usize..3, 0u8..7, 0i64..3), 1..30),
     ) {
         let rules = rules(&format!(
-            "{}{}",
+            "{}{}{}{}",
             coll_rule("C30", "days_past_due = 30", "1000", "T"),
             "[[assessment_rule]]\nid = \"DSO\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"KEY_STATISTIC\", history_id = \"DSO\", source = \"CONDMON\", comparison = \"ABOVE\", threshold = \"20\" }\n",
+            "[[assessment_rule]]\nid = \"LIMIT\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"CREDIT_LIMIT_EXCEEDED\" }\n",
+            "[[scoring_rule]]\nid = \"RISK\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\n[[scoring_rule.element]]\nname = \"OLD\"\nweight = \"100\"\ninput = { kind = \"AGING\", aging_id = \"STD\", category = \"06 121+\" }\nranges = [{ low = \"-999999999\", high = \"1000\", value = \"5\" }, { low = \"1000.01\", high = \"999999999\", value = \"15\" }]\n",
         ));
         let fx = FxTable::default();
         let mut state = CustomerState::default();
         state.apply(InputEvent::Customer(master(Some("5000"), None)), d("2026-03-01"));
         let mut today = d("2026-03-01");
         let mut sent: Vec<InputEvent> = Vec::new();
-        // Few ids and amounts, so that items are sent again, as they stand or changed.
         let amounts = [150_000, 320_000, 1_500];
+        // Equal in value, not in scale: 1500.00 and 1500.
+        let scaled = [Decimal::new(150_000, 2), Decimal::new(1_500, 0), Decimal::new(320_000, 2)];
         for (id, amount, kind, days) in steps {
             today += chrono::Duration::days(days);
             let event = match kind {
@@ -1242,6 +1247,21 @@ proptest! {
                     InputEvent::Item(invoice)
                 }
                 2 => payment(&format!("P{id}"), PaymentStatus::Unapplied, "250.00", "2026-02-20", &[]),
+                3 => InputEvent::Aging(AgingSnapshot {
+                    set_id: "SHARE".into(),
+                    business_unit: "US001".into(),
+                    customer_id: "C1".into(),
+                    aging_id: "STD".into(),
+                    as_of_date: d("2026-02-27") + chrono::Duration::days(id as i64),
+                    currency: "USD".into(),
+                    buckets: vec![AgingBucket { category: "06 121+".into(), amount: scaled[amount] }],
+                }),
+                4 => {
+                    let mut changed = master(None, None);
+                    changed.credit_limit = Some(scaled[amount]);
+                    changed.exclude_from_dunning = id == 1;
+                    InputEvent::Customer(changed)
+                }
                 // A re-send of something sent before (it may have changed since).
                 _ => match sent.get(id % sent.len().max(1)) {
                     Some(earlier) => earlier.clone(),
@@ -1253,8 +1273,10 @@ proptest! {
                 let by_timer = reconcile(&mut skipped, &key(), &rules, &fx, today);
                 state.apply(event.clone(), today);
                 let decided = reconcile(&mut state, &key(), &rules, &fx, today);
-                prop_assert_eq!(&decided, &by_timer);
-                prop_assert_eq!(&state, &skipped);
+                // Compared as printed, where amounts keep their scale (`==` on decimals does
+                // not: 1500 and 1500.00 are equal, and shown differently in every event).
+                prop_assert_eq!(format!("{decided:?}"), format!("{by_timer:?}"));
+                prop_assert_eq!(format!("{state:?}"), format!("{skipped:?}"));
                 let again = reconcile(&mut state, &key(), &rules, &fx, today);
                 prop_assert!(again.is_empty(), "{again:?}");
             } else {

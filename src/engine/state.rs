@@ -558,6 +558,11 @@ pub struct QueuedLetter {
     pub release_on: NaiveDate,
 }
 
+/// Where an aging snapshot is kept: `business_unit#aging_id`.
+fn aging_key(snapshot: &AgingSnapshot) -> String {
+    [snapshot.business_unit.as_str(), "#", &snapshot.aging_id].concat()
+}
+
 pub fn item_key(item_id: &str, line: i32) -> String {
     [item_id, "#", itoa::Buffer::new().format(line)].concat()
 }
@@ -595,24 +600,46 @@ impl CustomerState {
         self.actions.insert(action.id.clone(), action);
     }
 
-    /// Whether applying `event` would leave this state as it is: an open item re-sent exactly
-    /// as it stands (an ERP's full extract), amounts to the same scale, with no customer
-    /// call's dispute over it and its statistics as it says. Nothing a rule reads changes,
-    /// so nothing is to be decided for it (what time changes is the timers' to decide). Other
-    /// events are not checked: they are applied and decided.
+    /// Whether applying `event` would leave this state as it is: a record an ERP's extract
+    /// sends again exactly as condmon holds it, amounts to the same scale (a different scale
+    /// is a different figure in every event that shows it). Nothing a rule reads changes, so
+    /// nothing is to be decided for it (what time changes is the timers' to decide). Checked:
+    /// an open item with no customer call's dispute over it and its statistics as it says; an
+    /// aging snapshot; a customer master. Other events are applied and decided.
     pub fn already_holds(&self, event: &InputEvent) -> bool {
-        let InputEvent::Item(item) = event else {
-            return false;
-        };
-        let key = item_key(&item.item_id, item.item_line);
         let same = |a: Decimal, b: Decimal| a == b && a.scale() == b.scale();
-        let held = self.items.get(&key).is_some_and(|held| {
-            held == item
-                && same(held.open_amount, item.open_amount)
-                && same(held.original_amount, item.original_amount)
-                && same(held.disputed_amount, item.disputed_amount)
-        });
-        held && self.stats.holds_open_item(&key, item) && !self.disputes.contains_key(&key)
+        let same_optional = |a: Option<Decimal>, b: Option<Decimal>| match (a, b) {
+            (Some(a), Some(b)) => same(a, b),
+            (a, b) => a == b,
+        };
+        match event {
+            InputEvent::Item(item) => {
+                let key = item_key(&item.item_id, item.item_line);
+                let held = self.items.get(&key).is_some_and(|held| {
+                    held == item
+                        && same(held.open_amount, item.open_amount)
+                        && same(held.original_amount, item.original_amount)
+                        && same(held.disputed_amount, item.disputed_amount)
+                });
+                held && self.stats.holds_open_item(&key, item) && !self.disputes.contains_key(&key)
+            }
+            InputEvent::Aging(snapshot) => {
+                self.aging.get(&aging_key(snapshot)).is_some_and(|held| {
+                    held == snapshot
+                        && held
+                            .buckets
+                            .iter()
+                            .zip(&snapshot.buckets)
+                            .all(|(a, b)| same(a.amount, b.amount))
+                })
+            }
+            InputEvent::Customer(master) => self.customer.as_ref().is_some_and(|held| {
+                held == master
+                    && same_optional(held.credit_limit, master.credit_limit)
+                    && same_optional(held.credit_limit_pct_over, master.credit_limit_pct_over)
+            }),
+            _ => false,
+        }
     }
 
     /// Folds an input event into the ledger on business date `today`. Decisions are made
@@ -662,7 +689,7 @@ impl CustomerState {
                 }
             }
             InputEvent::Aging(snapshot) => {
-                let key = format!("{}#{}", snapshot.business_unit, snapshot.aging_id);
+                let key = aging_key(&snapshot);
                 let newer = self
                     .aging
                     .get(&key)
