@@ -803,14 +803,25 @@ impl CustomerState {
     /// times a record.
     pub fn currencies(&self) -> BTreeSet<&str> {
         let mut out: BTreeSet<&str> = self.totals.keys().map(String::as_str).collect();
-        out.extend(self.customer.iter().map(|c| c.currency.as_str()));
-        out.extend(self.history.values().filter_map(|h| h.currency.as_deref()));
-        out.extend(self.stats.currencies());
-        out.extend(self.credit_agency.iter().map(|r| r.currency.as_str()));
-        out.extend(self.aging.values().map(|a| a.currency.as_str()));
+        // Most samples and lines repeat the currency before them: one set insertion a run
+        // (this is asked three times a record, over every statistics sample).
+        fn add<'s>(out: &mut BTreeSet<&'s str>, currencies: impl Iterator<Item = &'s str>) {
+            let mut last = None;
+            for currency in currencies {
+                if last != Some(currency) {
+                    out.insert(currency);
+                    last = Some(currency);
+                }
+            }
+        }
+        add(&mut out, self.customer.iter().map(|c| c.currency.as_str()));
+        add(&mut out, self.history.values().filter_map(|h| h.currency.as_deref()));
+        add(&mut out, self.stats.currencies());
+        add(&mut out, self.credit_agency.iter().map(|r| r.currency.as_str()));
+        add(&mut out, self.aging.values().map(|a| a.currency.as_str()));
         for child in self.children.values() {
-            out.extend(child.lines.iter().map(|l| l.currency.as_str()));
-            out.extend(child.cash.iter().map(|c| c.currency.as_str()));
+            add(&mut out, child.lines.iter().map(|l| l.currency.as_str()));
+            add(&mut out, child.cash.iter().map(|c| c.currency.as_str()));
         }
         out
     }
