@@ -120,8 +120,9 @@ pub struct CustomerState {
 /// A customer's actions by id. Read like a map; changed only through the methods here, which
 /// remember which actions changed since the customer was read, so that saving it encodes
 /// only those. (Most records change none of a customer's actions: encoding them all again to
-/// find that out was 5 % of a record's instructions.) Equality is the actions' alone.
-#[derive(Debug, Clone, Default)]
+/// find that out was 5 % of a record's instructions.) Equality and `Debug` are the actions'
+/// alone.
+#[derive(Clone, Default)]
 pub struct Actions {
     by_id: BTreeMap<String, Action>,
     changed: BTreeSet<String>,
@@ -131,6 +132,12 @@ impl std::ops::Deref for Actions {
     type Target = BTreeMap<String, Action>;
     fn deref(&self) -> &Self::Target {
         &self.by_id
+    }
+}
+
+impl std::fmt::Debug for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.by_id.fmt(f)
     }
 }
 
@@ -153,12 +160,6 @@ impl<'de> Deserialize<'de> for Actions {
         Ok(BTreeMap::<String, Action>::deserialize(d)?
             .into_iter()
             .collect())
-    }
-}
-
-impl<const N: usize> From<[(String, Action); N]> for Actions {
-    fn from(actions: [(String, Action); N]) -> Self {
-        actions.into_iter().collect()
     }
 }
 
@@ -815,9 +816,15 @@ impl CustomerState {
             }
         }
         add(&mut out, self.customer.iter().map(|c| c.currency.as_str()));
-        add(&mut out, self.history.values().filter_map(|h| h.currency.as_deref()));
+        add(
+            &mut out,
+            self.history.values().filter_map(|h| h.currency.as_deref()),
+        );
         add(&mut out, self.stats.currencies());
-        add(&mut out, self.credit_agency.iter().map(|r| r.currency.as_str()));
+        add(
+            &mut out,
+            self.credit_agency.iter().map(|r| r.currency.as_str()),
+        );
         add(&mut out, self.aging.values().map(|a| a.currency.as_str()));
         for child in self.children.values() {
             add(&mut out, child.lines.iter().map(|l| l.currency.as_str()));
