@@ -16,6 +16,7 @@ pub struct Metrics {
     pub records_in: IntCounterVec,
     pub records_out: IntCounterVec,
     pub records_committed: IntCounterVec,
+    pub records_already_held: IntCounterVec,
     pub outcomes: IntCounterVec,
     pub dead_letters: IntCounterVec,
     pub processing_seconds: Histogram,
@@ -254,6 +255,11 @@ impl Metrics {
                 "Input records whose batch is done: outputs acknowledged, state and offsets committed, by topic.",
                 &["topic"],
             ),
+            records_already_held: counter_vec(
+                "records_already_held_total",
+                "Input records that said exactly what condmon already held (an ERP's extract sending open items, aging snapshots or masters again): nothing applied or decided, by topic.",
+                &["topic"],
+            ),
             outcomes: counter_vec(
                 "outcomes_total",
                 "Outcomes of working actions, as delivered: commands accepted or rejected, notifications without an e-mail address, letters suppressed (customer excluded from dunning) or standing for earlier ones.",
@@ -402,6 +408,7 @@ impl Metrics {
             for vec in [
                 &self.records_in,
                 &self.records_committed,
+                &self.records_already_held,
                 &self.records_rerouted,
                 &self.unknown_symbols,
             ] {

@@ -241,6 +241,27 @@ fn ledger_changes_become_actions_time_moves_plans_and_bad_records_become_dead_le
         !body.contains("ACME") && !body.contains("GLOBEX"),
         "customer ids leaked into metrics"
     );
+    assert_eq!(
+        metric(
+            &body,
+            "condmon_records_already_held_total{topic=\"ar.items\"}"
+        ),
+        Some(0.0)
+    );
+
+    // The invoice sent again exactly as it stands (an ERP's extract): taken and counted,
+    // nothing decided (the counts of actions below are unchanged by it).
+    produce(
+        &config,
+        vec![record(
+            &config,
+            &invoice("ACME", "INV-1", "4200.00", "2026-01-15"),
+        )],
+    );
+    wait_metrics(&|b| {
+        metric(b, "condmon_records_already_held_total{topic=\"ar.items\"}") == Some(1.0)
+            && metric(b, "condmon_records_committed_total{topic=\"ar.items\"}") == Some(7.0)
+    });
 
     // Ten days pass with no input: the letter moves to the list and the plan escalates.
     condmon.set_today("2026-03-11");

@@ -342,6 +342,7 @@ fn process(
                     }
                     outputs += events.len();
                 }
+                Outcome::AlreadyHeld => {}
                 Outcome::Rejected(_) => refused += 1,
             }
         }

@@ -136,7 +136,21 @@ pub enum ProcessError {
 
 pub enum Outcome {
     Processed(Vec<OutputEvent>),
+    /// The record says exactly what condmon already holds (an ERP's extract sending it
+    /// again): nothing was applied or decided, and nothing of the customer is written.
+    AlreadyHeld,
     Rejected(Rejection),
+}
+
+impl Outcome {
+    /// The events of a record taken (none for one already held); `None` for one refused.
+    pub fn events(self) -> Option<Vec<OutputEvent>> {
+        match self {
+            Outcome::Processed(events) => Some(events),
+            Outcome::AlreadyHeld => Some(Vec::new()),
+            Outcome::Rejected(_) => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -267,7 +281,10 @@ impl Operator {
                 let [partition] = partitions else {
                     unreachable!("a customer's record comes from one partition");
                 };
-                self.update(txn, *partition, &customer, Some(event), today)?
+                match self.update_with(txn, *partition, &customer, Some(event), today, false)? {
+                    Some(events) => events,
+                    None => return Ok(Outcome::AlreadyHeld),
+                }
             }
         };
         Ok(Outcome::Processed(events))
@@ -433,7 +450,10 @@ impl Operator {
     ) -> Result<Vec<OutputEvent>, StateError> {
         let mut out = Vec::new();
         for customer in customers_of(txn, partition, None)? {
-            out.extend(self.update_with(txn, partition, &customer, None, today, true)?);
+            out.extend(
+                self.update_with(txn, partition, &customer, None, today, true)?
+                    .unwrap_or_default(),
+            );
         }
         Ok(out)
     }
@@ -521,11 +541,14 @@ impl Operator {
         event: Option<InputEvent>,
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
-        self.update_with(txn, partition, customer, event, today, false)
+        Ok(self
+            .update_with(txn, partition, customer, event, today, false)?
+            .unwrap_or_default())
     }
 
     /// [`Operator::update`]; `rewrite_families` writes the customer's parent-index entries
-    /// whether or not they changed.
+    /// whether or not they changed. `None`: the event says what the customer already holds,
+    /// and nothing was applied or decided.
     fn update_with(
         &self,
         txn: &mut Txn<'_>,
@@ -534,7 +557,7 @@ impl Operator {
         event: Option<InputEvent>,
         today: NaiveDate,
         rewrite_families: bool,
-    ) -> Result<Vec<OutputEvent>, StateError> {
+    ) -> Result<Option<Vec<OutputEvent>>, StateError> {
         let (mut state, timers_set) =
             customers::load_listed(txn, partition, customer)?.unwrap_or_default();
         // An open item re-sent as it stands (an ERP's full extract): nothing to apply or
@@ -542,7 +565,7 @@ impl Operator {
         // back as it was read, and the batch writes nothing for it.
         if event.as_ref().is_some_and(|e| state.already_holds(e)) {
             customers::save(txn, partition, customer, state, timers_set)?;
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let held_before = owned(state.currencies());
         let owners_before = state.open_action_owners();
@@ -648,7 +671,7 @@ impl Operator {
             customers::save_history(txn, partition, customer, retired)?;
         }
         customers::save(txn, partition, customer, state, Some(timers_set))?;
-        Ok(out)
+        Ok(Some(out))
     }
 }
 

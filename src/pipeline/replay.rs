@@ -285,6 +285,7 @@ impl Driver<'_> {
                     self.clock.today(),
                 )?;
                 match outcome {
+                    Outcome::AlreadyHeld => self.commit_txn(txn, index),
                     Outcome::Processed(events) => {
                         self.cause = Cause::Line(line_no);
                         self.emit(&mut txn, events)?;
@@ -406,6 +407,7 @@ impl Driver<'_> {
                 )?;
                 match outcome {
                     Outcome::Processed(more) => queue.extend(more),
+                    Outcome::AlreadyHeld => {}
                     // condmon wrote it: refusing it is a bug, not bad input.
                     Outcome::Rejected(r) => return Err(ReplayError::Internal(r.reason)),
                 }

@@ -785,6 +785,7 @@ fn process_batch<'s>(
     let mut offsets = Offsets::new();
     let mut rejected = Vec::new();
     let mut rerouted = Vec::new();
+    let mut already_held = Vec::new();
     // Each record's own processing time (decode to encoded outputs), observed if the batch
     // goes through.
     let mut timings = Vec::with_capacity(batch.messages.len());
@@ -864,6 +865,7 @@ fn process_batch<'s>(
                 }
                 records.extend(fit(rt, encoded));
             }
+            Outcome::AlreadyHeld => already_held.push(message.topic.as_str()),
             Outcome::Rejected(rejection) => {
                 debug!(
                     topic = source.topic,
@@ -891,6 +893,12 @@ fn process_batch<'s>(
         rt.metrics
             .records_in
             .with_label_values(&[&message.topic])
+            .inc();
+    }
+    for topic in already_held {
+        rt.metrics
+            .records_already_held
+            .with_label_values(&[topic])
             .inc();
     }
     for (topic, kind) in rejected {

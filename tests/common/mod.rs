@@ -640,7 +640,7 @@ pub fn oracle(
     today: &str,
     later: Option<&str>,
 ) -> std::collections::HashMap<String, (condmon::model::Stream, Vec<u8>)> {
-    use condmon::pipeline::{Operator, Outcome, Payload};
+    use condmon::pipeline::{Operator, Payload};
     let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
     let catalog = SchemaCatalog::load(&config.schemas_dir).unwrap();
     let operator = Operator::new(rules.into(), catalog.clone().into());
@@ -652,7 +652,7 @@ pub fn oracle(
         let mut txn = store.txn();
         let bytes = catalog.encode_input(event).unwrap();
         let key = event.record_key();
-        let Outcome::Processed(events) = operator
+        let Some(events) = operator
             .process(
                 &mut txn,
                 &[0],
@@ -662,6 +662,7 @@ pub fn oracle(
                 today.parse().unwrap(),
             )
             .unwrap()
+            .events()
         else {
             panic!("valid input refused")
         };
