@@ -257,7 +257,7 @@ impl Metrics {
             ),
             records_already_held: counter_vec(
                 "records_already_held_total",
-                "Input records that said exactly what condmon already held (an ERP's extract sending open items, aging snapshots or masters again): nothing applied or decided, by topic.",
+                "Input records that said exactly what condmon already held (an ERP's extract sending them again): nothing applied or decided, by topic.",
                 &["topic"],
             ),
             outcomes: counter_vec(

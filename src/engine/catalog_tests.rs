@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use super::*;
 use crate::model::{
     ActionEvent, ActionEventKind, ActionStatus, AgingBucket, AgingSnapshot, ConditionEventKind,
-    CustomerChange, FxRate, HistoryChange, InputEvent, ItemChange, ItemType, PaymentApplication,
-    PaymentChange, PaymentStatus,
+    CreditAgencyRecord, CustomerChange, FxRate, HistoryChange, InputEvent, ItemChange, ItemType,
+    PaymentApplication, PaymentChange, PaymentStatus,
 };
 
 const TEMPLATES: &str = r#"
@@ -1212,21 +1212,23 @@ proptest! {
 
 proptest! {
     /// A record re-sent exactly as condmon holds it (an ERP's full extract: open items,
-    /// aging snapshots, customer masters) needs no decision: skipping it and letting the day
+    /// aging snapshots, customer masters, history figures, credit agency reports) needs no
+    /// decision: skipping it and letting the day
     /// be decided (as the customer's timer does) gives the same events and the same customer
     /// as applying it and deciding; and a customer decided today decides nothing more today.
     /// That is what lets the operator skip such a record. Few ids and amounts, some equal in
     /// value but not in scale, so that records come again as they stand or changed.
     #[test]
     fn a_record_resent_as_it_stands_decides_nothing_that_skipping_it_would_not(
-        steps in proptest::collection::vec((0usize..3, 0usize..3, 0u8..7, 0i64..3), 1..30),
+        steps in proptest::collection::vec((0usize..3, 0usize..3, 0u8..9, 0i64..3), 1..30),
     ) {
         let rules = rules(&format!(
-            "{}{}{}{}",
+            "{}{}{}{}{}",
             coll_rule("C30", "days_past_due = 30", "1000", "T"),
             "[[assessment_rule]]\nid = \"DSO\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"KEY_STATISTIC\", history_id = \"DSO\", source = \"CONDMON\", comparison = \"ABOVE\", threshold = \"20\" }\n",
             "[[assessment_rule]]\nid = \"LIMIT\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"CREDIT_LIMIT_EXCEEDED\" }\n",
-            "[[scoring_rule]]\nid = \"RISK\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\n[[scoring_rule.element]]\nname = \"OLD\"\nweight = \"100\"\ninput = { kind = \"AGING\", aging_id = \"STD\", category = \"06 121+\" }\nranges = [{ low = \"-999999999\", high = \"1000\", value = \"5\" }, { low = \"1000.01\", high = \"999999999\", value = \"15\" }]\n",
+            "[[assessment_rule]]\nid = \"K\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\ntemplate = \"T\"\ncheck = { kind = \"KEY_STATISTIC\", source = \"ERP\", history_id = \"PAST_DUE\", comparison = \"ABOVE\", threshold = \"1500\" }\n",
+            "[[scoring_rule]]\nid = \"RISK\"\nset_id = \"SHARE\"\ncurrency = \"USD\"\n[[scoring_rule.element]]\nname = \"OLD\"\nweight = \"50\"\ninput = { kind = \"AGING\", aging_id = \"STD\", category = \"06 121+\" }\nranges = [{ low = \"-999999999\", high = \"1000\", value = \"5\" }, { low = \"1000.01\", high = \"999999999\", value = \"15\" }]\n[[scoring_rule.element]]\nname = \"PAYDEX\"\nweight = \"50\"\ninput = { kind = \"CREDIT_AGENCY_FIELD\", field = \"PAYDEX\" }\nranges = [{ low = \"0\", high = \"1500\", value = \"5\" }, { low = \"1500.01\", high = \"999999\", value = \"1\" }]\n",
         ));
         let fx = FxTable::default();
         let mut state = CustomerState::default();
@@ -1262,6 +1264,30 @@ proptest! {
                     changed.exclude_from_dunning = id == 1;
                     InputEvent::Customer(changed)
                 }
+                5 => InputEvent::History(HistoryChange {
+                    set_id: "SHARE".into(),
+                    customer_id: "C1".into(),
+                    business_unit: "US001".into(),
+                    history_id: "PAST_DUE".into(),
+                    fiscal_year: 2026,
+                    accounting_period: 1 + id as i32,
+                    value: scaled[amount],
+                    currency: Some("USD".into()),
+                }),
+                6 => InputEvent::CreditAgency(CreditAgencyRecord {
+                    set_id: "SHARE".into(),
+                    customer_id: "C1".into(),
+                    duns_number: "123456789".into(),
+                    report_date: d("2026-02-27") + chrono::Duration::days(id as i64),
+                    currency: "USD".into(),
+                    sales: Some(scaled[amount]),
+                    total_assets: None,
+                    current_assets: None,
+                    total_current_liabilities: None,
+                    net_income: None,
+                    inventory: None,
+                    paydex: Some(scaled[(amount + id) % 3]),
+                }),
                 // A re-send of something sent before (it may have changed since).
                 _ => match sent.get(id % sent.len().max(1)) {
                     Some(earlier) => earlier.clone(),
