@@ -623,10 +623,6 @@ impl CustomerState {
     /// Other events are applied and decided.
     pub fn already_holds(&self, event: &InputEvent) -> bool {
         let same = |a: Decimal, b: Decimal| a == b && a.scale() == b.scale();
-        let same_optional = |a: Option<Decimal>, b: Option<Decimal>| match (a, b) {
-            (Some(a), Some(b)) => same(a, b),
-            (a, b) => a == b,
-        };
         match event {
             InputEvent::Item(item) => {
                 let key = item_key(&item.item_id, item.item_line);
@@ -638,23 +634,17 @@ impl CustomerState {
                 });
                 held && self.stats.holds_open_item(&key, item) && !self.disputes.contains_key(&key)
             }
-            InputEvent::Aging(snapshot) => {
-                self.aging.get(&aging_key(snapshot)).is_some_and(|held| {
-                    held == snapshot
-                        && held
-                            .buckets
-                            .iter()
-                            .zip(&snapshot.buckets)
-                            .all(|(a, b)| same(a.amount, b.amount))
-                })
-            }
-            InputEvent::Customer(master) => self.customer.as_ref().is_some_and(|held| {
-                held == master
-                    && same_optional(held.credit_limit, master.credit_limit)
-                    && same_optional(held.credit_limit_pct_over, master.credit_limit_pct_over)
-            }),
-            // Rarer records with many amounts: compared as condmon shows them (JSON keeps each
-            // amount's scale), once `==` says they may be the same.
+            // The other records are compared as condmon shows them (JSON keeps each amount's
+            // scale), once `==` says they may be the same; items, the bulk of an extract, are
+            // compared field by field instead.
+            InputEvent::Aging(snapshot) => self
+                .aging
+                .get(&aging_key(snapshot))
+                .is_some_and(|held| held == snapshot && shown_alike(held, snapshot)),
+            InputEvent::Customer(master) => self
+                .customer
+                .as_ref()
+                .is_some_and(|held| held == master && shown_alike(held, master)),
             InputEvent::History(figure) => self
                 .history
                 .get(&history_key(figure))

@@ -394,7 +394,7 @@ impl Operator {
                 customers.extend(customers_holding(txn, *partition, currency)?);
             }
             for customer in customers {
-                out.extend(self.update(txn, *partition, &customer, None, today)?);
+                out.extend(self.update(txn, *partition, &customer, today)?);
             }
         }
         Ok(out)
@@ -434,7 +434,7 @@ impl Operator {
         let mut events = Vec::new();
         for partition in partitions {
             for customer in customers_of(txn, *partition, affected.as_ref())? {
-                events.extend(self.update(txn, *partition, &customer, None, today)?);
+                events.extend(self.update(txn, *partition, &customer, today)?);
             }
         }
         Ok(RulesChange::Applied { version, events })
@@ -523,7 +523,7 @@ impl Operator {
         customers.dedup();
         let mut out = Vec::new();
         for customer in customers {
-            out.extend(self.update(txn, partition, &customer, None, today)?);
+            out.extend(self.update(txn, partition, &customer, today)?);
         }
         Ok(Fired {
             events: out,
@@ -532,21 +532,22 @@ impl Operator {
         })
     }
 
-    /// Loads a customer, folds in the event (if any), reconciles, resets its timers, saves.
+    /// Loads a customer, reconciles it (time, rules or rates moved, not its ledger), resets
+    /// its timers, saves.
     fn update(
         &self,
         txn: &mut Txn<'_>,
         partition: i32,
         customer: &CustomerKey,
-        event: Option<InputEvent>,
         today: NaiveDate,
     ) -> Result<Vec<OutputEvent>, StateError> {
         Ok(self
-            .update_with(txn, partition, customer, event, today, false)?
+            .update_with(txn, partition, customer, None, today, false)?
             .unwrap_or_default())
     }
 
-    /// [`Operator::update`]; `rewrite_families` writes the customer's parent-index entries
+    /// [`Operator::update`], with the record's event folded in first (if any);
+    /// `rewrite_families` writes the customer's parent-index entries
     /// whether or not they changed. `None`: the event says what the customer already holds,
     /// and nothing was applied or decided.
     fn update_with(
