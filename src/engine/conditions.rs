@@ -609,10 +609,10 @@ pub fn evaluate_items(rule: &AssessmentRule, ctx: &Context<'_>) -> Vec<(String, 
                 anchor,
                 missing: BTreeSet::new(),
             };
-            let open = conv.convert(item.open_amount, &item.currency);
-            let disputed = conv.convert(item.disputed_amount, &item.currency);
             let at_least = |min: &Option<Decimal>, amount: Decimal| min.is_none_or(|m| amount >= m);
-            let (applies, violated, measured, threshold, days) = match &rule.check {
+            // Whether the rule applies to the item comes first: most items are of no concern
+            // to an item rule, and converting their amounts was most of its cost.
+            let (violated, measured, threshold, days) = match &rule.check {
                 Check::EntryTypeReason {
                     entry_type,
                     entry_reason,
@@ -624,6 +624,10 @@ pub fn evaluate_items(rule: &AssessmentRule, ctx: &Context<'_>) -> Vec<(String, 
                         && entry_reason
                             .as_ref()
                             .is_none_or(|r| item.entry_reason.as_ref() == Some(r));
+                    if !matches {
+                        return None;
+                    }
+                    let open = conv.convert(item.open_amount, &item.currency);
                     let basis = match date_basis {
                         crate::rules::DateBasis::Due => item.due_date,
                         crate::rules::DateBasis::Accounting => item.accounting_date,
@@ -632,7 +636,6 @@ pub fn evaluate_items(rule: &AssessmentRule, ctx: &Context<'_>) -> Vec<(String, 
                         days.is_none_or(|d| ctx.today >= basis + Duration::days(i64::from(d)));
                     // Credit entry types reach an amount by their size.
                     (
-                        matches,
                         at_least(min_amount, open.abs()) && day_reached,
                         open,
                         *min_amount,
@@ -643,29 +646,29 @@ pub fn evaluate_items(rule: &AssessmentRule, ctx: &Context<'_>) -> Vec<(String, 
                     min_amount,
                     min_days,
                 } => {
+                    if item.item_type != ItemType::Deduction {
+                        return None;
+                    }
+                    let open = conv.convert(item.open_amount, &item.currency);
                     let old_enough = min_days.is_none_or(|d| {
                         ctx.today >= item.accounting_date + Duration::days(i64::from(d))
                     });
                     (
-                        item.item_type == ItemType::Deduction,
                         at_least(min_amount, open) && old_enough,
                         open,
                         *min_amount,
                         min_days.unwrap_or(0),
                     )
                 }
-                Check::DisputedItem { min_amount } => (
-                    !item.disputed_amount.is_zero(),
-                    at_least(min_amount, disputed),
-                    disputed,
-                    *min_amount,
-                    0,
-                ),
+                Check::DisputedItem { min_amount } => {
+                    if item.disputed_amount.is_zero() {
+                        return None;
+                    }
+                    let disputed = conv.convert(item.disputed_amount, &item.currency);
+                    (at_least(min_amount, disputed), disputed, *min_amount, 0)
+                }
                 _ => unreachable!("customer-level checks are evaluated per customer"),
             };
-            if !applies {
-                return None;
-            }
             let evidence = Evidence {
                 currency: anchor.currency.to_string(),
                 threshold_amount: threshold.unwrap_or_default(),
