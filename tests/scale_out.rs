@@ -195,9 +195,19 @@ fn assert_outputs(config: &Config, expected: &HashMap<String, (condmon::model::S
             "event {id} differs from the oracle"
         );
     }
-    let twice: Vec<(String, usize)> = count_ids(&outputs)
+    // With where each copy landed: a zombie's copies and a redo's tell apart by their offsets.
+    let twice: Vec<(String, usize, String)> = count_ids(&outputs)
         .into_iter()
         .filter(|(_, n)| *n > 1)
+        .map(|(id, n)| {
+            let copies: Vec<String> = outputs
+                .iter()
+                .filter(|r| r.header("condmon.event-id") == Some(id.as_str()))
+                .map(|r| format!("partition {} offset {}", r.partition, r.offset))
+                .collect();
+            let stream = expected[&id].0;
+            (id, n, format!("{stream:?}: {}", copies.join(", ")))
+        })
         .collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }

@@ -358,9 +358,21 @@ impl Drop for Condmon {
         let was_running = self.child.is_some();
         self.kill();
         if was_running && std::thread::panicking() {
+            // The log holds every run of this state directory (it is appended to): its
+            // warnings from the start (a zombie's intrusion, a retried send, a rebalance
+            // error long before the failure), then its last lines.
             let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            let path = self.log_path.display();
+            eprintln!("--- {path}: warnings and errors of every run ---");
+            for line in warnings.iter().skip(warnings.len().saturating_sub(200)) {
+                eprintln!("{line}");
+            }
             let tail: Vec<&str> = log.lines().rev().take(150).collect();
-            eprintln!("--- condmon.log (last lines) ---");
+            eprintln!("--- {path} (last lines) ---");
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
