@@ -207,6 +207,12 @@ pub struct PipelineConfig {
     /// than the time that passed (measured by the process); a larger jump is held: the date
     /// stays, timers do not fire, `condmon_clock_jump_held_days` says by how much.
     pub max_clock_jump_days: u32,
+    /// A partition taken up while another instance's batch on it is unfinished (its changelog
+    /// records without their commit) waits at most this long for that batch's commit before
+    /// its first batch: the outputs that batch sent are then known and not sent again. A
+    /// crashed holder's batch never commits, so this is also how much later a partition moved
+    /// off a crashed instance starts (not one restarted in place: it knows its own batch).
+    pub takeover_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -306,6 +312,7 @@ impl Default for PipelineConfig {
             liveness_timeout_ms: 60_000,
             ready_max_lag: 10_000,
             max_clock_jump_days: 1,
+            takeover_wait_ms: 5_000,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use condmon::config::{Assignment, Config};
-use condmon::kafka::partition_for;
+use condmon::kafka::{ReadRecord, partition_for};
 use condmon::model::{CustomerChange, CustomerKey, InputEvent, ItemChange};
 use rust_decimal::Decimal;
 
@@ -136,20 +136,10 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
         assert!(Instant::now() < deadline, "the owner never caught up");
         std::thread::sleep(Duration::from_millis(200));
     };
-    // Whatever the zombie sent, it sent with the owner's ids and bytes: duplicates at most,
-    // never a different event under an id.
+    // The zombie found the claim's mark before its batch's changelog records and stopped
+    // before sending that batch's outputs: every event once, as the owner decided it.
     let outputs = all_outputs(&base);
-    let mut bytes: HashMap<String, Vec<u8>> = HashMap::new();
-    for r in &outputs {
-        let id = r.header("condmon.event-id").unwrap().to_string();
-        let payload = r.payload.clone().unwrap();
-        assert_eq!(
-            bytes.entry(id.clone()).or_insert_with(|| payload.clone()),
-            &payload,
-            "event {id} sent with two different contents"
-        );
-    }
-    assert!(!count_ids(&outputs).is_empty());
+    assert_each_once(&outputs);
 
     // A third instance restores from the changelogs alone: exactly the owner's state.
     let mut owner = owner;
@@ -164,6 +154,115 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
         before,
         "the changelogs hold the owner's state, not the zombie's"
     );
+}
+
+/// A log line without its terminal colour escapes (`ESC [ … m`).
+fn without_colours(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|d| *d == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// Every output event sent once (so never two contents under one id); at least one sent.
+fn assert_each_once(outputs: &[ReadRecord]) {
+    let twice: Vec<String> = count_ids(outputs)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(id, n)| format!("{id} ×{n}"))
+        .collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert!(!outputs.is_empty());
+}
+
+#[test]
+fn a_batch_the_last_holder_began_before_the_claim_is_waited_for_and_not_sent_again() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = config(&broker, dir.path());
+    base.kafka.assignment = Assignment::Manual;
+    base.pipeline.takeover_wait_ms = 60_000;
+    create_topics(&base);
+    let customers: Vec<String> = (0..10).map(|i| format!("W{i:02}")).collect();
+
+    // The first holder stops every batch between its changelog records and its outputs, as
+    // a busy member whose partitions Tansu hands to another before it gives them up.
+    let a = instance(&base, dir.path(), "a");
+    let pause = "CONDMON_FAULT_PAUSE_BEFORE_OUTPUTS_MS";
+    let mut first =
+        Condmon::start_with_env(&a, &dir.path().join("a"), "2026-03-01", &[(pause, "12000")]);
+    let log_a = dir.path().join("a/condmon.log");
+    let pauses = || {
+        std::fs::read_to_string(&log_a)
+            .unwrap_or_default()
+            .matches(pause)
+            .count()
+    };
+    produce(
+        &base,
+        customers
+            .iter()
+            .map(|c| record(&base, &master(c)))
+            .collect(),
+    );
+    for c in &customers {
+        first.wait_customer(c, WAIT);
+    }
+    let before = pauses();
+    produce(
+        &base,
+        customers
+            .iter()
+            .flat_map(|c| [invoice(c, "INV-1"), invoice(c, "INV-2")])
+            .map(|e| record(&base, &e))
+            .collect(),
+    );
+    let deadline = Instant::now() + WAIT;
+    while pauses() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the first holder never began the batch"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The next holder restores while that batch is half written: it claims, waits for the
+    // batch's commit (which comes after its outputs), and does not send those outputs again.
+    let b = instance(&base, dir.path(), "b");
+    let owner = start(&b, dir.path(), "b", "2026-03-01");
+    let status = first.wait_exit(WAIT);
+    assert!(!status.success(), "the first holder stopped");
+    owner.wait_found("/readyz", WAIT);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let done = states(&owner, &customers).values().all(|s| {
+            s["items"].as_object().map_or(0, |i| i.len()) == 2
+                && !s["actions"].as_object().unwrap().is_empty()
+        });
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the owner never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Each partition's line says the batch committed.
+    let log_b = std::fs::read_to_string(dir.path().join("b/condmon.log")).unwrap();
+    let waited: Vec<String> = log_b
+        .lines()
+        .filter(|l| l.contains("Waited for the last holder's unfinished batch"))
+        .map(without_colours)
+        .collect();
+    assert!(
+        !waited.is_empty() && waited.iter().all(|l| l.contains("committed=true")),
+        "the owner waited for the batch to commit: {waited:?}"
+    );
+    assert_each_once(&all_outputs(&base));
 }
 
 /// Waits until every id of `expected` is on the output topics; then every output must be the

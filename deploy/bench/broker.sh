@@ -15,6 +15,7 @@
 #                                                # batch.num.messages=1 (see the README)
 #   CONSUMER='"fetch.wait.max.ms" = "10"' PRODUCER='"linger.ms" = "1"' PIPELINE='linger_ms = 5' \
 #     deploy/bench/broker.sh   # settings for [kafka.consumer], [kafka.producer], [pipeline]
+#   CONDMON_BIN=/tmp/condmon-before deploy/bench/broker.sh   # another build, for before/after
 # Release build; a few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,7 +28,7 @@ BATCHING=${BATCHING:-one}
 deploy/install-deps.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --bin condmon --example broker_bench 2>&1 | tail -1
-BIN=$PWD/target/release/condmon
+BIN=${CONDMON_BIN:-$PWD/target/release/condmon}
 BENCH=$PWD/target/release/examples/broker_bench
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -3,11 +3,13 @@
 //! RocksDB is a cache of those topics and records (in `checkpoint`) the offsets it reflects.
 //!
 //! **Writing a batch** (see `run`), per partition it touches:
-//! 1. the outputs and every changelog record of the batch, each stamped with its writer
-//!    (`condmon.writer: <epoch>.<seq>`), acknowledged;
-//! 2. one commit record (`commit/<epoch>` = seq) in the partition's `meta` changelog,
+//! 1. every changelog record of the batch, each stamped with its writer
+//!    (`condmon.writer: <epoch>.<seq>`), acknowledged; a newer claim's mark before them fences
+//!    the writer here, before it sent any output of the batch;
+//! 2. the outputs, acknowledged;
+//! 3. one commit record (`commit/<epoch>` = seq) in the partition's `meta` changelog,
 //!    acknowledged;
-//! 3. the RocksDB write batch, with the changelog offsets it now reflects.
+//! 4. the RocksDB write batch, with the changelog offsets it now reflects.
 //!
 //! Kafka cannot make 1 and 2 atomic without transactions, so a crash may leave records of a
 //! batch without its commit. They are the **uncommitted tail**: never applied when the
@@ -19,7 +21,13 @@
 //! checkpoint to the end of each changelog (or, without local state, wipe and restore from the
 //! beginning) applying only committed records, in bulk without the write-ahead log, then one
 //! durable flush; then claim the partition with a new epoch (`claim` in `meta`: the epoch, the
-//! owner, and the last committed seq of every earlier epoch), acknowledged before any batch.
+//! owner, and the last committed seq of every earlier epoch) with a mark of it in every other
+//! changelog, acknowledged before any batch. A writer that lost the partition (a zombie: on
+//! Tansu, whose group coordinator does not wait for members to give partitions up, a member
+//! busy in a batch) finds the mark before its next batch's changelog records and stops before
+//! sending that batch's outputs. A batch it had begun before the claim may still send them:
+//! the new holder waits for that batch's commit (at most `pipeline.takeover_wait_ms`) and then
+//! reads what it sent, so that its redo does not send it again.
 //! A record is committed if its epoch is the claim's and its seq at most that epoch's latest
 //! `commit/<epoch>`, or its epoch is an earlier one and its seq at most what the claim
 //! recorded for it. Records of a writer that lost the partition (a zombie) carry an older
@@ -42,6 +50,9 @@ use crate::state::{Changes, StateError, Store, StoreName, value};
 pub const WRITER: &str = "condmon.writer";
 /// Meta keys of the changelog's own bookkeeping.
 const CLAIM: &[u8] = b"claim";
+/// The key of a claim's mark in every other changelog of the partition: no store key starts
+/// with a NUL (they are ids and dates).
+const MARK: &[u8] = b"\0condmon\0claim";
 const COMMIT: &str = "commit/";
 /// `out/<topic>`: the next offset of the partition's outputs on that topic once its last batch
 /// was committed. What lies beyond was sent by a batch that never committed.
@@ -164,8 +175,12 @@ pub enum Intrusion {
         owner: String,
     },
     /// Records of a writer that lost the partition (an older epoch): their keys must be
-    /// rewritten so that compaction keeps this writer's records.
-    Stale(BTreeSet<(StoreName, Vec<u8>)>),
+    /// rewritten so that compaction keeps this writer's records; the batches they belong to
+    /// may still be sending outputs.
+    Stale {
+        keys: BTreeSet<(StoreName, Vec<u8>)>,
+        writers: Unfinished,
+    },
 }
 
 /// Reads what landed in `gaps` of `partition` (written by another writer) and says whether it
@@ -186,19 +201,22 @@ pub fn investigate(
         .map(|(g, t)| (t.as_str(), g.from, g.to))
         .collect();
     let mut fenced = None;
-    let mut stale = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    let mut writers = Unfinished::new();
     reader.read(partition, &logs, IDLE, |index, record: LogRecord| {
         let store = stores[index];
-        if store == StoreName::Meta
-            && record.key == CLAIM
-            && let Some(bytes) = &record.value
-        {
-            let claim: Claim = value::decode(bytes).map_err(corrupt_claim)?;
-            if claim.epoch > epoch {
-                fenced = Some(claim);
+        if is_claim(store, &record.key) {
+            if let Some(bytes) = &record.value {
+                let claim: Claim = value::decode(bytes).map_err(corrupt_claim)?;
+                if claim.epoch > epoch {
+                    fenced = Some(claim);
+                }
             }
         } else if !(store == StoreName::Meta && record.key.starts_with(COMMIT.as_bytes())) {
-            stale.insert((store, record.key));
+            if let Some((epoch, seq)) = parse_writer(&record) {
+                note_unfinished(&mut writers, epoch, seq);
+            }
+            keys.insert((store, record.key));
         }
         Ok::<(), RestoreError>(())
     })?;
@@ -208,8 +226,76 @@ pub fn investigate(
             epoch: claim.epoch,
             owner: claim.owner,
         },
-        None => Intrusion::Stale(stale),
+        None => Intrusion::Stale { keys, writers },
     })
+}
+
+/// A claim in `meta`, or its mark in another changelog.
+fn is_claim(store: StoreName, key: &[u8]) -> bool {
+    key == if store == StoreName::Meta {
+        CLAIM
+    } else {
+        MARK
+    }
+}
+
+/// Batches begun and not known to be committed: the highest seq each epoch wrote.
+pub type Unfinished = BTreeMap<u64, u64>;
+
+pub fn note_unfinished(unfinished: &mut Unfinished, epoch: u64, seq: u64) {
+    let highest = unfinished.entry(epoch).or_default();
+    *highest = (*highest).max(seq);
+}
+
+/// Waits until every batch of `unfinished` has its commit in the meta changelog of
+/// `partition` (read from `from`), or `patience` passed: a writer that lost the partition
+/// sends a batch's outputs before its commit, so once the commit is there, every output it
+/// sent is too. False if it gave up waiting (the writer died, or is stuck retrying).
+pub fn await_commits(
+    config: &Config,
+    partition: i32,
+    from: i64,
+    mut unfinished: Unfinished,
+    patience: Duration,
+) -> Result<bool, RestoreError> {
+    const IDLE: Duration = Duration::from_secs(30);
+    let reader = LogReader::new(config)?;
+    let meta = topic(config, StoreName::Meta);
+    let deadline = Instant::now() + patience;
+    let mut at = from;
+    loop {
+        let (_, high) = reader.watermarks(&meta, partition)?;
+        reader.read(
+            partition,
+            &[(meta.as_str(), at, high)],
+            IDLE,
+            |_, record: LogRecord| {
+                if let (Some(epoch), Some(bytes)) = (commit_epoch(&record.key), &record.value)
+                    && unfinished
+                        .get(&epoch)
+                        .is_some_and(|seq| seq_of(bytes).is_ok_and(|s| s >= *seq))
+                {
+                    unfinished.remove(&epoch);
+                }
+                Ok::<(), RestoreError>(())
+            },
+        )?;
+        at = at.max(high);
+        if unfinished.is_empty() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn commit_epoch(key: &[u8]) -> Option<u64> {
+    std::str::from_utf8(key.strip_prefix(COMMIT.as_bytes())?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn parse_writer(record: &LogRecord) -> Option<(u64, u64)> {
@@ -253,6 +339,9 @@ pub struct TakenOver {
     pub sent: BTreeSet<(String, String)>,
     /// Output topics with no committed position yet, and where they end now.
     pub unpositioned: BTreeMap<String, i64>,
+    /// A batch of another instance found without its commit: it may still be sending outputs
+    /// (see [`await_commits`]).
+    pub unfinished: Unfinished,
     /// A partition new to condmon (no state, no changelog) on inputs that hold records
     /// already: where each input ends now. Up to there its side effects are not sent (see
     /// `pipeline.first_start_quiet`).
@@ -349,11 +438,19 @@ pub fn take_over(
         &starts,
         &ends,
         &mut repairs,
+        owner,
     );
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
-    let (claim, records_read, records_applied, decided_on) = result?;
-    let (sent, unpositioned) = sent_uncommitted(config, store, &reader, partition)?;
+    let Restored {
+        claim,
+        read: records_read,
+        applied: records_applied,
+        decided_on,
+        unfinished,
+    } = result?;
+    let (sent, unpositioned) =
+        sent_uncommitted(config, store, &reader, partition, &BTreeMap::new())?;
     let elapsed = started.elapsed();
     info!(
         partition,
@@ -383,6 +480,7 @@ pub fn take_over(
         sent,
         unpositioned,
         quiet,
+        unfinished,
     })
 }
 
@@ -390,11 +488,14 @@ pub fn take_over(
 /// committed: their redo must not send them again), and the output topics without a position.
 /// Outputs are keyed by customer and co-partitioned with the inputs, so a partition's outputs
 /// are on the same partition number of each output topic, and written only by its owner.
+/// A topic without a position is read from where `unpositioned` says it ended before (none
+/// when the partition is first taken: it is where it ends now).
 fn sent_uncommitted(
     config: &Config,
     store: &Store,
     reader: &LogReader,
     partition: i32,
+    unpositioned_before: &BTreeMap<String, i64>,
 ) -> Result<(BTreeSet<(String, String)>, BTreeMap<String, i64>), RestoreError> {
     let mut logs = Vec::new();
     let mut unpositioned = BTreeMap::new();
@@ -407,7 +508,9 @@ fn sent_uncommitted(
         match store.meta_value(partition, &out_key(t))? {
             Some(bytes) => logs.push((t.as_str(), i64_of(&bytes)?, high)),
             None => {
-                unpositioned.insert(t.clone(), high);
+                let from = unpositioned_before.get(t).copied().unwrap_or(high);
+                logs.push((t.as_str(), from, high));
+                unpositioned.insert(t.clone(), from);
             }
         }
     }
@@ -424,6 +527,18 @@ fn sent_uncommitted(
         },
     )?;
     Ok((sent, unpositioned))
+}
+
+/// The outputs of a partition taken up with `unpositioned` sent past its committed positions
+/// by now (a batch of its last holder may have sent more since it was restored).
+pub fn sent_since_taken(
+    config: &Config,
+    store: &Store,
+    partition: i32,
+    unpositioned: &BTreeMap<String, i64>,
+) -> Result<BTreeSet<(String, String)>, RestoreError> {
+    let reader = LogReader::new(config)?;
+    Ok(sent_uncommitted(config, store, &reader, partition, unpositioned)?.0)
 }
 
 fn out_key(topic: &str) -> Vec<u8> {
@@ -449,7 +564,8 @@ fn restore(
     starts: &BTreeMap<StoreName, i64>,
     ends: &BTreeMap<StoreName, (i64, i64)>,
     repairs: &mut BTreeSet<(StoreName, Vec<u8>)>,
-) -> Result<(Claim, u64, u64, Option<chrono::NaiveDate>), RestoreError> {
+    owner: &str,
+) -> Result<Restored, RestoreError> {
     const IDLE: Duration = Duration::from_secs(30);
     // Pass 1: the bookkeeping in `meta` says what is committed.
     let mut claim: Claim = match store.meta_value(partition, CLAIM)? {
@@ -519,6 +635,14 @@ fn restore(
         },
     )?;
     let decided_on = applier.decided_on();
+    // Only the last holder's batch can still be under way (an earlier one's writer was
+    // fenced, or its batch is long over), and not if the last holder was this instance.
+    let unfinished: Unfinished = applier
+        .unfinished()
+        .iter()
+        .filter(|(epoch, _)| **epoch == claim.epoch && claim.owner != owner)
+        .map(|(e, s)| (*e, *s))
+        .collect();
     let applied = applier.finish()?;
     // The checkpoint: everything up to the ends is reflected (applied, or to be repaired).
     let mut checkpoint = store.bulk_writer();
@@ -537,7 +661,24 @@ fn restore(
         owner: String::new(),
         committed,
     };
-    Ok((next, read, applied, decided_on))
+    Ok(Restored {
+        claim: next,
+        read,
+        applied,
+        decided_on,
+        unfinished,
+    })
+}
+
+/// What [`restore`] found.
+struct Restored {
+    /// The next claim.
+    claim: Claim,
+    read: u64,
+    applied: u64,
+    decided_on: Option<chrono::NaiveDate>,
+    /// The last holder's batch read without its commit (if another instance held it).
+    unfinished: Unfinished,
 }
 
 /// Applies a partition's changelog records to its local stores, each changelog in offset
@@ -554,6 +695,7 @@ pub struct Applier<'s, 'r> {
     /// The business date of the batch that wrote each key's record not committed (and not
     /// written again by a committed batch since).
     pending: BTreeMap<(StoreName, Vec<u8>), chrono::NaiveDate>,
+    unfinished: Unfinished,
 }
 
 impl<'s, 'r> Applier<'s, 'r> {
@@ -571,10 +713,14 @@ impl<'s, 'r> Applier<'s, 'r> {
             repairs,
             timers_changed: false,
             pending: BTreeMap::new(),
+            unfinished: Unfinished::new(),
         }
     }
 
     pub fn apply(&mut self, store: StoreName, record: LogRecord) -> Result<(), StateError> {
+        if store != StoreName::Meta && is_claim(store, &record.key) {
+            return Ok(()); // the changelog's bookkeeping, not state
+        }
         let bookkeeping = store == StoreName::Meta
             && (record.key == CLAIM || record.key.starts_with(COMMIT.as_bytes()));
         let committed = parse_writer(&record).is_some_and(|(epoch, seq)| {
@@ -593,6 +739,9 @@ impl<'s, 'r> Applier<'s, 'r> {
             {
                 self.pending.insert((store, record.key.clone()), date);
             }
+            if let Some((epoch, seq)) = parse_writer(&record) {
+                note_unfinished(&mut self.unfinished, epoch, seq);
+            }
             self.repairs.insert((store, record.key));
         }
         Ok(())
@@ -602,6 +751,11 @@ impl<'s, 'r> Applier<'s, 'r> {
     /// if several): its redo decides on it.
     pub fn decided_on(&self) -> Option<chrono::NaiveDate> {
         self.pending.values().max().copied()
+    }
+
+    /// The batches whose records were read without their commit.
+    pub fn unfinished(&self) -> &Unfinished {
+        &self.unfinished
     }
 
     /// Makes what was applied durable and rebuilds `timers-by-due` if `timers` changed; the
@@ -629,16 +783,27 @@ fn seq_of(bytes: &[u8]) -> Result<u64, RestoreError> {
         .map_err(|_| RestoreError::Inconsistent(format!("a commit of {} bytes", bytes.len())))
 }
 
-/// The claim of a taken partition as a meta changelog record (delivered before its first
-/// batch) and as the local meta write that goes with it.
-pub fn claim_record(config: &Config, partition: i32, claim: &Claim) -> OutRecord {
-    OutRecord {
-        topic: topic(config, StoreName::Meta),
-        partition: Some(partition),
-        key: Some(CLAIM.to_vec()),
-        payload: Some(value::encode(claim)),
-        headers: vec![(WRITER.into(), format!("{}.0", claim.epoch))],
-    }
+/// The claim of a taken partition as a meta changelog record and a mark in every other
+/// changelog (delivered before its first batch): a writer that lost the partition finds the
+/// mark before its next records in whichever changelog it writes.
+pub fn claim_records(config: &Config, partition: i32, claim: &Claim) -> Vec<OutRecord> {
+    let payload = value::encode(claim);
+    changelogged()
+        .map(|store| OutRecord {
+            topic: topic(config, store),
+            partition: Some(partition),
+            key: Some(
+                if store == StoreName::Meta {
+                    CLAIM
+                } else {
+                    MARK
+                }
+                .to_vec(),
+            ),
+            payload: Some(payload.clone()),
+            headers: vec![(WRITER.into(), format!("{}.0", claim.epoch))],
+        })
+        .collect()
 }
 
 /// The quiet marks of a partition new to condmon, as meta changelog records (with its claim).

@@ -201,6 +201,10 @@ pub struct Faults {
     /// `CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH=N`: the producer raises a fatal error (through
     /// librdkafka's test hook) right before the N-th batch's outputs are sent.
     pub producer_fatal_at_batch: Option<u64>,
+    /// `CONDMON_FAULT_PAUSE_BEFORE_OUTPUTS_MS=N`: every batch with outputs stops this long
+    /// between its acknowledged changelog records and its outputs (a member busy in a batch
+    /// while its partitions are handed to another).
+    pub pause_before_outputs: Option<Duration>,
 }
 
 impl Faults {
@@ -218,6 +222,10 @@ impl Faults {
             producer_fatal_at_batch: std::env::var("CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            pause_before_outputs: std::env::var("CONDMON_FAULT_PAUSE_BEFORE_OUTPUTS_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis),
         }
     }
 }
@@ -392,6 +400,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
                 claimed,
                 &mut writers,
                 &mut repairs,
+                &mut sent,
                 &mut shutdown,
             )
             .await?
@@ -575,16 +584,31 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             &mut repairs,
             today,
         )?;
-        records.extend(logged);
         records.retain(|r| !already_sent(&rt, &mut sent, r));
         if rt.faults.producer_fatal_at_batch == Some(batches_delivered + 1) {
             warn!("CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH reached: raising a fatal producer error.");
             sink.inject_fatal_error();
         }
-        let Some(mut delivered) = deliver(&rt, &sink, records, &mut shutdown).await? else {
+        // The changelog first: if another instance claimed one of these partitions meanwhile,
+        // its mark lies before them and this instance stops here, before sending any output
+        // the new holder would send again.
+        let Some(mut delivered) = deliver(&rt, &sink, logged, &mut shutdown).await? else {
             break; // shutting down mid-delivery: nothing committed, all will be redone.
         };
         guard(&rt, &mut writers, &mut repairs, &delivered)?;
+        if let Some(pause) = rt.faults.pause_before_outputs
+            && !records.is_empty()
+        {
+            warn!(
+                ?pause,
+                "CONDMON_FAULT_PAUSE_BEFORE_OUTPUTS_MS: pausing between the changelog records and the outputs."
+            );
+            tokio::time::sleep(pause).await;
+        }
+        let Some(outputs) = deliver(&rt, &sink, records, &mut shutdown).await? else {
+            break;
+        };
+        delivered.extend(outputs);
         if rt.faults.crash_uncommitted_after_batches == Some(batches_delivered + 1) {
             warn!("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES reached: aborting.");
             std::process::abort();
@@ -1283,14 +1307,20 @@ async fn claim(
     taken: Vec<TakenOver>,
     writers: &mut BTreeMap<i32, Writer>,
     repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
+    sent: &mut BTreeMap<i32, BTreeSet<(String, String)>>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<bool, PipelineError> {
     let records = taken
         .iter()
         .flat_map(|t| {
-            std::iter::once(changelog::claim_record(&rt.config, t.partition, &t.claim)).chain(
-                changelog::quiet_records(&rt.config, t.partition, t.claim.epoch, &t.quiet),
-            )
+            changelog::claim_records(&rt.config, t.partition, &t.claim)
+                .into_iter()
+                .chain(changelog::quiet_records(
+                    &rt.config,
+                    t.partition,
+                    t.claim.epoch,
+                    &t.quiet,
+                ))
         })
         .collect();
     let Some(delivered) = deliver(rt, sink, records, shutdown).await? else {
@@ -1306,10 +1336,24 @@ async fn claim(
     }
     // Where each partition's last record (its claim, or a quiet mark after it) landed in the
     // meta changelog.
+    let meta = changelog::topic(&rt.config, StoreName::Meta);
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    for (_, p, o) in &delivered {
+    for (_, p, o) in delivered.iter().filter(|(r, _, _)| r.topic == meta) {
         let last = offsets.entry(*p).or_insert(*o);
         *last = (*last).max(*o);
+    }
+    // Batches of the last holders that may still be sending outputs, and what is needed to
+    // look at those outputs again once they are over.
+    let mut unfinished: BTreeMap<i32, changelog::Unfinished> = BTreeMap::new();
+    let mut looks: BTreeMap<i32, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
+    for t in &taken {
+        if !t.unfinished.is_empty() {
+            unfinished.insert(t.partition, t.unfinished.clone());
+        }
+        looks.insert(
+            t.partition,
+            (t.ends[&StoreName::Meta], t.unpositioned.clone()),
+        );
     }
     let mut txn = rt.store.txn();
     for t in taken {
@@ -1349,7 +1393,41 @@ async fn claim(
     }
     rt.store.apply(&txn.finish(&[]))?;
     // Anything written between the restore and the claim is another writer's.
-    guard(rt, writers, repairs, &delivered)?;
+    for (partition, stale) in guard(rt, writers, repairs, &delivered)? {
+        let of = unfinished.entry(partition).or_default();
+        for (epoch, seq) in stale {
+            changelog::note_unfinished(of, epoch, seq);
+        }
+    }
+    // A batch another instance began before the claim sends its outputs before its commit:
+    // once that is there, what it sent is known, and the redo does not send it again.
+    for (partition, batches) in unfinished {
+        let (meta_end, unpositioned) = &looks[&partition];
+        let patience = Duration::from_millis(rt.config.pipeline.takeover_wait_ms);
+        let over = tokio::task::block_in_place(|| {
+            changelog::await_commits(&rt.config, partition, *meta_end, batches.clone(), patience)
+        })?;
+        if !over {
+            warn!(
+                partition,
+                unfinished = ?batches,
+                waited = ?patience,
+                "The last holder's batch did not commit in time (it stopped, or is stuck \
+                 sending): outputs it sends from now on may be sent twice."
+            );
+        }
+        let now = tokio::task::block_in_place(|| {
+            changelog::sent_since_taken(&rt.config, &rt.store, partition, unpositioned)
+        })?;
+        info!(
+            partition,
+            committed = over,
+            outputs_sent_uncommitted = now.len(),
+            "Waited for the last holder's unfinished batch."
+        );
+        sent.insert(partition, now);
+        rt.health.alive();
+    }
     Ok(true)
 }
 
@@ -1372,13 +1450,15 @@ fn directory_record(rt: &Runtime, partition: i32, epoch: u64) -> OutRecord {
 
 /// Checks that a delivery's changelog records landed where their writer expected: a gap is
 /// another writer's records. A newer claim among them fences this instance (it stops); records
-/// of an older writer (a zombie) have their keys rewritten by the next batch.
+/// of an older writer (a zombie) have their keys rewritten by the next batch. The zombies'
+/// batches found, per partition.
 fn guard(
     rt: &Runtime,
     writers: &mut BTreeMap<i32, Writer>,
     repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
     delivered: &[(OutRecord, i32, i64)],
-) -> Result<(), PipelineError> {
+) -> Result<BTreeMap<i32, changelog::Unfinished>, PipelineError> {
+    let mut zombies = BTreeMap::new();
     let gaps = changelog::check_delivered(&rt.config, writers, delivered);
     let partitions: BTreeSet<i32> = gaps.iter().map(|g| g.partition).collect();
     for partition in partitions {
@@ -1402,19 +1482,24 @@ fn guard(
                     owner,
                 });
             }
-            changelog::Intrusion::Stale(keys) => {
+            changelog::Intrusion::Stale {
+                keys,
+                writers: batches,
+            } => {
                 warn!(
                     partition,
                     keys = keys.len(),
+                    ?batches,
                     "Another writer of an older epoch wrote this partition's changelog: its \
                      keys are written again."
                 );
                 rt.metrics.changelog_intrusions.inc();
                 repairs.entry(partition).or_default().extend(keys);
+                zombies.insert(partition, batches);
             }
         }
     }
-    Ok(())
+    Ok(zombies)
 }
 
 /// Lag asks the broker once per partition and topic (on its own thread): not on every tick.
