@@ -135,6 +135,12 @@ impl Bench {
     }
 }
 
+/// Records sent and not yet acknowledged, at most: a sender waits for acknowledgements beyond
+/// it. Without a bound the load queued all its records at once, and with one record per batch
+/// a slow broker did not acknowledge the last within the producer's `message.timeout.ms`
+/// (30 s): the load failed with `MessageTimedOut`.
+const IN_FLIGHT: usize = 5_000;
+
 /// Awaits acknowledgements in the order the records were sent, counting them; returns when
 /// `count` have been acknowledged.
 fn acknowledge(
@@ -143,7 +149,7 @@ fn acknowledge(
     tokio::sync::mpsc::Sender<DeliveryFuture>,
     tokio::task::JoinHandle<anyhow::Result<Instant>>,
 ) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(100_000);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(IN_FLIGHT);
     let acker = tokio::spawn(async move {
         let mut acked = 0;
         while let Some(delivery) = rx.recv().await {
