@@ -30,6 +30,7 @@ pub struct Metrics {
     pub unknown_symbols: IntCounterVec,
     pub restore_records: IntCounter,
     pub changelog_intrusions: IntCounter,
+    pub takeover_waits: IntCounterVec,
     pub outputs_not_resent: IntCounter,
     pub outputs_suppressed: IntCounterVec,
     pub restore_remaining: IntGauge,
@@ -308,6 +309,14 @@ impl Metrics {
                 "Times records of a writer that had lost a partition (a zombie) were found in \
                  its changelogs (their keys are written again).",
             ),
+            takeover_waits: counter_vec(
+                "takeover_waits_total",
+                "Partitions taken up while another instance's batch on them was unfinished, by \
+                 how the wait for its commit ended: committed (its outputs are known and not \
+                 sent again), gave_up (pipeline.takeover_wait_ms passed: a crashed holder, or \
+                 one stuck sending).",
+                &["outcome"],
+            ),
             outputs_not_resent: counter(
                 "outputs_not_resent_total",
                 "Outputs of a redone batch that its first, uncommitted run had sent already \
@@ -417,6 +426,9 @@ impl Metrics {
         }
         for outcome in crate::model::OUTCOMES {
             self.outcomes.with_label_values(&[outcome]).inc_by(0);
+        }
+        for outcome in ["committed", "gave_up"] {
+            self.takeover_waits.with_label_values(&[outcome]).inc_by(0);
         }
     }
 

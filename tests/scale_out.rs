@@ -63,6 +63,38 @@ fn states(condmon: &Condmon, customers: &[String]) -> BTreeMap<String, serde_jso
         .collect()
 }
 
+/// Sends every customer's master and waits until `condmon` holds them all.
+fn known(base: &Config, condmon: &Condmon, customers: &[String]) {
+    produce(
+        base,
+        customers.iter().map(|c| record(base, &master(c))).collect(),
+    );
+    for c in customers {
+        condmon.wait_customer(c, WAIT);
+    }
+}
+
+/// Waits until `condmon` holds `items` items and an open plan for every customer; their states.
+fn planned(
+    condmon: &Condmon,
+    customers: &[String],
+    items: usize,
+) -> BTreeMap<String, serde_json::Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = states(condmon, customers);
+        let done = now.values().all(|s| {
+            s["items"].as_object().map_or(0, |i| i.len()) == items
+                && !s["actions"].as_object().unwrap().is_empty()
+        });
+        if done {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the owner never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A group of dynamic members over 4 partitions. Tansu 0.6 rebalances without end when a
 /// second static member joins (measured with plain librdkafka consumers too).
 fn group(broker: &Broker, dir: &Path) -> Config {
@@ -87,16 +119,7 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
 
     let a = instance(&base, dir.path(), "a");
     let mut zombie = start(&a, dir.path(), "a", "2026-03-01");
-    produce(
-        &base,
-        customers
-            .iter()
-            .map(|c| record(&base, &master(c)))
-            .collect(),
-    );
-    for c in &customers {
-        zombie.wait_customer(c, WAIT);
-    }
+    known(&base, &zombie, &customers);
 
     // The new owner takes the partitions: it restores them and claims them (a new epoch).
     let b = instance(&base, dir.path(), "b");
@@ -123,19 +146,7 @@ fn a_writer_that_lost_its_partitions_is_fenced_and_never_corrupts_the_changelogs
             .map(|c| record(&base, &invoice(c, "INV-2")))
             .collect(),
     );
-    let deadline = Instant::now() + WAIT;
-    let before = loop {
-        let now = states(&owner, &customers);
-        let done = now.values().all(|s| {
-            let items = s["items"].as_object().map_or(0, |i| i.len());
-            items == 2 && !s["actions"].as_object().unwrap().is_empty()
-        });
-        if done {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "the owner never caught up");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let before = planned(&owner, &customers, 2);
     // The zombie found the claim's mark before its batch's changelog records and stopped
     // before sending that batch's outputs: every event once, as the owner decided it.
     let outputs = all_outputs(&base);
@@ -204,16 +215,7 @@ fn a_batch_the_last_holder_began_before_the_claim_is_waited_for_and_not_sent_aga
             .matches(pause)
             .count()
     };
-    produce(
-        &base,
-        customers
-            .iter()
-            .map(|c| record(&base, &master(c)))
-            .collect(),
-    );
-    for c in &customers {
-        first.wait_customer(c, WAIT);
-    }
+    known(&base, &first, &customers);
     let before = pauses();
     produce(
         &base,
@@ -239,18 +241,7 @@ fn a_batch_the_last_holder_began_before_the_claim_is_waited_for_and_not_sent_aga
     let status = first.wait_exit(WAIT);
     assert!(!status.success(), "the first holder stopped");
     owner.wait_found("/readyz", WAIT);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let done = states(&owner, &customers).values().all(|s| {
-            s["items"].as_object().map_or(0, |i| i.len()) == 2
-                && !s["actions"].as_object().unwrap().is_empty()
-        });
-        if done {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the owner never caught up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    planned(&owner, &customers, 2);
     // Each partition's line says the batch committed.
     let log_b = std::fs::read_to_string(dir.path().join("b/condmon.log")).unwrap();
     let waited: Vec<String> = log_b
@@ -261,6 +252,22 @@ fn a_batch_the_last_holder_began_before_the_claim_is_waited_for_and_not_sent_aga
     assert!(
         !waited.is_empty() && waited.iter().all(|l| l.contains("committed=true")),
         "the owner waited for the batch to commit: {waited:?}"
+    );
+    let (_, metrics) = owner.get("/metrics");
+    assert_eq!(
+        metric(
+            &metrics,
+            "condmon_takeover_waits_total{outcome=\"committed\"}"
+        ),
+        Some(waited.len() as f64),
+        "one wait a partition, each ended by the commit"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "condmon_takeover_waits_total{outcome=\"gave_up\"}"
+        ),
+        Some(0.0)
     );
     assert_each_once(&all_outputs(&base));
 }

@@ -1407,6 +1407,10 @@ async fn claim(
         let over = tokio::task::block_in_place(|| {
             changelog::await_commits(&rt.config, partition, *meta_end, batches.clone(), patience)
         })?;
+        rt.metrics
+            .takeover_waits
+            .with_label_values(&[if over { "committed" } else { "gave_up" }])
+            .inc();
         if !over {
             warn!(
                 partition,
