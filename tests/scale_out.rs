@@ -74,6 +74,18 @@ fn known(base: &Config, condmon: &Condmon, customers: &[String]) {
     }
 }
 
+/// Sends INV-1 and INV-2 of every customer (from two on, COLL-30's plan).
+fn two_invoices(base: &Config, customers: &[String]) {
+    produce(
+        base,
+        customers
+            .iter()
+            .flat_map(|c| [invoice(c, "INV-1"), invoice(c, "INV-2")])
+            .map(|e| record(base, &e))
+            .collect(),
+    );
+}
+
 /// Waits until `condmon` holds `items` items and an open plan for every customer; their states.
 fn planned(
     condmon: &Condmon,
@@ -217,14 +229,7 @@ fn a_batch_the_last_holder_began_before_the_claim_is_waited_for_and_not_sent_aga
     };
     known(&base, &first, &customers);
     let before = pauses();
-    produce(
-        &base,
-        customers
-            .iter()
-            .flat_map(|c| [invoice(c, "INV-1"), invoice(c, "INV-2")])
-            .map(|e| record(&base, &e))
-            .collect(),
-    );
+    two_invoices(&base, &customers);
     let deadline = Instant::now() + WAIT;
     while pauses() == before {
         assert!(
@@ -489,14 +494,7 @@ fn any_instance_answers_any_query_from_the_instance_that_holds_the_customer() {
             .collect(),
     );
     std::thread::sleep(Duration::from_secs(1));
-    produce(
-        &base,
-        customers
-            .iter()
-            .flat_map(|c| [invoice(c, "INV-1"), invoice(c, "INV-2")])
-            .map(|e| record(&base, &e))
-            .collect(),
-    );
+    two_invoices(&base, &customers);
     // Each customer, asked of either instance, is answered by the one that holds it.
     let deadline = Instant::now() + WAIT;
     for customer in &customers {
