@@ -211,7 +211,8 @@ pub struct PipelineConfig {
     /// records without their commit) waits at most this long for that batch's commit before
     /// its first batch: the outputs that batch sent are then known and not sent again. A
     /// crashed holder's batch never commits, so this is also how much later a partition moved
-    /// off a crashed instance starts (not one restarted in place: it knows its own batch).
+    /// off a crashed instance starts (not one restarted on its state directory: the batch was
+    /// its own).
     pub takeover_wait_ms: u64,
 }
 

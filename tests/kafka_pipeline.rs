@@ -888,6 +888,19 @@ fn a_batch_redone_after_midnight_decides_as_its_first_attempt_did() {
     let kept: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(kept["action_date"], "2026-03-02", "{body}");
     assert_eq!(kept["due_date"], call.due_date.to_string(), "{body}");
+    // The unfinished batch was this state directory's own (its process is gone, whatever its
+    // name): restarted on it, condmon did not wait for that batch to commit.
+    let (_, metrics) = condmon.get("/metrics");
+    for outcome in ["committed", "gave_up"] {
+        assert_eq!(
+            metric(
+                &metrics,
+                &format!("condmon_takeover_waits_total{{outcome=\"{outcome}\"}}")
+            ),
+            Some(0.0),
+            "{outcome}"
+        );
+    }
     // Nothing of the plan was sent twice.
     let after = actions(
         &config,

@@ -11,7 +11,7 @@
 //!    acknowledged;
 //! 4. the RocksDB write batch, with the changelog offsets it now reflects.
 //!
-//! Kafka cannot make 1 and 2 atomic without transactions, so a crash may leave records of a
+//! Kafka cannot make 1–2 and 3 atomic without transactions, so a crash may leave records of a
 //! batch without its commit. They are the **uncommitted tail**: never applied when the
 //! partition is restored, and rewritten (with the committed value, or a tombstone) by the
 //! first batch of whoever takes the partition next, so that the latest record of every key
@@ -214,7 +214,7 @@ pub fn investigate(
             }
         } else if !(store == StoreName::Meta && record.key.starts_with(COMMIT.as_bytes())) {
             if let Some((epoch, seq)) = parse_writer(&record) {
-                note_unfinished(&mut writers, epoch, seq);
+                keep_highest_seq(&mut writers, epoch, seq);
             }
             keys.insert((store, record.key));
         }
@@ -230,20 +230,25 @@ pub fn investigate(
     })
 }
 
-/// A claim in `meta`, or its mark in another changelog.
-fn is_claim(store: StoreName, key: &[u8]) -> bool {
-    key == if store == StoreName::Meta {
+/// The key of a claim in `store`'s changelog: the claim itself in `meta`, its mark elsewhere.
+fn claim_key(store: StoreName) -> &'static [u8] {
+    if store == StoreName::Meta {
         CLAIM
     } else {
         MARK
     }
 }
 
+fn is_claim(store: StoreName, key: &[u8]) -> bool {
+    key == claim_key(store)
+}
+
 /// Batches begun and not known to be committed: the highest seq each epoch wrote.
 pub type Unfinished = BTreeMap<u64, u64>;
 
-pub fn note_unfinished(unfinished: &mut Unfinished, epoch: u64, seq: u64) {
-    let highest = unfinished.entry(epoch).or_default();
+/// Keeps the highest seq of each epoch (of batches begun, or committed).
+pub fn keep_highest_seq(seqs: &mut BTreeMap<u64, u64>, epoch: u64, seq: u64) {
+    let highest = seqs.entry(epoch).or_default();
     *highest = (*highest).max(seq);
 }
 
@@ -367,6 +372,13 @@ pub fn take_over(
         ends.insert(store_name, reader.watermarks(&t, partition)?);
     }
     let checkpoint = store.checkpoint(partition)?;
+    // The epoch this state directory last claimed the partition under (read before a wipe):
+    // its writer was the process that ran on this directory before, which RocksDB's lock
+    // says is gone, so a batch of it found unfinished is not waited for.
+    let own_epoch = match store.meta_value(partition, CLAIM)? {
+        Some(bytes) => value::decode::<Claim>(&bytes).map_err(corrupt_claim)?.epoch,
+        None => 0,
+    };
     let changelog_empty = ends.values().all(|(low, high)| high <= low);
     let stores: Vec<StoreName> = changelogged().collect();
     let mut repairs = BTreeSet::new();
@@ -438,7 +450,7 @@ pub fn take_over(
         &starts,
         &ends,
         &mut repairs,
-        owner,
+        own_epoch,
     );
     metrics.partitions_restoring.dec();
     metrics.restore_remaining.sub(remaining);
@@ -564,7 +576,7 @@ fn restore(
     starts: &BTreeMap<StoreName, i64>,
     ends: &BTreeMap<StoreName, (i64, i64)>,
     repairs: &mut BTreeSet<(StoreName, Vec<u8>)>,
-    owner: &str,
+    own_epoch: u64,
 ) -> Result<Restored, RestoreError> {
     const IDLE: Duration = Duration::from_secs(30);
     // Pass 1: the bookkeeping in `meta` says what is committed.
@@ -595,16 +607,11 @@ fn restore(
                     claim = value::decode(bytes).map_err(corrupt_claim)?;
                     highest_epoch = highest_epoch.max(claim.epoch);
                 }
-            } else if let Some(epoch) = record
-                .key
-                .strip_prefix(COMMIT.as_bytes())
-                .and_then(|e| std::str::from_utf8(e).ok()?.parse::<u64>().ok())
+            } else if let Some(epoch) = commit_epoch(&record.key)
                 && epoch == claim.epoch
                 && let Some(bytes) = &record.value
             {
-                let seq = seq_of(bytes)?;
-                let latest = commits.entry(epoch).or_default();
-                *latest = (*latest).max(seq);
+                keep_highest_seq(&mut commits, epoch, seq_of(bytes)?);
             }
             Ok(())
         },
@@ -636,11 +643,11 @@ fn restore(
     )?;
     let decided_on = applier.decided_on();
     // Only the last holder's batch can still be under way (an earlier one's writer was
-    // fenced, or its batch is long over), and not if the last holder was this instance.
+    // fenced, or its batch is long over), and not if the last holder was this directory's.
     let unfinished: Unfinished = applier
         .unfinished()
         .iter()
-        .filter(|(epoch, _)| **epoch == claim.epoch && claim.owner != owner)
+        .filter(|(epoch, _)| **epoch == claim.epoch && **epoch != own_epoch)
         .map(|(e, s)| (*e, *s))
         .collect();
     let applied = applier.finish()?;
@@ -722,7 +729,7 @@ impl<'s, 'r> Applier<'s, 'r> {
             return Ok(()); // the changelog's bookkeeping, not state
         }
         let bookkeeping = store == StoreName::Meta
-            && (record.key == CLAIM || record.key.starts_with(COMMIT.as_bytes()));
+            && (is_claim(store, &record.key) || record.key.starts_with(COMMIT.as_bytes()));
         let committed = parse_writer(&record).is_some_and(|(epoch, seq)| {
             self.committed.get(&epoch).is_some_and(|last| seq <= *last)
         });
@@ -740,7 +747,7 @@ impl<'s, 'r> Applier<'s, 'r> {
                 self.pending.insert((store, record.key.clone()), date);
             }
             if let Some((epoch, seq)) = parse_writer(&record) {
-                note_unfinished(&mut self.unfinished, epoch, seq);
+                keep_highest_seq(&mut self.unfinished, epoch, seq);
             }
             self.repairs.insert((store, record.key));
         }
@@ -792,14 +799,7 @@ pub fn claim_records(config: &Config, partition: i32, claim: &Claim) -> Vec<OutR
         .map(|store| OutRecord {
             topic: topic(config, store),
             partition: Some(partition),
-            key: Some(
-                if store == StoreName::Meta {
-                    CLAIM
-                } else {
-                    MARK
-                }
-                .to_vec(),
-            ),
+            key: Some(claim_key(store).to_vec()),
             payload: Some(payload.clone()),
             headers: vec![(WRITER.into(), format!("{}.0", claim.epoch))],
         })

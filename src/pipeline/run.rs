@@ -199,7 +199,8 @@ pub struct Faults {
     /// `CONDMON_FAULT_PANIC_ON_KEY=K`: processing a record with key K panics.
     pub panic_on_key: Option<String>,
     /// `CONDMON_FAULT_PRODUCER_FATAL_AT_BATCH=N`: the producer raises a fatal error (through
-    /// librdkafka's test hook) right before the N-th batch's outputs are sent.
+    /// librdkafka's test hook) right before the N-th batch's changelog records and outputs are
+    /// sent.
     pub producer_fatal_at_batch: Option<u64>,
     /// `CONDMON_FAULT_PAUSE_BEFORE_OUTPUTS_MS=N`: every batch with outputs stops this long
     /// between its acknowledged changelog records and its outputs (a member busy in a batch
@@ -1396,7 +1397,7 @@ async fn claim(
     for (partition, stale) in guard(rt, writers, repairs, &delivered)? {
         let of = unfinished.entry(partition).or_default();
         for (epoch, seq) in stale {
-            changelog::note_unfinished(of, epoch, seq);
+            changelog::keep_highest_seq(of, epoch, seq);
         }
     }
     // A batch another instance began before the claim sends its outputs before its commit:
