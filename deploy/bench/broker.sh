@@ -82,6 +82,8 @@ print(f"condmon: {n} records in {took:.2f} s ({rate:.0f} records/s, {out} record
       f"{out / n:.1f} per input)")
 print(f"ratio condmon / passthrough: {rate / base:.2f}")
 PY
+echo "records produced, by topic:"
+curl -s "http://127.0.0.1:$HTTP/metrics" | awk -F'[{}"]' '$1 == "condmon_records_out_total" {print "  " $3 ":" $NF}' | sort -t: -k2 -rn
 echo "== (c) input → action event under $RATE item changes/s"
 scrape() { curl -s "http://127.0.0.1:$HTTP/metrics" > "$WORK/$1"; }
 scrape e2e_before

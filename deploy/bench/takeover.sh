@@ -11,7 +11,7 @@ N=${1:-100000}
 deploy/install-deps.sh >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --bin condmon 2>&1 | tail -1
-BIN=$PWD/target/release/condmon
+BIN=${CONDMON_BIN:-$PWD/target/release/condmon}   # CONDMON_BIN=: another build, for before/after
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
