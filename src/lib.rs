@@ -16,7 +16,8 @@
 //!                                           └──────────────┬────────────────────────────────────┘
 //! ar.fx-rates, cm.rules ──► kafka::GlobalReader (whole topics, every instance): exchange rates
 //!                           and rule documents; a change re-evaluates the customers it concerns
-//!   outputs + every state change as a record of `<group>-<store>-changelog`, acknowledged;
+//!   outputs + every change of a customer's records and meta as a record of
+//!   `<group>-<store>-changelog` (timers and indexes are rebuilt from them), acknowledged;
 //!   then one commit record per partition, acknowledged; then ONE RocksDB write batch
 //!   (state + timers + indexes + counters + input offsets + changelog checkpoint)
 //!                                                          ▼

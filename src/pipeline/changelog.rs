@@ -32,6 +32,11 @@
 //! `commit/<epoch>`, or its epoch is an earlier one and its seq at most what the claim
 //! recorded for it. Records of a writer that lost the partition (a zombie) carry an older
 //! epoch and a seq the claim does not cover: they are never applied.
+//!
+//! Only the customers' own records and `meta` are logged. What the stores derive from the
+//! customers (their timers, which each ledger lists, and the currency, owner and parent
+//! indexes) would be most of a batch's changelog records for nothing a restore cannot work
+//! out: the restore rebuilds it for every customer it applied a record of.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -44,7 +49,7 @@ use super::STORES;
 use crate::config::{Cleanup, Config, TopicSpec};
 use crate::kafka::{BrokerError, LogReader, LogRecord, OutRecord};
 use crate::metrics::Metrics;
-use crate::state::{Changes, StateError, Store, StoreName, value};
+use crate::state::{Changes, StateError, Store, StoreName, split_customer_key, value};
 
 /// The header naming a changelog record's writer: `<epoch>.<seq>`.
 pub const WRITER: &str = "condmon.writer";
@@ -698,7 +703,9 @@ pub struct Applier<'s, 'r> {
     /// The last committed seq of each epoch.
     committed: &'r BTreeMap<u64, u64>,
     repairs: &'r mut BTreeSet<(StoreName, Vec<u8>)>,
-    timers_changed: bool,
+    /// The customers (encoded keys) whose ledger or actions were written: what the stores
+    /// derive from them is rebuilt ([`crate::pipeline::customers::rebuild_derived`]).
+    customers: BTreeSet<String>,
     /// The business date of the batch that wrote each key's record not committed (and not
     /// written again by a committed batch since).
     pending: BTreeMap<(StoreName, Vec<u8>), chrono::NaiveDate>,
@@ -718,7 +725,7 @@ impl<'s, 'r> Applier<'s, 'r> {
             partition,
             committed,
             repairs,
-            timers_changed: false,
+            customers: BTreeSet::new(),
             pending: BTreeMap::new(),
             unfinished: Unfinished::new(),
         }
@@ -737,8 +744,15 @@ impl<'s, 'r> Applier<'s, 'r> {
             self.writer
                 .put(self.partition, store, &record.key, record.value.as_deref())?;
             self.pending.remove(&(store, record.key.clone()));
+            let customer = match store {
+                StoreName::Ledger => std::str::from_utf8(&record.key).ok(),
+                StoreName::Actions => split_customer_key(&record.key).map(|(c, _)| c),
+                _ => None,
+            };
+            if let Some(customer) = customer {
+                self.customers.insert(customer.to_string());
+            }
             self.repairs.remove(&(store, record.key));
-            self.timers_changed |= store == StoreName::Timers;
         } else {
             if let Some(date) = record
                 .header(DECIDED_ON)
@@ -765,11 +779,19 @@ impl<'s, 'r> Applier<'s, 'r> {
         &self.unfinished
     }
 
-    /// Makes what was applied durable and rebuilds `timers-by-due` if `timers` changed; the
-    /// records applied.
-    pub fn finish(self) -> Result<u64, StateError> {
+    /// Makes what was applied durable, then rebuilds what the stores derive from the customers
+    /// written (timers, `timers-by-due`, indexes), or from every customer where the derived
+    /// stores are of an older layout; the records applied.
+    pub fn finish(mut self) -> Result<u64, StateError> {
         let applied = self.writer.finish()?;
-        if self.timers_changed {
+        let current = super::customers::derived_current(self.store, self.partition)?;
+        if !current {
+            let all = super::customers::all_customers(self.store, self.partition)?;
+            self.customers.extend(all);
+        }
+        // Also for no customer where the layout is older (an empty partition): it is marked.
+        if !current || !self.customers.is_empty() {
+            super::customers::rebuild_derived(self.store, self.partition, &self.customers)?;
             crate::timer::rebuild_due_index(self.store, self.partition)?;
         }
         Ok(applied)

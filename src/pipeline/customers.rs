@@ -6,12 +6,14 @@
 //! values whose bytes changed). The ledger lists the customer's other records and its timers
 //! ([`CustomerState::records`]), so reading and saving a customer takes point reads, not scans.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Action, CustomerState, OwnRecords, PromiseState, TimerSet};
 use crate::model::{ConversationChange, CustomerKey};
-use crate::state::{StateError, StoreName, Txn, customer_key, customer_prefix};
+use crate::state::{StateError, Store, StoreName, Txn, customer_key, customer_prefix};
 
 /// A conversation as last saved and its promise's status as last reported (either may be
 /// absent: a deleted conversation keeps the status of its promise).
@@ -31,6 +33,127 @@ pub fn index_key(value: &str, customer: &CustomerKey) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(customer.encode().as_bytes());
     key
+}
+
+/// Whether a key of an index store (`value NUL customer`) is an entry of one of `customers`:
+/// the value is not checked for NUL bytes, so every NUL is a place the customer may start.
+fn indexes_one_of(key: &[u8], customers: &BTreeSet<String>) -> bool {
+    key.iter().enumerate().any(|(at, b)| {
+        *b == 0 && std::str::from_utf8(&key[at + 1..]).is_ok_and(|c| customers.contains(c))
+    })
+}
+
+/// The local key (in `checkpoint`, not logged) of the layout the derived stores were last
+/// rebuilt in: one of an older layout (or none: a directory of before derived stores were
+/// rebuilt) is rebuilt for every customer by the next restore, because the full pass that a
+/// new layout makes (see `Operator::fingerprint`) writes entries that change no ledger, and
+/// another instance may have made it while this directory was away.
+pub(super) const DERIVED_LAYOUT_KEY: &[u8] = b"derived-layout";
+
+/// Whether the derived stores of `partition` are of today's layout.
+pub fn derived_current(store: &Store, partition: i32) -> Result<bool, StateError> {
+    Ok(store
+        .committed_value(partition, StoreName::Checkpoint, DERIVED_LAYOUT_KEY)?
+        .is_some_and(|v| v == super::operator::DERIVED_LAYOUT))
+}
+
+/// Every customer of `partition` with a ledger or an action (encoded keys).
+pub fn all_customers(store: &Store, partition: i32) -> Result<BTreeSet<String>, StateError> {
+    let mut out = BTreeSet::new();
+    for key in store.keys_where(partition, StoreName::Ledger, |_| true)? {
+        out.extend(String::from_utf8(key).ok());
+    }
+    for key in store.keys_where(partition, StoreName::Actions, |_| true)? {
+        out.extend(crate::state::split_customer_key(&key).map(|(c, _)| c.to_string()));
+    }
+    Ok(out)
+}
+
+/// The stores derived from the customers' own records and not logged: a restore rebuilds them
+/// ([`rebuild_derived`]).
+pub const DERIVED: [StoreName; 4] = [
+    StoreName::Timers,
+    StoreName::CurrencyIndex,
+    StoreName::OwnerIndex,
+    StoreName::ParentIndex,
+];
+
+/// Rebuilds what the stores derive from `customers` (encoded keys of customers whose records
+/// a restore applied): their timers, as their ledgers list them, and their entries in the
+/// currency, owner and parent indexes, as the operator keeps them. Their earlier entries are
+/// found in one pass over each derived store. A ledger that lists no timers (written before
+/// ledgers listed them) gets [`crate::timer::RESTORED`], due at once: its firing decides the
+/// customer again and sets its timers. `timers-by-due` is the caller's to rebuild. Marks the
+/// derived stores as of today's layout.
+pub fn rebuild_derived(
+    store: &Store,
+    partition: i32,
+    customers: &BTreeSet<String>,
+) -> Result<(), StateError> {
+    let mut writer = store.bulk_writer();
+    for derived in DERIVED {
+        let earlier = store.keys_where(partition, derived, |k| match derived {
+            StoreName::Timers => {
+                crate::timer::customer_of(k).is_some_and(|c| customers.contains(c))
+            }
+            _ => indexes_one_of(k, customers),
+        })?;
+        for key in earlier {
+            writer.put(partition, derived, &key, None)?;
+        }
+    }
+    let keys: Vec<&String> = customers.iter().collect();
+    // Read in batches that are dropped, not committed: nothing is written through them, and
+    // what they cache stays bounded.
+    for chunk in keys.chunks(1000) {
+        let mut txn = store.txn();
+        for encoded in chunk {
+            let customer = CustomerKey::decode(encoded).ok_or_else(|| StateError::Corrupt {
+                store: StoreName::Ledger.as_str().into(),
+                message: format!("undecodable customer key {encoded:?}"),
+            })?;
+            let Some((state, timers)) = load_listed(&mut txn, partition, &customer)? else {
+                continue;
+            };
+            let mut put = |derived: StoreName, key: Vec<u8>, value: Vec<u8>| {
+                writer.put(partition, derived, &key, Some(&value))
+            };
+            for currency in state.currencies() {
+                put(
+                    StoreName::CurrencyIndex,
+                    index_key(currency, &customer),
+                    vec![],
+                )?;
+            }
+            for owner in state.open_action_owners() {
+                put(StoreName::OwnerIndex, index_key(&owner, &customer), vec![])?;
+            }
+            for family in crate::engine::families(&state) {
+                put(
+                    StoreName::ParentIndex,
+                    index_key(&family, &customer),
+                    vec![],
+                )?;
+            }
+            let timers = timers.unwrap_or_else(|| {
+                vec![(
+                    crate::timer::RESTORED.to_string(),
+                    crate::timer::restored_due(),
+                )]
+            });
+            for (name, due) in timers {
+                let (key, value) = crate::timer::stored(&customer, &name, due);
+                put(StoreName::Timers, key, value)?;
+            }
+        }
+    }
+    writer.put(
+        partition,
+        StoreName::Checkpoint,
+        DERIVED_LAYOUT_KEY,
+        Some(super::operator::DERIVED_LAYOUT),
+    )?;
+    writer.finish().map(drop)
 }
 
 fn ledger_key(customer: &CustomerKey) -> Vec<u8> {

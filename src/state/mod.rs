@@ -554,6 +554,25 @@ impl Store {
         self.scan(partition, store, &[], |_| true)
     }
 
+    /// The keys of a store of `partition` that `wanted` picks, in one pass over the store
+    /// (values not copied).
+    pub fn keys_where(
+        &self,
+        partition: i32,
+        store: StoreName,
+        mut wanted: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<Vec<u8>>, StateError> {
+        let cf = self.cf(partition, store)?;
+        let mut out = Vec::new();
+        for entry in self.db.iterator_cf(&cf, rocksdb::IteratorMode::Start) {
+            let (k, _) = entry?;
+            if wanted(&k) {
+                out.push(k.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether `partition` has anything in the stores `of`.
     pub fn has_data(&self, partition: i32, of: &[StoreName]) -> Result<bool, StateError> {
         for store in of {
@@ -839,7 +858,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         store.ensure_partition(2).unwrap();
         let mut writer = store.bulk_writer();
-        for (s, key) in [(StoreName::Ledger, b"SHARE|C1"), (StoreName::Timers, b"SHARE|C2")] {
+        for (s, key) in [
+            (StoreName::Ledger, b"SHARE|C1"),
+            (StoreName::Timers, b"SHARE|C2"),
+        ] {
             writer.put(2, s, key, Some(b"restored")).unwrap();
         }
         writer.finish().unwrap();
@@ -853,7 +875,10 @@ mod tests {
             reopened.meta_value(2, b"after").unwrap(),
             Some(b"logged".to_vec())
         );
-        for (s, key) in [(StoreName::Ledger, b"SHARE|C1"), (StoreName::Timers, b"SHARE|C2")] {
+        for (s, key) in [
+            (StoreName::Ledger, b"SHARE|C1"),
+            (StoreName::Timers, b"SHARE|C2"),
+        ] {
             assert_eq!(
                 reopened.committed_value(2, s, key).unwrap(),
                 Some(b"restored".to_vec()),

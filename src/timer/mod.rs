@@ -431,7 +431,8 @@ impl Timers<'_, '_> {
     }
 }
 
-/// Rebuilds `timers-by-due` of `partition` from `timers` (after a restore wrote `timers`).
+/// Rebuilds `timers-by-due` of `partition` from `timers` (after a restore wrote `timers`),
+/// and sets the count of pending timers to what is there.
 pub fn rebuild_due_index(store: &crate::state::Store, partition: i32) -> Result<(), StateError> {
     let index = store
         .entries(partition, StoreName::Timers)?
@@ -441,7 +442,32 @@ pub fn rebuild_due_index(store: &crate::state::Store, partition: i32) -> Result<
             Ok((due_key(due, &by_key), Vec::new()))
         })
         .collect::<Result<Vec<_>, StateError>>()?;
-    store.rewrite(partition, StoreName::TimersByDue, index)
+    let pending = index.len() as i64;
+    store.rewrite(partition, StoreName::TimersByDue, index)?;
+    let mut txn = store.txn();
+    let was = store.counters(partition)?.get(TIMERS_PENDING).copied();
+    txn.add_to_counter(partition, TIMERS_PENDING, pending - was.unwrap_or(0))?;
+    store.commit(txn, &[])
+}
+
+/// The timer a restore sets for a customer whose ledger lists no timers (one written before
+/// ledgers listed them): due at once, its firing decides the customer again, which sets the
+/// customer's own timers and drops this one.
+pub const RESTORED: &str = "restored";
+
+/// When [`RESTORED`] is due: before any business date.
+pub fn restored_due() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date")
+}
+
+/// A timer as the `timers` store holds it: key and value.
+pub fn stored(key: &CustomerKey, name: &str, due: NaiveDate) -> (Vec<u8>, Vec<u8>) {
+    (key_part(key, name), date_bytes(due).to_vec())
+}
+
+/// The customer (encoded) a key of the `timers` store belongs to.
+pub fn customer_of(by_key: &[u8]) -> Option<&str> {
+    crate::state::split_customer_key(by_key).map(|(customer, _)| customer)
 }
 
 fn due_key(due: NaiveDate, by_key: &[u8]) -> Vec<u8> {
