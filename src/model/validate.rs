@@ -45,6 +45,8 @@ pub enum ValidationError {
     },
     #[error("the key `{key}` does not match the event's key `{expected}`")]
     KeyMismatch { key: String, expected: String },
+    #[error("field `{field}` contains a control character: {value:?}")]
+    Control { field: &'static str, value: String },
 }
 
 /// No receivable amount reaches a thousand trillion: beyond it a figure is an error, and
@@ -115,6 +117,18 @@ fn id(field: &'static str, value: &str) -> Result<(), ValidationError> {
             value: value.to_string(),
         });
     }
+    no_control(field, value)
+}
+
+/// Ids, codes and owners are parts of keys (an index key is `value NUL customer`) and of
+/// letters: a NUL, a line break or an escape in one is bad data, never a name.
+fn no_control(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::Control {
+            field,
+            value: value.to_string(),
+        });
+    }
     Ok(())
 }
 
@@ -137,7 +151,8 @@ fn text(field: &'static str, value: Option<&str>, max: usize) -> Result<(), Vali
 }
 
 fn name(field: &'static str, value: &Option<String>) -> Result<(), ValidationError> {
-    text(field, value.as_deref(), MAX_NAME_BYTES)
+    text(field, value.as_deref(), MAX_NAME_BYTES)?;
+    value.as_deref().map_or(Ok(()), |v| no_control(field, v))
 }
 
 /// Arrays are bounded for the same reason (the Avro decoder bounds them before it reserves
@@ -658,6 +673,18 @@ mod tests {
         assert_eq!(
             check_item(e).unwrap_err(),
             "due_date 9999-12-31 is outside the years 1900..=2199"
+        );
+        let mut e = item(ItemType::Invoice, "10");
+        e.item_id = "I\n1".into();
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "field `item_id` contains a control character: \"I\\n1\""
+        );
+        let mut e = item(ItemType::Invoice, "10");
+        e.collector = Some("JD\0OE".into());
+        assert_eq!(
+            check_item(e).unwrap_err(),
+            "field `collector` contains a control character: \"JD\\0OE\""
         );
         let mut e = item(ItemType::Invoice, "10");
         e.item_id = "x".repeat(256);
