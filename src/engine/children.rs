@@ -48,7 +48,8 @@ pub fn family(role: MonitorRole, set_id: &str, parent: &str) -> String {
 }
 
 /// The families the customer belongs to as a child: one per relationship its master names a
-/// parent in (other than itself).
+/// parent in (other than itself). Reads the master only (a restore's view of the ledger,
+/// `LedgerView` in `pipeline::customers`, decodes no more).
 pub fn families(state: &CustomerState) -> BTreeSet<String> {
     let Some(customer) = state.customer.as_ref() else {
         return BTreeSet::new();

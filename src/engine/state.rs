@@ -811,7 +811,8 @@ impl CustomerState {
 
     /// Every currency the customer's figures are in (items, payments, credit limit, history).
     /// Borrowed: a year of payment samples each names its currency, and this is asked several
-    /// times a record.
+    /// times a record. A restore reads it from a view of the ledger that decodes only the
+    /// fields read here (`LedgerView` in `pipeline::customers`): read another, decode it there.
     pub fn currencies(&self) -> BTreeSet<&str> {
         let mut out: BTreeSet<&str> = self.totals.keys().map(String::as_str).collect();
         // Most samples and lines repeat the currency before them: one set insertion a run

@@ -112,36 +112,30 @@ pub fn rebuild_derived(
                 store: StoreName::Ledger.as_str().into(),
                 message: format!("undecodable customer key {encoded:?}"),
             })?;
-            let Some((state, timers)) = load_listed(&mut txn, partition, &customer)? else {
-                continue;
+            let entries = match derived_from_views(store, partition, &customer)? {
+                Some(entries) => entries,
+                None => match load_listed(&mut txn, partition, &customer)? {
+                    Some((state, timers)) => DerivedEntries::of(&state, timers),
+                    None => continue,
+                },
             };
             let mut put = |derived: StoreName, key: Vec<u8>, value: Vec<u8>| {
                 writer.put(partition, derived, &key, Some(&value))
             };
-            for currency in state.currencies() {
+            for currency in &entries.currencies {
                 put(
                     StoreName::CurrencyIndex,
                     index_key(currency, &customer),
                     vec![],
                 )?;
             }
-            for owner in state.open_action_owners() {
-                put(StoreName::OwnerIndex, index_key(&owner, &customer), vec![])?;
+            for owner in &entries.owners {
+                put(StoreName::OwnerIndex, index_key(owner, &customer), vec![])?;
             }
-            for family in crate::engine::families(&state) {
-                put(
-                    StoreName::ParentIndex,
-                    index_key(&family, &customer),
-                    vec![],
-                )?;
+            for family in &entries.families {
+                put(StoreName::ParentIndex, index_key(family, &customer), vec![])?;
             }
-            let timers = timers.unwrap_or_else(|| {
-                vec![(
-                    crate::timer::RESTORED.to_string(),
-                    crate::timer::restored_due(),
-                )]
-            });
-            for (name, due) in timers {
+            for (name, due) in entries.timers {
                 let (key, value) = crate::timer::stored(&customer, &name, due);
                 put(StoreName::Timers, key, value)?;
             }
@@ -154,6 +148,159 @@ pub fn rebuild_derived(
         Some(super::operator::DERIVED_LAYOUT),
     )?;
     writer.finish().map(drop)
+}
+
+/// A customer's entries in the derived stores.
+#[derive(Debug, Default, PartialEq)]
+struct DerivedEntries {
+    currencies: BTreeSet<String>,
+    owners: BTreeSet<String>,
+    families: BTreeSet<String>,
+    timers: Vec<(String, NaiveDate)>,
+}
+
+impl DerivedEntries {
+    /// As the operator keeps them for `state`; a ledger that lists no timers (written before
+    /// ledgers listed them) gets [`crate::timer::RESTORED`], due at once.
+    fn of(state: &CustomerState, timers: ListedTimers) -> Self {
+        DerivedEntries {
+            currencies: state.currencies().into_iter().map(String::from).collect(),
+            owners: state.open_action_owners(),
+            families: crate::engine::families(state),
+            timers: timers.unwrap_or_else(|| {
+                vec![(
+                    crate::timer::RESTORED.to_string(),
+                    crate::timer::restored_due(),
+                )]
+            }),
+        }
+    }
+}
+
+/// [`DerivedEntries`] from views of the customer's records that decode only what the derived
+/// stores come from: of its ledger the parts [`CustomerState::currencies`] and
+/// [`crate::engine::families`] read and the list of its records and timers, skipping its items,
+/// payments, violations and the rest; of each action its status and owner; no conversation.
+/// A rebuild decoded whole customers at about 46 µs each, more than applying their records.
+/// `None` where the views cannot tell (no ledger, one that lists neither its records nor its
+/// timers, a value they cannot read): the caller decodes the customer whole.
+fn derived_from_views(
+    store: &Store,
+    partition: i32,
+    customer: &CustomerKey,
+) -> Result<Option<DerivedEntries>, StateError> {
+    let key = customer.encode();
+    let Some(bytes) = store.committed_value(partition, StoreName::Ledger, key.as_bytes())? else {
+        return Ok(None);
+    };
+    let Ok(LedgerView { mut state }) = crate::state::value::decode::<LedgerView>(&bytes) else {
+        return Ok(None);
+    };
+    let Some(OwnRecords {
+        actions,
+        timers: Some(timers),
+        ..
+    }) = state.records.take()
+    else {
+        return Ok(None);
+    };
+    let mut owners = BTreeSet::new();
+    for id in actions {
+        let at = customer_key(&key, &id);
+        let Some(bytes) = store.committed_value(partition, StoreName::Actions, &at)? else {
+            continue;
+        };
+        let Ok(action) = crate::state::value::decode::<ActionView>(&bytes) else {
+            return Ok(None);
+        };
+        owners.extend(action.owner.filter(|_| action.status.is_open()));
+    }
+    let timers = timers.into_iter().map(|t| (t.name, t.due)).collect();
+    Ok(Some(DerivedEntries {
+        owners,
+        ..DerivedEntries::of(&state, Some(timers))
+    }))
+}
+
+/// The ledger's fields the derived stores come from, in a [`CustomerState`] whose other fields
+/// keep their defaults. A field that [`CustomerState::currencies`] or
+/// [`crate::engine::families`] comes to read must be decoded here too (the test
+/// `views_give_what_whole_customers_give` compares them over the samples).
+struct LedgerView {
+    state: CustomerState,
+}
+
+impl<'de> Deserialize<'de> for LedgerView {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = LedgerView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a stored ledger")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<LedgerView, A::Error> {
+                use crate::state::value::{read_fields, skip_field};
+                static NAMES: std::sync::LazyLock<&[&str]> =
+                    std::sync::LazyLock::new(crate::state::value::field_names::<CustomerState>);
+                let mut s = CustomerState::default();
+                read_fields(seq, &NAMES, |name, seq| {
+                    Ok(match name {
+                        "customer" => seq.next_element()?.map(|v| s.customer = v),
+                        "aging" => seq.next_element()?.map(|v| s.aging = v),
+                        "history" => seq.next_element()?.map(|v| s.history = v),
+                        "totals" => seq.next_element()?.map(|v| s.totals = v),
+                        "stats" => seq.next_element()?.map(|v| s.stats = v),
+                        "credit_agency" => seq.next_element()?.map(|v| s.credit_agency = v),
+                        "children" => seq.next_element()?.map(|v| s.children = v),
+                        "records" => seq.next_element()?.map(|v| s.records = v),
+                        _ => skip_field(seq)?,
+                    })
+                })?;
+                Ok(LedgerView { state: s })
+            }
+        }
+        d.deserialize_seq(Fields)
+    }
+}
+
+/// An action's status and owner (what the owner index comes from).
+struct ActionView {
+    status: crate::model::ActionStatus,
+    owner: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ActionView {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ActionView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a stored action")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<ActionView, A::Error> {
+                use crate::state::value::{read_fields, skip_field};
+                static NAMES: std::sync::LazyLock<&[&str]> =
+                    std::sync::LazyLock::new(crate::state::value::field_names::<Action>);
+                let (mut status, mut owner) = (None, None);
+                read_fields(seq, &NAMES, |name, seq| {
+                    Ok(match name {
+                        "status" => seq.next_element()?.map(|v| status = Some(v)),
+                        "owner" => seq.next_element()?.map(|v| owner = v),
+                        _ => skip_field(seq)?,
+                    })
+                })?;
+                let status = status.ok_or_else(|| serde::de::Error::missing_field("status"))?;
+                Ok(ActionView { status, owner })
+            }
+        }
+        d.deserialize_seq(Fields)
+    }
 }
 
 fn ledger_key(customer: &CustomerKey) -> Vec<u8> {
@@ -554,6 +701,83 @@ mod tests {
         // Saved back unchanged, nothing is rewritten.
         save(&mut txn, 0, &customer, read, None).unwrap();
         assert!(txn.finish(&[]).writes.is_empty());
+    }
+
+    /// The views a restore rebuilds the derived stores from give, for every customer of the
+    /// three samples (masters with parents, items in several currencies, payments, aging,
+    /// history, credit agency reports, plans with owners, conversations), what the customer
+    /// decoded whole gives; a ledger that lists no timers is left to the whole decoding.
+    #[test]
+    fn views_give_what_whole_customers_give() {
+        use std::sync::Arc;
+
+        use crate::pipeline::replay::{ReplayOptions, replay};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rules = crate::rules::RuleSet::load(&root.join("topology/rules.toml")).unwrap();
+        let operator = crate::pipeline::Operator::new(
+            Arc::new(rules),
+            Arc::new(crate::codec::SchemaCatalog::bundled().unwrap()),
+        );
+        let mut seen = DerivedEntries::default();
+        let mut customers_seen = 0;
+        for (file, start, until) in [
+            ("ledger", "2026-01-01", "2026-04-30"),
+            ("action-plan", "2026-06-01", "2026-06-30"),
+            ("conversations", "2026-07-01", "2026-07-31"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let input = std::fs::read(root.join(format!("topology/sample/{file}.ndjson"))).unwrap();
+            let metrics = crate::metrics::Metrics::new();
+            let options = ReplayOptions {
+                start: start.parse().unwrap(),
+                until: Some(until.parse().unwrap()),
+                stop_after: None,
+                score_at: None,
+                metrics: &metrics,
+            };
+            replay(
+                &operator,
+                &store,
+                input.as_slice(),
+                &mut Vec::new(),
+                options,
+            )
+            .unwrap();
+            for encoded in all_customers(&store, 0).unwrap() {
+                let customer = CustomerKey::decode(&encoded).unwrap();
+                let (state, timers) = load_listed(&mut store.txn(), 0, &customer)
+                    .unwrap()
+                    .unwrap();
+                let whole = DerivedEntries::of(&state, timers);
+                let viewed = derived_from_views(&store, 0, &customer).unwrap();
+                assert_eq!(viewed.as_ref(), Some(&whole), "{file}: {encoded}");
+                customers_seen += 1;
+                seen.currencies.extend(whole.currencies);
+                seen.owners.extend(whole.owners);
+                seen.families.extend(whole.families);
+                seen.timers.extend(whole.timers);
+            }
+        }
+        assert!(customers_seen >= 10, "{customers_seen} customers");
+        assert!(seen.currencies.len() >= 2, "{:?}", seen.currencies);
+        assert!(!seen.owners.is_empty() && !seen.families.is_empty() && !seen.timers.is_empty());
+
+        // Values the views cannot read are left to the whole decoding.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        let customer = CustomerKey::new("SHARE", "LUTHOR");
+        let mut txn = store.txn();
+        for (store_name, key, bytes) in split_legacy(&customer.encode(), FIXTURE).unwrap() {
+            txn.put_raw(0, store_name, &key, bytes);
+        }
+        store.commit(txn, &[]).unwrap();
+        assert_eq!(
+            derived_from_views(&store, 0, &customer).unwrap(),
+            None,
+            "a ledger that does not list its timers"
+        );
     }
 
     /// LUTHOR of the conversations sample saved in a new store, and what was saved.
