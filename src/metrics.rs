@@ -27,6 +27,7 @@ pub struct Metrics {
     pub producer_recreated: IntCounter,
     pub external_retries: IntCounter,
     pub records_rerouted: IntCounterVec,
+    pub rerouted_duplicates: IntCounterVec,
     pub unknown_symbols: IntCounterVec,
     pub restore_records: IntCounter,
     pub changelog_intrusions: IntCounter,
@@ -294,6 +295,12 @@ impl Metrics {
                  sent on to the right one through the repartition topic, by the topic they arrived on.",
                 &["topic"],
             ),
+            rerouted_duplicates: counter_vec(
+                "rerouted_duplicates_total",
+                "Records of the repartition topic skipped because the record they carry was \
+                 applied already (sent on again by a redone batch), by the topic it first arrived on.",
+                &["topic"],
+            ),
             unknown_symbols: counter_vec(
                 "unknown_symbols_total",
                 "Input records read with enum symbols this version does not know (a newer \
@@ -419,6 +426,7 @@ impl Metrics {
                 &self.records_committed,
                 &self.records_already_held,
                 &self.records_rerouted,
+                &self.rerouted_duplicates,
                 &self.unknown_symbols,
             ] {
                 vec.with_label_values(&[topic]).inc_by(0);

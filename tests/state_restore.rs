@@ -35,6 +35,21 @@ fn invoice(customer: &str) -> InputEvent {
     ))
 }
 
+/// Runs condmon with a fault injected (`name=value`) until the fault stops it.
+fn run_to_fault(
+    config: &condmon::config::Config,
+    dir: &std::path::Path,
+    today: &str,
+    fault: (&str, &str),
+) {
+    let mut condmon = Condmon::start_with_env(config, dir, today, &[fault]);
+    assert!(
+        !condmon.wait_exit(WAIT).success(),
+        "{} did not stop it",
+        fault.0
+    );
+}
+
 /// Every output record read so far, waiting until `expected` distinct event ids are there.
 fn outputs_with(config: &condmon::config::Config, expected: usize) -> Vec<ReadRecord> {
     let deadline = Instant::now() + WAIT;
@@ -224,4 +239,175 @@ fn a_first_start_on_inputs_that_already_hold_records_sends_no_notification_for_t
         })
         .collect();
     assert_eq!(notified, ["NEW"]);
+}
+
+/// A state directory of a condmon from before the changelogs (customers, no changelog) is
+/// written to the changelogs by the first batch after its restore — also when the instance
+/// that restored it stopped before that batch (a crash, a partition revoked again at once):
+/// the keys still to write are kept in the directory, not only in memory. Otherwise the next
+/// start would find a checkpoint at the changelogs' end and never write them, and an instance
+/// taking the partitions over would restore nothing.
+#[test]
+fn state_without_a_changelog_reaches_it_even_when_the_first_run_stops_before_its_first_batch() {
+    use std::sync::Arc;
+
+    use condmon::pipeline::{Operator, Outcome, Payload};
+    use condmon::state::{Store, StoreName};
+
+    let (_broker, dir, config) = deployment(|_, _| {});
+    let customers: Vec<String> = (0..20).map(|i| format!("C{i:02}")).collect();
+    {
+        let store = Store::open(&config.state_dir).unwrap();
+        let rules = condmon::rules::RuleSet::load(&config.rules_file).unwrap();
+        let operator = Operator::new(
+            Arc::new(rules),
+            Arc::new(condmon::codec::SchemaCatalog::bundled().unwrap()),
+        );
+        let mut txn = store.txn();
+        for p in 0..config.topics.partitions {
+            store.ensure_partition(p).unwrap();
+        }
+        for customer in &customers {
+            let event = invoice(customer);
+            let key = event.record_key();
+            let partition = condmon::kafka::partition_for(key.as_bytes(), config.topics.partitions);
+            let bytes = operator.catalog().encode_input(&event).unwrap();
+            let outcome = operator
+                .process(
+                    &mut txn,
+                    &[partition],
+                    Stream::Items,
+                    Some(&key),
+                    Payload::Avro(&bytes),
+                    "2026-03-01".parse().unwrap(),
+                )
+                .unwrap();
+            assert!(matches!(outcome, Outcome::Processed(_)));
+        }
+        store.commit(txn, &[]).unwrap();
+    }
+
+    // Restored, claimed, then stopped before any batch.
+    run_to_fault(
+        &config,
+        dir.path(),
+        "2026-03-01",
+        ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"),
+    );
+    let ledger = condmon::pipeline::changelog::topic(&config, StoreName::Ledger);
+    let logged = |wait: Duration| {
+        condmon::kafka::read_topic(&config, &ledger, usize::MAX, wait)
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.key.map(|k| String::from_utf8_lossy(&k).into_owned()))
+            .filter(|k| k.starts_with("SHARE|"))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(
+        logged(Duration::from_secs(1)).is_empty(),
+        "nothing written yet"
+    );
+
+    // The next start writes every customer to the changelogs.
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_healthy(WAIT);
+    let expected: std::collections::BTreeSet<String> =
+        customers.iter().map(|c| format!("SHARE|{c}")).collect();
+    let deadline = Instant::now() + WAIT;
+    while logged(Duration::from_secs(1)) != expected {
+        assert!(
+            Instant::now() < deadline,
+            "the ledger changelog holds {:?}",
+            logged(Duration::from_secs(1))
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let actions = |condmon: &Condmon| -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        customers
+            .iter()
+            .map(|customer| {
+                loop {
+                    let (status, body) =
+                        condmon.get(&format!("/customers/SHARE/{customer}/actions"));
+                    if status == 200 {
+                        break body;
+                    }
+                    assert!(Instant::now() < deadline, "{customer}: {status} {body}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+            .collect()
+    };
+    let before = actions(&condmon);
+    assert!(
+        before.iter().all(|list| list.contains("COLL-30")),
+        "each customer's collection plan: {before:?}"
+    );
+    condmon.stop();
+
+    // So an instance without the directory restores every customer from them.
+    std::fs::remove_dir_all(&config.state_dir).unwrap();
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    assert_eq!(actions(&condmon), before);
+}
+
+/// A batch left without its commit is redone on the business date it was first decided on,
+/// until the inputs it had read are committed again — also when the instance that restored it
+/// stopped before the redo and the clock has moved on since (the date is kept in the
+/// directory), and although the first batch after the restore only writes the keys it found
+/// uncommitted again. Decided on the later date, the plan would be kept with other dates than
+/// the action events already sent announced.
+#[test]
+fn an_unfinished_batch_is_redone_on_its_date_after_a_stop_before_the_redo() {
+    let (_broker, dir, config) = deployment(|_, _| {});
+    let events = [master("SOLO"), invoice("SOLO")];
+    // The master, committed on the first day.
+    produce(&config, vec![record(&config, &events[0])]);
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    condmon.wait_metric(
+        "condmon_records_committed_total{topic=\"ar.customers\"}",
+        1.0,
+        WAIT,
+    );
+    condmon.stop();
+
+    // The invoice's batch: outputs and changelog records sent, no commit.
+    produce(&config, vec![record(&config, &events[1])]);
+    run_to_fault(
+        &config,
+        dir.path(),
+        "2026-03-01",
+        ("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "1"),
+    );
+    // Restored (the batch found unfinished) and claimed, then stopped before the redo.
+    run_to_fault(
+        &config,
+        dir.path(),
+        "2026-03-01",
+        ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"),
+    );
+
+    // Back nineteen days later: the redo decides on the 1st, then the timers due since fire.
+    std::fs::write(dir.path().join("today"), "2026-03-20").unwrap();
+    let expected = oracle(&config, &events, "2026-03-01", Some("2026-03-20"));
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-20");
+    let outputs = outputs_with(&config, expected.len());
+    std::thread::sleep(Duration::from_secs(2));
+    let outputs = outputs_with(&config, outputs.len());
+    for r in &outputs {
+        let id = r.header("condmon.event-id").unwrap();
+        assert_eq!(
+            Some(r.payload.as_ref().unwrap()),
+            expected.get(id).map(|(_, bytes)| bytes),
+            "event {id} differs from the oracle's"
+        );
+    }
+    assert_eq!(outputs.len(), expected.len(), "an output went out twice");
+    // The plan kept is the one the events sent announced.
+    let (_, future) = condmon.get("/customers/SHARE/SOLO/future-actions");
+    assert!(
+        !future.contains("2026-03-30"),
+        "a plan step dated from the 20th: {future}"
+    );
 }

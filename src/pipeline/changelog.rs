@@ -65,6 +65,9 @@ const OUT: &str = "out/";
 /// `quiet/<topic>`: where the inputs ended when condmon first took the partition up (see
 /// `pipeline.first_start_quiet`).
 pub const QUIET: &str = "quiet/";
+/// `rerouted/<topic>/<partition>`: the last offset of that input partition whose record, sent
+/// on through the repartition topic, this partition applied.
+pub const REROUTED: &str = "rerouted/";
 
 /// The changelog topic of a store.
 pub fn topic(config: &Config, store: StoreName) -> String {
@@ -344,6 +347,9 @@ pub struct TakenOver {
     /// the changelogs' uncommitted tail): its redo decides on it, so that the state it keeps
     /// says what the outputs it had sent said.
     pub decided_on: Option<chrono::NaiveDate>,
+    /// Where the batch to redo had read its inputs up to (by topic): it is decided on
+    /// `decided_on` until the partition's committed input offsets reach these.
+    pub redo_until: BTreeMap<String, i64>,
     /// Outputs already sent by batches that never committed, as (topic, event id): when those
     /// batches are redone, these are not sent again.
     pub sent: BTreeSet<(String, String)>,
@@ -464,6 +470,7 @@ pub fn take_over(
         read: records_read,
         applied: records_applied,
         decided_on,
+        redo_until,
         unfinished,
     } = result?;
     let (sent, unpositioned) =
@@ -477,6 +484,7 @@ pub fn take_over(
         uncommitted = repairs.len(),
         outputs_sent_uncommitted = sent.len(),
         redo_decided_on = ?decided_on,
+        ?redo_until,
         seconds = elapsed.as_secs_f64(),
         records_per_second = (records_read as f64 / elapsed.as_secs_f64().max(1e-9)) as u64,
         epoch = claim.epoch,
@@ -494,6 +502,7 @@ pub fn take_over(
         from_scratch,
         ends: ends.iter().map(|(s, (_, high))| (*s, *high)).collect(),
         decided_on,
+        redo_until,
         sent,
         unpositioned,
         quiet,
@@ -633,6 +642,9 @@ fn restore(
         .zip(&topics)
         .map(|(s, t)| (t.as_str(), starts[s], ends[s].1))
         .collect();
+    // Keys found uncommitted by an earlier restore of this directory and not rewritten since
+    // (none after a wipe).
+    repairs.extend(marked_repairs(store, partition)?);
     let mut applier = Applier::new(store, partition, &committed, repairs);
     let mut read = 0u64;
     reader.read(
@@ -646,7 +658,8 @@ fn restore(
             Ok(applier.apply(stores[index], record)?)
         },
     )?;
-    let decided_on = applier.decided_on();
+    let mut decided_on = applier.decided_on();
+    let mut redo_until = applier.tail_offsets().clone();
     // Only the last holder's batch can still be under way (an earlier one's writer was
     // fenced, or its batch is long over), and not if the last holder was this directory's.
     let unfinished: Unfinished = applier
@@ -656,8 +669,25 @@ fn restore(
         .map(|(e, s)| (*e, *s))
         .collect();
     let applied = applier.finish()?;
-    // The checkpoint: everything up to the ends is reflected (applied, or to be repaired).
+    // The checkpoint: everything up to the ends is reflected (applied, or to be repaired: the
+    // marks of what is).
     let mut checkpoint = store.bulk_writer();
+    mark_repairs(store, &mut checkpoint, partition, repairs)?;
+    // A redo an earlier restore of this directory found, not finished since (its inputs not
+    // all committed past where its batch had read them), is still to do.
+    let (earlier_date, earlier_until) = marked_redo(store, partition)?;
+    for key in redo_keys(earlier_until.keys()) {
+        checkpoint.put(partition, StoreName::Checkpoint, &key, None)?;
+    }
+    let stored = store.offsets(partition)?;
+    if earlier_date.is_some() && !reached(&earlier_until, &BTreeMap::new(), &stored) {
+        decided_on = decided_on.max(earlier_date);
+        for (topic_name, next) in earlier_until {
+            let at = redo_until.entry(topic_name).or_insert(next);
+            *at = (*at).max(next);
+        }
+    }
+    mark_redo(&mut checkpoint, partition, decided_on, &redo_until)?;
     for (store_name, (_, high)) in ends {
         checkpoint.put(
             partition,
@@ -678,6 +708,7 @@ fn restore(
         read,
         applied,
         decided_on,
+        redo_until,
         unfinished,
     })
 }
@@ -689,6 +720,7 @@ struct Restored {
     read: u64,
     applied: u64,
     decided_on: Option<chrono::NaiveDate>,
+    redo_until: BTreeMap<String, i64>,
     /// The last holder's batch read without its commit (if another instance held it).
     unfinished: Unfinished,
 }
@@ -709,6 +741,9 @@ pub struct Applier<'s, 'r> {
     /// The business date of the batch that wrote each key's record not committed (and not
     /// written again by a committed batch since).
     pending: BTreeMap<(StoreName, Vec<u8>), chrono::NaiveDate>,
+    /// Where the records not committed had read their inputs up to (their `offset/<topic>`
+    /// records in `meta`), by topic.
+    tail_offsets: BTreeMap<String, i64>,
     unfinished: Unfinished,
 }
 
@@ -727,6 +762,7 @@ impl<'s, 'r> Applier<'s, 'r> {
             repairs,
             customers: BTreeSet::new(),
             pending: BTreeMap::new(),
+            tail_offsets: BTreeMap::new(),
             unfinished: Unfinished::new(),
         }
     }
@@ -763,6 +799,17 @@ impl<'s, 'r> Applier<'s, 'r> {
             if let Some((epoch, seq)) = parse_writer(&record) {
                 keep_highest_seq(&mut self.unfinished, epoch, seq);
             }
+            if store == StoreName::Meta
+                && let Some(topic_name) = crate::state::offset_topic(&record.key)
+                && let Some(next) = record.value.as_deref().and_then(|v| v.try_into().ok())
+            {
+                let next = i64::from_be_bytes(next);
+                let at = self
+                    .tail_offsets
+                    .entry(topic_name.to_string())
+                    .or_insert(next);
+                *at = (*at).max(next);
+            }
             self.repairs.insert((store, record.key));
         }
         Ok(())
@@ -772,6 +819,11 @@ impl<'s, 'r> Applier<'s, 'r> {
     /// if several): its redo decides on it.
     pub fn decided_on(&self) -> Option<chrono::NaiveDate> {
         self.pending.values().max().copied()
+    }
+
+    /// Where the records not committed had read their inputs up to, by topic.
+    pub fn tail_offsets(&self) -> &BTreeMap<String, i64> {
+        &self.tail_offsets
     }
 
     /// The batches whose records were read without their commit.
@@ -796,6 +848,176 @@ impl<'s, 'r> Applier<'s, 'r> {
         }
         Ok(applied)
     }
+}
+
+/// The prefix of the local marks (in `checkpoint`, never logged) of keys a restore found
+/// uncommitted: `repair/<store> NUL <key>`. The checkpoint a restore writes lies past them, so
+/// a process that stopped before its first batch rewrote them (a crash, a partition revoked
+/// again at once) would not find them again by catching up; the marks keep them until the
+/// batch that rewrites them commits. Otherwise compaction could keep an uncommitted record
+/// as a key's last, and a later restore from scratch would lose the key's committed value.
+const REPAIR: &[u8] = b"repair/";
+
+fn repair_mark(store_name: StoreName, key: &[u8]) -> Vec<u8> {
+    let mut mark = REPAIR.to_vec();
+    mark.extend_from_slice(store_name.as_str().as_bytes());
+    mark.push(0);
+    mark.extend_from_slice(key);
+    mark
+}
+
+fn repair_of(mark: &[u8]) -> Option<(StoreName, Vec<u8>)> {
+    let rest = mark.strip_prefix(REPAIR)?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let name = std::str::from_utf8(&rest[..nul]).ok()?;
+    let store_name = StoreName::ALL.into_iter().find(|s| s.as_str() == name)?;
+    Some((store_name, rest[nul + 1..].to_vec()))
+}
+
+/// The keys of `partition` a restore found uncommitted and no batch has rewritten since.
+fn marked_repairs(
+    store: &Store,
+    partition: i32,
+) -> Result<BTreeSet<(StoreName, Vec<u8>)>, StateError> {
+    Ok(store
+        .keys_where(partition, StoreName::Checkpoint, |k| k.starts_with(REPAIR))?
+        .iter()
+        .filter_map(|mark| repair_of(mark))
+        .collect())
+}
+
+/// Marks exactly `repairs` as the keys of `partition` to rewrite (in `writer`, with the
+/// checkpoint they belong to).
+fn mark_repairs(
+    store: &Store,
+    writer: &mut crate::state::BulkWriter<'_>,
+    partition: i32,
+    repairs: &BTreeSet<(StoreName, Vec<u8>)>,
+) -> Result<(), StateError> {
+    for (store_name, key) in marked_repairs(store, partition)? {
+        if !repairs.contains(&(store_name, key.clone())) {
+            writer.put(
+                partition,
+                StoreName::Checkpoint,
+                &repair_mark(store_name, &key),
+                None,
+            )?;
+        }
+    }
+    for (store_name, key) in repairs {
+        writer.put(
+            partition,
+            StoreName::Checkpoint,
+            &repair_mark(*store_name, key),
+            Some(&[]),
+        )?;
+    }
+    Ok(())
+}
+
+/// The local keys (in `checkpoint`, never logged) of a redo found by a restore: the date its
+/// batch was decided on, and where that batch had read each input up to. Like the repair
+/// marks they outlive a process that stops before the redo; the batch that reaches those
+/// offsets deletes them ([`finish_redo`]).
+const REDO_DATE: &[u8] = b"redo-date";
+const REDO_UNTIL: &[u8] = b"redo-until/";
+
+fn marked_redo(
+    store: &Store,
+    partition: i32,
+) -> Result<(Option<chrono::NaiveDate>, BTreeMap<String, i64>), StateError> {
+    let mut date = None;
+    let mut until = BTreeMap::new();
+    for (key, value) in store.entries(partition, StoreName::Checkpoint)? {
+        if key == REDO_DATE {
+            date = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|d| d.parse().ok());
+        } else if let Some(topic_name) = key.strip_prefix(REDO_UNTIL)
+            && let (Ok(topic_name), Ok(next)) = (
+                std::str::from_utf8(topic_name),
+                <[u8; 8]>::try_from(value.as_slice()),
+            )
+        {
+            until.insert(topic_name.to_string(), i64::from_be_bytes(next));
+        }
+    }
+    Ok((date, until))
+}
+
+fn mark_redo(
+    writer: &mut crate::state::BulkWriter<'_>,
+    partition: i32,
+    date: Option<chrono::NaiveDate>,
+    until: &BTreeMap<String, i64>,
+) -> Result<(), StateError> {
+    let Some(date) = date else {
+        return Ok(());
+    };
+    writer.put(
+        partition,
+        StoreName::Checkpoint,
+        REDO_DATE,
+        Some(date.to_string().as_bytes()),
+    )?;
+    for (topic_name, next) in until {
+        writer.put(
+            partition,
+            StoreName::Checkpoint,
+            &redo_until_key(topic_name),
+            Some(&next.to_be_bytes()),
+        )?;
+    }
+    Ok(())
+}
+
+fn redo_until_key(topic_name: &str) -> Vec<u8> {
+    let mut key = REDO_UNTIL.to_vec();
+    key.extend_from_slice(topic_name.as_bytes());
+    key
+}
+
+/// The local keys of a redo whose batch had read `topics`.
+fn redo_keys<'t>(topics: impl Iterator<Item = &'t String>) -> Vec<Vec<u8>> {
+    std::iter::once(REDO_DATE.to_vec())
+        .chain(topics.map(|t| redo_until_key(t)))
+        .collect()
+}
+
+/// Whether every input in `until` is committed up to there, by this batch (`committed`) or
+/// before it (`stored`).
+fn reached(
+    until: &BTreeMap<String, i64>,
+    committed: &BTreeMap<&str, i64>,
+    stored: &std::collections::HashMap<String, i64>,
+) -> bool {
+    until.iter().all(|(topic_name, next)| {
+        committed
+            .get(topic_name.as_str())
+            .or(stored.get(topic_name))
+            .is_some_and(|at| at >= next)
+    })
+}
+
+/// Whether the redo of `partition` is over once `committed` (this batch's input offsets, by
+/// topic) is: every input the batch to redo had read reached. If so, its local keys are
+/// deleted with this batch (in `changes`).
+pub fn finish_redo(
+    store: &Store,
+    changes: &mut Changes,
+    partition: i32,
+    until: &BTreeMap<String, i64>,
+    committed: &BTreeMap<&str, i64>,
+) -> Result<bool, StateError> {
+    let done = reached(until, committed, &store.offsets(partition)?);
+    if done {
+        for key in redo_keys(until.keys()) {
+            changes
+                .writes
+                .insert((partition, StoreName::Checkpoint, key), None);
+        }
+    }
+    Ok(done)
 }
 
 fn corrupt_claim(message: String) -> RestoreError {
@@ -879,7 +1101,7 @@ pub const DECIDED_ON: &str = "condmon.business-date";
 pub fn batch_records(
     config: &Config,
     store: &Store,
-    changes: &Changes,
+    changes: &mut Changes,
     writers: &mut BTreeMap<i32, Writer>,
     repairs: &mut BTreeMap<i32, BTreeSet<(StoreName, Vec<u8>)>>,
     decided_on: chrono::NaiveDate,
@@ -903,11 +1125,13 @@ pub fn batch_records(
     }
     touched.extend(repairs.keys().copied().filter(|p| writers.contains_key(p)));
     let mut records = Vec::new();
+    let mut marks_done = Vec::new();
     for partition in &touched {
         let writer = writers.get_mut(partition).expect("retained above");
         writer.seq += 1;
         let stamp = writer.header();
         for (store_name, key) in repairs.remove(partition).unwrap_or_default() {
+            marks_done.push((*partition, repair_mark(store_name, &key)));
             records.push(OutRecord {
                 topic: topic(config, store_name),
                 partition: Some(*partition),
@@ -928,6 +1152,12 @@ pub fn batch_records(
             payload: value.clone(),
             headers: vec![writers[partition].header(), date.clone()],
         });
+    }
+    // Rewritten once this batch commits, locally with it.
+    for (partition, mark) in marks_done {
+        changes
+            .writes
+            .insert((partition, StoreName::Checkpoint, mark), None);
     }
     Ok((records, touched.into_iter().collect()))
 }

@@ -206,6 +206,9 @@ pub struct Faults {
     /// between its acknowledged changelog records and its outputs (a member busy in a batch
     /// while its partitions are handed to another).
     pub pause_before_outputs: Option<Duration>,
+    /// `CONDMON_FAULT_ABORT_AFTER_CLAIM=1`: abort right after partitions are restored and
+    /// claimed, before any batch (keys the restore found to rewrite are not rewritten yet).
+    pub abort_after_claim: bool,
 }
 
 impl Faults {
@@ -227,6 +230,8 @@ impl Faults {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
+            abort_after_claim: std::env::var("CONDMON_FAULT_ABORT_AFTER_CLAIM")
+                .is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -307,8 +312,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
     // reading less the time since, so a loop reads a file clock once per iteration, not twice.
     let (mut clock_now, mut clock_read_at) = (rt.clock.now(), Instant::now());
     // Partitions whose previous holder left a batch uncommitted, with the date it decided it
-    // on: the redo decides on that date (the clock's again once it is committed).
+    // on and where it had read its inputs up to: the redo decides on that date until those
+    // inputs are committed again (the clock's from then on).
     let mut redo_dates: BTreeMap<i32, chrono::NaiveDate> = BTreeMap::new();
+    let mut redo_until: BTreeMap<i32, BTreeMap<String, i64>> = BTreeMap::new();
     let stop_lag = Arc::new(AtomicBool::new(false));
     // Stops the probe however the loop ends (shutdown or error).
     let _stop_probe = StopOnDrop(stop_lag.clone());
@@ -388,6 +395,14 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             sent.insert(t.partition, t.sent.clone());
             if let Some(date) = t.decided_on {
                 redo_dates.insert(t.partition, date);
+                let inputs = rt.config.topics.partitioned_inputs();
+                let until = t
+                    .redo_until
+                    .iter()
+                    .filter(|(topic, _)| inputs.contains(&topic.as_str()))
+                    .map(|(topic, next)| (topic.clone(), *next))
+                    .collect();
+                redo_until.insert(t.partition, until);
             }
             for (topic, next) in &t.unpositioned {
                 positions.insert((t.partition, topic.clone()), *next);
@@ -407,6 +422,10 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             .await?
         {
             break;
+        }
+        if rt.faults.abort_after_claim && !claimed_partitions.is_empty() {
+            warn!("CONDMON_FAULT_ABORT_AFTER_CLAIM: aborting after the claim.");
+            std::process::abort();
         }
         for partition in claimed_partitions {
             let marks = rt.store.meta_numbers(partition, changelog::QUIET)?;
@@ -439,6 +458,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             day_began = Some((reading.date, Instant::now()));
         }
         redo_dates.retain(|p, _| assigned.contains(p));
+        redo_until.retain(|p, _| redo_dates.contains_key(p));
         let today = match redo_dates.values().max() {
             // A redo decides as its first attempt did, whatever the clock says now.
             Some(date) => *date,
@@ -580,7 +600,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
         let (logged, written) = changelog::batch_records(
             &rt.config,
             &rt.store,
-            &changes,
+            &mut changes,
             &mut writers,
             &mut repairs,
             today,
@@ -647,11 +667,27 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             changes.writes.insert((partition, store, key), value);
         }
         positions.retain(|(p, _), _| !written.contains(p));
+        // A redo is over once this batch commits the inputs its batch had read (not merely
+        // with the first batch: that one may only write the keys to repair, or fire timers).
+        let mut redone = Vec::new();
+        for (partition, until) in &redo_until {
+            let here: BTreeMap<&str, i64> = committed
+                .iter()
+                .filter(|(p, _, _)| p == partition)
+                .map(|(_, topic, next)| (topic.as_str(), *next))
+                .collect();
+            if changelog::finish_redo(&rt.store, &mut changes, *partition, until, &here)? {
+                redone.push(*partition);
+            }
+        }
         rt.metrics.count_store_use(&changes);
         rt.store.apply(&changes)?;
         rt.metrics.committed(commit_started.elapsed());
-        // The redo is committed: from now on the clock decides.
-        redo_dates.clear();
+        // From now on the clock decides for them.
+        for partition in redone {
+            redo_dates.remove(&partition);
+            redo_until.remove(&partition);
+        }
         rt.metrics.batches_committed.inc();
         for message in &messages {
             rt.metrics
@@ -810,6 +846,7 @@ fn process_batch<'s>(
     let mut offsets = Offsets::new();
     let mut rejected = Vec::new();
     let mut rerouted = Vec::new();
+    let mut rerouted_again = Vec::new();
     let mut already_held = Vec::new();
     // Each record's own processing time (decode to encoded outputs), observed if the batch
     // goes through.
@@ -824,6 +861,23 @@ fn process_batch<'s>(
             );
         }
         let source = source_of(rt, message);
+        if let Some(mark) = rerouted_mark(rt, message, &source) {
+            let applied = txn
+                .get(message.partition, StoreName::Meta, &mark)
+                .map_err(|e| BatchError::Fatal(e.into()))?
+                .and_then(|v| Some(i64::from_be_bytes(v.try_into().ok()?)));
+            if applied.is_some_and(|last| source.offset <= last) {
+                rerouted_again.push(source.topic);
+                timings.push(record_started.elapsed());
+                continue;
+            }
+            txn.put(
+                message.partition,
+                StoreName::Meta,
+                &mark,
+                source.offset.to_be_bytes().to_vec(),
+            );
+        }
         let outcome = if let Some(rejection) = batch.poisoned.get(&index) {
             Outcome::Rejected(rejection.clone())
         } else if let Some(route) = reroute(rt, message) {
@@ -930,6 +984,12 @@ fn process_batch<'s>(
         rt.metrics
             .dead_letters
             .with_label_values(&[topic, kind.as_str()])
+            .inc();
+    }
+    for topic in rerouted_again {
+        rt.metrics
+            .rerouted_duplicates
+            .with_label_values(&[topic])
             .inc();
     }
     for topic in rerouted {
@@ -1070,6 +1130,23 @@ fn source_of<'m>(rt: &Runtime, message: &'m InputMessage) -> SourceRef<'m> {
         },
         _ => own,
     }
+}
+
+/// The meta key of the input partition a record of the repartition topic first arrived on,
+/// which holds the last offset of it this partition applied. A batch of that partition that
+/// is redone (a crash before its commit, a dead letter, a retry) sends its records on again:
+/// applying one a second time could put an older version of an item over a newer one that
+/// arrived on the right partition in between. `None` for any other record.
+fn rerouted_mark(rt: &Runtime, message: &InputMessage, source: &SourceRef<'_>) -> Option<Vec<u8>> {
+    (message.topic == rt.config.topics.repartition && source.topic != message.topic).then(|| {
+        format!(
+            "{}{}/{}",
+            changelog::REROUTED,
+            source.topic,
+            source.partition
+        )
+        .into_bytes()
+    })
 }
 
 /// A customer record on another partition than murmur2 of its key gives (a producer with
@@ -1730,15 +1807,16 @@ mod tests {
         );
 
         // Read back from the repartition topic on the right partition: an item of ACME there.
-        let arrived = InputMessage {
+        let arrive = |sent: &OutRecord, offset: i64| InputMessage {
             topic: sent.topic.clone(),
             partition: right,
-            offset: 0,
+            offset,
             key: sent.key.clone(),
             payload: sent.payload.clone(),
             headers: sent.headers.clone(),
             timestamp_ms: None,
         };
+        let arrived = arrive(sent, 0);
         let (txn, records, offsets) =
             process_batch(&rt, &batch(std::slice::from_ref(&arrived), &none))
                 .ok()
@@ -1751,6 +1829,60 @@ mod tests {
         rt.store.commit(txn, &[]).unwrap();
         assert!(customer_exists(&rt, right, "ACME"));
         assert!(!customer_exists(&rt, 1 - right, "ACME"));
+
+        // A newer version of the item arrives on the right partition; then the wrong
+        // partition's batch, redone after a crash, sends the first version on again.
+        let InputEvent::Item(mut paid) = invoice("ACME") else {
+            unreachable!()
+        };
+        paid.open_amount = Decimal::from(120);
+        let newer = message(&rt, &InputEvent::Item(paid), None);
+        let again = InputMessage {
+            offset: 1,
+            ..arrived.clone()
+        };
+        let (txn, records, _) = process_batch(&rt, &batch(&[newer, again], &none))
+            .ok()
+            .unwrap();
+        assert!(dead_letters(&records).is_empty(), "{records:?}");
+        rt.store.commit(txn, &[]).unwrap();
+        let acme = || {
+            super::super::customer_state(
+                &mut rt.store.txn(),
+                right,
+                &CustomerKey::new("SHARE", "ACME"),
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let open: Vec<Decimal> = acme().items.values().map(|i| i.open_amount).collect();
+        assert_eq!(open, [Decimal::from(120)], "the newer version stays");
+        assert_eq!(
+            rt.metrics
+                .rerouted_duplicates
+                .with_label_values(&["ar.items"])
+                .get(),
+            1
+        );
+        // A record the wrong partition sends on later is applied as ever.
+        let InputEvent::Item(mut later) = invoice("ACME") else {
+            unreachable!()
+        };
+        later.item_id = "INV-2".into();
+        let mut later = message(&rt, &InputEvent::Item(later), Some(1 - right));
+        later.offset = 8;
+        let (_, records, _) = process_batch(&rt, &batch(std::slice::from_ref(&later), &none))
+            .ok()
+            .unwrap();
+        let [sent] = records.as_slice() else {
+            panic!("{records:?}")
+        };
+        let arrived_later = arrive(sent, 2);
+        let (txn, _, _) = process_batch(&rt, &batch(std::slice::from_ref(&arrived_later), &none))
+            .ok()
+            .unwrap();
+        rt.store.commit(txn, &[]).unwrap();
+        assert_eq!(acme().items.len(), 2, "INV-2 applied");
     }
 
     #[test]
