@@ -659,7 +659,15 @@ fn restore(
         },
     )?;
     let mut decided_on = applier.decided_on();
-    let mut redo_until = applier.tail_offsets().clone();
+    // Of the input topics only (`offset/` also holds the reference data's fingerprint).
+    let inputs = config.topics.partitioned_inputs();
+    let of_inputs = |offsets: BTreeMap<String, i64>| -> BTreeMap<String, i64> {
+        offsets
+            .into_iter()
+            .filter(|(topic_name, _)| inputs.contains(&topic_name.as_str()))
+            .collect()
+    };
+    let mut redo_until = of_inputs(applier.tail_offsets().clone());
     // Only the last holder's batch can still be under way (an earlier one's writer was
     // fenced, or its batch is long over), and not if the last holder was this directory's.
     let unfinished: Unfinished = applier
@@ -679,6 +687,7 @@ fn restore(
     for key in redo_keys(earlier_until.keys()) {
         checkpoint.put(partition, StoreName::Checkpoint, &key, None)?;
     }
+    let earlier_until = of_inputs(earlier_until);
     let stored = store.offsets(partition)?;
     if earlier_date.is_some() && !reached(&earlier_until, &BTreeMap::new(), &stored) {
         decided_on = decided_on.max(earlier_date);

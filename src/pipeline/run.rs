@@ -395,14 +395,7 @@ pub async fn run(rt: Runtime, mut shutdown: watch::Receiver<bool>) -> Result<(),
             sent.insert(t.partition, t.sent.clone());
             if let Some(date) = t.decided_on {
                 redo_dates.insert(t.partition, date);
-                let inputs = rt.config.topics.partitioned_inputs();
-                let until = t
-                    .redo_until
-                    .iter()
-                    .filter(|(topic, _)| inputs.contains(&topic.as_str()))
-                    .map(|(topic, next)| (topic.clone(), *next))
-                    .collect();
-                redo_until.insert(t.partition, until);
+                redo_until.insert(t.partition, t.redo_until.clone());
             }
             for (topic, next) in &t.unpositioned {
                 positions.insert((t.partition, topic.clone()), *next);
