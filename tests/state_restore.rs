@@ -411,3 +411,75 @@ fn an_unfinished_batch_is_redone_on_its_date_after_a_stop_before_the_redo() {
         "a plan step dated from the 20th: {future}"
     );
 }
+
+/// The same for a batch that read no input, only fired timers: redone on the day it fired
+/// them, not on the day of the restart.
+#[test]
+fn an_unfinished_timer_batch_is_redone_on_its_date_after_a_stop_before_the_redo() {
+    let (_broker, dir, config) = deployment(|_, _| {});
+    let events = [master("SOLO"), invoice("SOLO")];
+    // The master, then the invoice (in that order, as the oracle takes them), on the 1st.
+    let mut condmon = Condmon::start(&config, dir.path(), "2026-03-01");
+    for (event, topic) in events.iter().zip(["ar.customers", "ar.items"]) {
+        produce(&config, vec![record(&config, event)]);
+        condmon.wait_metric(
+            &format!("condmon_records_committed_total{{topic=\"{topic}\"}}"),
+            1.0,
+            WAIT,
+        );
+    }
+    condmon.stop();
+
+    // Ten days on, the plan's letter falls due: that batch goes out, its commit does not.
+    std::fs::write(dir.path().join("today"), "2026-03-11").unwrap();
+    run_to_fault(
+        &config,
+        dir.path(),
+        "2026-03-11",
+        ("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "1"),
+    );
+    run_to_fault(
+        &config,
+        dir.path(),
+        "2026-03-11",
+        ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"),
+    );
+
+    // Back on the 20th: the timers are redone as fired on the 11th.
+    std::fs::write(dir.path().join("today"), "2026-03-20").unwrap();
+    let expected = oracle(&config, &events, "2026-03-01", Some("2026-03-11"));
+    let condmon = Condmon::start(&config, dir.path(), "2026-03-20");
+    let outputs = outputs_with(&config, expected.len());
+    std::thread::sleep(Duration::from_secs(2));
+    let outputs = outputs_with(&config, outputs.len());
+    for r in &outputs {
+        let id = r.header("condmon.event-id").unwrap();
+        assert_eq!(
+            Some(r.payload.as_ref().unwrap()),
+            expected.get(id).map(|(_, bytes)| bytes),
+            "event {id} differs from the oracle's"
+        );
+    }
+    assert_eq!(outputs.len(), expected.len(), "an output went out twice");
+    // The letter is on the list since the 11th, as the events sent said.
+    let deadline = Instant::now() + WAIT;
+    let list = loop {
+        let (status, body) = condmon.get("/customers/SHARE/SOLO/actions");
+        if status == 200 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let letters: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(&list)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a["action_code"] == "DLTR")
+        .collect();
+    assert_eq!(letters.len(), 1, "{list}");
+    assert_eq!(letters[0]["action_date"], "2026-03-11", "{list}");
+    assert_eq!(
+        letters[0]["days_on_list"], 9,
+        "on the list since the 11th: {list}"
+    );
+}

@@ -681,15 +681,22 @@ fn restore(
     // marks of what is).
     let mut checkpoint = store.bulk_writer();
     mark_repairs(store, &mut checkpoint, partition, repairs)?;
-    // A redo an earlier restore of this directory found, not finished since (its inputs not
-    // all committed past where its batch had read them), is still to do.
+    // A redo an earlier restore of this directory found, not finished since, is still to do:
+    // its inputs are not all committed past where its batch had read them, or, for a batch
+    // that read none (it fired timers), keys it wrote are still to be written again (a holder
+    // that redid it since would have written them all).
     let (earlier_date, earlier_until) = marked_redo(store, partition)?;
     for key in redo_keys(earlier_until.keys()) {
         checkpoint.put(partition, StoreName::Checkpoint, &key, None)?;
     }
     let earlier_until = of_inputs(earlier_until);
     let stored = store.offsets(partition)?;
-    if earlier_date.is_some() && !reached(&earlier_until, &BTreeMap::new(), &stored) {
+    let pending = if earlier_until.is_empty() {
+        !repairs.is_empty()
+    } else {
+        !reached(&earlier_until, &BTreeMap::new(), &stored)
+    };
+    if earlier_date.is_some() && pending {
         decided_on = decided_on.max(earlier_date);
         for (topic_name, next) in earlier_until {
             let at = redo_until.entry(topic_name).or_insert(next);
