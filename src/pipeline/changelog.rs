@@ -903,22 +903,16 @@ fn marked_repairs(
 }
 
 /// Marks exactly `repairs` as the keys of `partition` to rewrite (in `writer`, with the
-/// checkpoint they belong to).
+/// checkpoint they belong to): the earlier marks deleted, these put (a later write of the
+/// same key wins).
 fn mark_repairs(
     store: &Store,
     writer: &mut crate::state::BulkWriter<'_>,
     partition: i32,
     repairs: &BTreeSet<(StoreName, Vec<u8>)>,
 ) -> Result<(), StateError> {
-    for (store_name, key) in marked_repairs(store, partition)? {
-        if !repairs.contains(&(store_name, key.clone())) {
-            writer.put(
-                partition,
-                StoreName::Checkpoint,
-                &repair_mark(store_name, &key),
-                None,
-            )?;
-        }
+    for mark in store.keys_where(partition, StoreName::Checkpoint, |k| k.starts_with(REPAIR))? {
+        writer.put(partition, StoreName::Checkpoint, &mark, None)?;
     }
     for (store_name, key) in repairs {
         writer.put(
