@@ -1149,7 +1149,7 @@ proptest! {
         for (key, item) in &copied {
             prop_assert_eq!(ctx.item(key), Some(item));
         }
-        let mut recomputed = BTreeMap::new();
+        let mut recomputed = state::SortedMap::default();
         for item in parent.items.values().chain(lines.items.values()) {
             let totals = state::Totals {
                 open: item.open_amount,

@@ -215,7 +215,7 @@ pub fn contributions(
 #[derive(Debug)]
 pub struct ChildLedger {
     pub items: BTreeMap<String, ItemChange>,
-    pub totals: BTreeMap<String, Totals>,
+    pub totals: super::state::SortedMap<Totals>,
 }
 
 pub fn child_ledger(state: &CustomerState, role: MonitorRole) -> ChildLedger {

@@ -109,7 +109,7 @@ impl<'a> Context<'a> {
     }
 
     /// Balance components by currency, the children's included for a relationship.
-    pub fn totals(&self) -> &'a std::collections::BTreeMap<String, Totals> {
+    pub fn totals(&self) -> &'a super::state::SortedMap<Totals> {
         self.children.map_or(&self.state.totals, |c| &c.totals)
     }
 }

@@ -15,6 +15,73 @@ use crate::model::{
     MonitorRole, NotificationKind, OwnerType, PaymentChange, PaymentStatus, PromiseStatus,
 };
 
+/// The maps of a customer's state, by string key: vectors sorted by key, stored and shown as
+/// the maps they were (a MessagePack or JSON map in key order). A customer's state is decoded
+/// whole for every record it receives and its maps hold a few entries each: appending to a
+/// vector in the stored order, finding by binary search and dropping a vector cost a fraction
+/// of a B-tree's node building, moves and walks. Read and changed through `litemap`'s map
+/// methods (`Deref`); indexed by `&str` like the `BTreeMap`s it replaced.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SortedMap<V>(litemap::LiteMap<String, V>);
+
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap(litemap::LiteMap::new())
+    }
+}
+
+impl<V> std::ops::Deref for SortedMap<V> {
+    type Target = litemap::LiteMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<V> std::ops::DerefMut for SortedMap<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<V> std::ops::Index<&str> for SortedMap<V> {
+    type Output = V;
+    fn index(&self, key: &str) -> &V {
+        self.0.get(key).expect("no entry found for key")
+    }
+}
+
+impl<V> FromIterator<(String, V)> for SortedMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        SortedMap(iter.into_iter().collect())
+    }
+}
+
+impl<V> IntoIterator for SortedMap<V> {
+    type Item = (String, V);
+    type IntoIter = <litemap::LiteMap<String, V> as IntoIterator>::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, V)>,
+        fn(&'a (String, V)) -> (&'a String, &'a V),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.as_slice().iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for SortedMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
 /// One customer's state: every decision about a customer reads all of it. Stored in parts
 /// (see `pipeline::customers`): this value is the ledger part; its actions and conversations
 /// (with their promises) are records of their own, so they are skipped here.
@@ -22,17 +89,17 @@ use crate::model::{
 pub struct CustomerState {
     pub customer: Option<CustomerChange>,
     /// Open items by `item_id#line`. Items whose open amount reached zero are dropped.
-    pub items: BTreeMap<String, ItemChange>,
+    pub items: SortedMap<ItemChange>,
     /// Payments in process or not fully applied, by payment id.
-    pub payments: BTreeMap<String, PaymentChange>,
+    pub payments: SortedMap<PaymentChange>,
     /// Latest aging snapshot by `business_unit#aging_id`.
-    pub aging: BTreeMap<String, AgingSnapshot>,
+    pub aging: SortedMap<AgingSnapshot>,
     /// ERP history figures by `history_id#business_unit#fiscal_year#period`.
     #[serde(default)]
-    pub history: BTreeMap<String, HistoryChange>,
+    pub history: SortedMap<HistoryChange>,
     /// Balance components by currency, kept up to date on every item and payment change.
     #[serde(default)]
-    pub totals: BTreeMap<String, Totals>,
+    pub totals: SortedMap<Totals>,
     #[serde(default)]
     pub stats: Statistics,
     /// The latest credit agency (D&B) report.
@@ -46,7 +113,7 @@ pub struct CustomerState {
     pub risk_seq: u64,
     /// Children's figures for the relationships rules monitor here, by `ROLE|child`.
     #[serde(default)]
-    pub children: BTreeMap<String, ChildFigures>,
+    pub children: SortedMap<ChildFigures>,
     /// What this customer last sent each parent: role → (parent, digest of the figures).
     #[serde(default)]
     pub sent: BTreeMap<MonitorRole, (String, u64)>,
@@ -54,10 +121,10 @@ pub struct CustomerState {
     #[serde(default)]
     pub sent_seq: u64,
     /// Active violations by slot (see [`Violation::slot`]).
-    pub violations: BTreeMap<String, Violation>,
+    pub violations: SortedMap<Violation>,
     /// Rules that cannot be evaluated now, by rule id, with what blocks them.
     #[serde(default)]
-    pub blocked: BTreeMap<String, Blocked>,
+    pub blocked: SortedMap<Blocked>,
     /// Numbers the blocked episodes, so each has its own event ids.
     #[serde(default)]
     pub blocked_seq: u64,
@@ -84,10 +151,10 @@ pub struct CustomerState {
     pub promises: BTreeMap<String, PromiseState>,
     /// Posted payments of the last year, by payment id, for judging promises.
     #[serde(default)]
-    pub payment_notes: BTreeMap<String, PaymentNote>,
+    pub payment_notes: SortedMap<PaymentNote>,
     /// Item line amounts in dispute by customer calls, by `item_id#line`.
     #[serde(default)]
-    pub disputes: BTreeMap<String, Dispute>,
+    pub disputes: SortedMap<Dispute>,
     /// Exclusions from dunning made by customer calls.
     #[serde(default)]
     pub dunning: DunningState,
@@ -104,11 +171,11 @@ pub struct CustomerState {
     /// Violations of scheduled rules waiting for a run day, by slot: appended last and
     /// defaulted (stored ledgers are MessagePack arrays written before it existed).
     #[serde(default)]
-    pub waiting: BTreeMap<String, Waiting>,
+    pub waiting: SortedMap<Waiting>,
     /// The commands answered, by command id, with the day each was: a command redelivered
     /// (the same id) is not taken or answered again. Forgotten after the history horizon.
     #[serde(default)]
-    pub commands_seen: BTreeMap<String, NaiveDate>,
+    pub commands_seen: SortedMap<NaiveDate>,
     /// What the customer has in the other per-customer stores as last saved (its action and
     /// conversation ids, its timers), so that reading and saving it needs no scan of those
     /// stores. The stores' concern, not the engine's: written when saved, taken out when read
@@ -124,12 +191,12 @@ pub struct CustomerState {
 /// alone.
 #[derive(Clone, Default)]
 pub struct Actions {
-    by_id: BTreeMap<String, Action>,
+    by_id: SortedMap<Action>,
     changed: BTreeSet<String>,
 }
 
 impl std::ops::Deref for Actions {
-    type Target = BTreeMap<String, Action>;
+    type Target = SortedMap<Action>;
     fn deref(&self) -> &Self::Target {
         &self.by_id
     }
@@ -335,12 +402,7 @@ impl Totals {
 
 /// Adds `delta` times `sign` to `currency`'s totals; a currency whose totals reach zero is
 /// dropped.
-pub(super) fn add_totals(
-    all: &mut BTreeMap<String, Totals>,
-    currency: &str,
-    delta: &Totals,
-    sign: i64,
-) {
+pub(super) fn add_totals(all: &mut SortedMap<Totals>, currency: &str, delta: &Totals, sign: i64) {
     let sign = Decimal::from(sign);
     let totals = all.entry(currency.to_string()).or_default();
     totals.open += delta.open * sign;
@@ -757,7 +819,7 @@ impl CustomerState {
     }
 
     /// The totals recomputed from the open items and payments (what `totals` must equal).
-    pub fn recomputed_totals(&self) -> BTreeMap<String, Totals> {
+    pub fn recomputed_totals(&self) -> SortedMap<Totals> {
         let mut out = CustomerState::default();
         for item in self.items.values() {
             out.add_totals(&item.currency, &item_totals(item), 1);
@@ -885,5 +947,39 @@ mod tests {
             fresh.read(id.clone(), action.clone());
         }
         assert_eq!(fresh, actions);
+    }
+
+    /// The sorted maps replaced `BTreeMap`s in stored ledgers: the bytes and the JSON must stay
+    /// the same both ways, and a map out of order or with a key twice (which condmon never
+    /// wrote) must read as a B-tree would have read it, the last value of a key winning.
+    #[test]
+    fn sorted_maps_are_stored_and_shown_as_the_maps_they_replaced() {
+        let entries = [("b", 2u32), ("a", 1), ("c", 3)];
+        let tree: BTreeMap<String, u32> =
+            entries.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let sorted: SortedMap<u32> = entries.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        assert_eq!(
+            crate::state::value::encode(&sorted),
+            crate::state::value::encode(&tree)
+        );
+        assert_eq!(
+            serde_json::to_string(&sorted).unwrap(),
+            r#"{"a":1,"b":2,"c":3}"#
+        );
+        assert_eq!(format!("{sorted:?}"), format!("{tree:?}"));
+        let written = crate::state::value::encode(&tree);
+        let read: SortedMap<u32> = crate::state::value::decode(&written).unwrap();
+        assert_eq!(read, sorted);
+        assert_eq!(read["b"], 2);
+        let unordered = r#"{"c":3,"a":1,"b":5,"a":4}"#;
+        let tree: BTreeMap<String, u32> = serde_json::from_str(unordered).unwrap();
+        let sorted: SortedMap<u32> = serde_json::from_str(unordered).unwrap();
+        assert_eq!(
+            sorted
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect::<Vec<_>>(),
+            tree.into_iter().collect::<Vec<_>>()
+        );
     }
 }
