@@ -46,14 +46,15 @@ const ACTION_TIMER_PREFIX: &str = "action:";
 
 /// What reconcile decides for one violation slot.
 enum Decision<'r> {
-    /// The slot should hold a violation of this rule (opened if it has none).
-    Violated(Opening<'r>),
+    /// The slot should hold a violation of this rule (opened if it has none). Boxed, as the
+    /// upgrade: an opening with its evidence is large, and the decisions are a map.
+    Violated(Box<Opening<'r>>),
     /// The slot should hold nothing: an existing violation ends with this reason.
     End(CancelReason),
     /// The rule cannot be evaluated now: whatever the slot holds stays as it is.
     Keep,
     /// A higher-priority collection violation replaces the current plan.
-    Upgrade(Opening<'r>),
+    Upgrade(Box<Opening<'r>>),
 }
 
 /// Reconciles the customer and says which timers it wants: one evaluation, the applicable
@@ -154,7 +155,7 @@ fn reconcile_with<'r>(
                 Some(_) => {}
                 None => {
                     if !waits_for_schedule(plans.state, rules, &slot, opening.rule_id, today) {
-                        plans.open(opening);
+                        plans.open(*opening);
                     }
                 }
             },
@@ -162,7 +163,7 @@ fn reconcile_with<'r>(
                 // The current plan stays until the higher rule's run day.
                 if !waits_for_schedule(plans.state, rules, &slot, opening.rule_id, today) {
                     plans.end(&slot, CancelReason::TemplateUpgrade);
-                    plans.open(opening);
+                    plans.open(*opening);
                 }
             }
             // Continuous monitoring: a plan ends the day its violation does, whatever the
@@ -328,9 +329,9 @@ fn decide<'r>(
                             && rules.options.escalation
                             && opening.priority > current.priority =>
                     {
-                        Decision::Upgrade(opening)
+                        Decision::Upgrade(Box::new(opening))
                     }
-                    _ => Decision::Violated(opening),
+                    _ => Decision::Violated(Box::new(opening)),
                 }
             }
             None if any_blocked => Decision::Keep,
@@ -366,7 +367,7 @@ fn decide<'r>(
             let decision = match verdict {
                 Verdict::Violated(mut evidence) => {
                     evidence.children = children::children_in(state, rule.monitor) as i32;
-                    Decision::Violated(opening(slot.clone(), item, evidence))
+                    Decision::Violated(Box::new(opening(slot.clone(), item, evidence)))
                 }
                 Verdict::Clear(_) => Decision::End(CancelReason::NoLongerInViolation),
                 Verdict::Blocked(reasons) => {
@@ -410,7 +411,7 @@ fn broken_promises<'r>(
         };
         decisions.insert(
             slot.clone(),
-            Decision::Violated(Opening {
+            Decision::Violated(Box::new(Opening {
                 slot,
                 business_unit: business_unit.to_string(),
                 rule_id: conversations::BROKEN_PROMISE_RULE,
@@ -422,7 +423,7 @@ fn broken_promises<'r>(
                 item_key: None,
                 collection: false,
                 evidence,
-            }),
+            })),
         );
     }
 }
