@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use chrono::{Duration, NaiveDate};
+use chrono::{Datelike, Duration, NaiveDate};
 use itertools::{Either, EitherOrBoth, Itertools};
 use rust_decimal::Decimal;
 
@@ -189,7 +189,14 @@ struct Figures {
 }
 
 fn days_past_due(item: &ItemChange, today: NaiveDate) -> i64 {
-    (today - item.due_date).num_days()
+    days_between(item.due_date, today)
+}
+
+/// `to - from` in days, through chrono's day numbers: the same number as the calendar
+/// subtraction (`(to - from).num_days()`), for a third of its cost (it runs once per item
+/// and rule, about fifty times a record).
+fn days_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    i64::from(to.num_days_from_ce()) - i64::from(from.num_days_from_ce())
 }
 
 /// A debit item's amount for balances: open, less its dispute when disputes are excluded.
@@ -727,7 +734,7 @@ pub fn next_change_collection(rule: &CollectionRule, ctx: &Context<'_>) -> Optio
     ctx.items()
         .filter(|i| !i.item_type.is_credit())
         .filter_map(|i| {
-            let days = (ctx.today - i.due_date).num_days();
+            let days = days_between(i.due_date, ctx.today);
             let next = thresholds.iter().find(|t| **t > days)?;
             Some(i.due_date + Duration::days(*next))
         })
@@ -779,4 +786,20 @@ pub fn next_change_assessment(rule: &AssessmentRule, ctx: &Context<'_>) -> Optio
         _ => Vec::new(),
     };
     dates.into_iter().filter(|d| *d > ctx.today).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Days past due by day numbers are the calendar's days, across leap years and
+        /// centuries, either way round.
+        #[test]
+        fn days_between_is_the_calendar_subtraction(a in -200_000i32..200_000, b in -200_000i32..200_000) {
+            let epoch = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+            let (from, to) = (epoch + Duration::days(a.into()), epoch + Duration::days(b.into()));
+            proptest::prop_assert_eq!(days_between(from, to), (to - from).num_days());
+        }
+    }
 }
