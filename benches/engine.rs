@@ -159,13 +159,12 @@ fn benches(c: &mut Criterion) {
     // The crate built for speed, measured as the issue asks: it reads dates as day numbers,
     // where the model's serde form has strings, so it decodes into a mirror of the schema
     // that is then turned into the model (and it has no bounds walk before it).
-    let fast_schema: serde_avro_fast::Schema = std::fs::read_to_string(concat!(
+    let schema_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/schemas/item_change_v3.avsc"
     ))
-    .unwrap()
-    .parse()
     .unwrap();
+    let fast_schema: serde_avro_fast::Schema = schema_text.parse().unwrap();
     assert_eq!(
         InputEvent::Item(fast_item_change(&bytes[5..], &fast_schema)),
         catalog
@@ -175,14 +174,7 @@ fn benches(c: &mut Criterion) {
         &bytes[1..5]
     );
     // The part of condmon's decode that serde_avro_fast has no counterpart for.
-    let avro_schema = apache_avro::Schema::parse_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schemas/item_change_v3.avsc"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let avro_schema = apache_avro::Schema::parse_str(&schema_text).unwrap();
     let resolved = apache_avro::schema::ResolvedSchema::try_from(&avro_schema).unwrap();
     group.bench_function("bounds_walk_item_change", |b| {
         b.iter(|| {

@@ -21,9 +21,16 @@ use crate::model::{
 /// vector in the stored order, finding by binary search and dropping a vector cost a fraction
 /// of a B-tree's node building, moves and walks. Read and changed through `litemap`'s map
 /// methods (`Deref`); indexed by `&str` like the `BTreeMap`s it replaced.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct SortedMap<V>(litemap::LiteMap<String, V>);
+
+/// Always a map: `litemap`'s own form writes an empty map as a JSON list.
+impl<V: Serialize> Serialize for SortedMap<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter())
+    }
+}
 
 impl<V> Default for SortedMap<V> {
     fn default() -> Self {
@@ -965,6 +972,12 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&sorted).unwrap(),
             r#"{"a":1,"b":2,"c":3}"#
+        );
+        let empty = SortedMap::<u32>::default();
+        assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
+        assert_eq!(
+            crate::state::value::encode(&empty),
+            crate::state::value::encode(&BTreeMap::<String, u32>::new())
         );
         assert_eq!(format!("{sorted:?}"), format!("{tree:?}"));
         let written = crate::state::value::encode(&tree);
