@@ -1124,6 +1124,33 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_under_a_prefix_are_the_committed_and_the_batchs_own_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.ensure_partition(0).unwrap();
+        store.ensure_partition(1).unwrap();
+        let mut txn = store.txn();
+        for key in [&b"C/2"[..], b"C/5", b"D/1"] {
+            txn.put_value(0, StoreName::Actions, key, 1u32).unwrap();
+        }
+        store.commit(txn, &[]).unwrap();
+        let mut txn = store.txn();
+        // The batch's own: a new key under the prefix, one deleted, and look-alikes elsewhere
+        // (another partition, another store, outside the prefix) that must not show.
+        txn.put_value(0, StoreName::Actions, b"C/3", 2u32).unwrap();
+        txn.delete_value::<u32>(0, StoreName::Actions, b"C/5")
+            .unwrap();
+        txn.put_value(1, StoreName::Actions, b"C/4", 2u32).unwrap();
+        txn.put_value(0, StoreName::History, b"C/6", 2u32).unwrap();
+        txn.put_value(0, StoreName::Actions, b"CX", 2u32).unwrap();
+        txn.put_value(0, StoreName::Actions, b"B/1", 2u32).unwrap();
+        assert_eq!(
+            txn.value_keys(0, StoreName::Actions, b"C/").unwrap(),
+            vec![b"C/2".to_vec(), b"C/3".to_vec()]
+        );
+    }
+
+    #[test]
     fn a_value_put_back_unchanged_is_not_rewritten_unless_the_batch_changed_it_before() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
