@@ -447,14 +447,7 @@ fn a_killed_process_resumes_without_losing_or_changing_outputs_and_overdue_timer
     };
     // Nothing lost, nothing changed: every expected event, and any duplicate is byte-identical.
     assert_eq!(ids(&outputs).len(), expected.len());
-    for r in &outputs {
-        let id = r.header("condmon.event-id").unwrap();
-        assert_eq!(
-            Some(r.payload.as_ref().unwrap()),
-            expected.get(id).map(|(_, bytes)| bytes),
-            "event {id} differs from the oracle"
-        );
-    }
+    assert_each_is_the_oracles(&outputs, &expected);
     // The batch the first crash left uncommitted was redone, and what its first run had sent
     // already was found on the output topics and not sent again: not one output twice.
     assert_eq!(

@@ -295,17 +295,7 @@ fn assert_outputs(config: &Config, expected: &HashMap<String, (condmon::model::S
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    for r in &outputs {
-        let id = r.header("condmon.event-id").unwrap();
-        let Some((_, bytes)) = expected.get(id) else {
-            panic!("event {id} is not the oracle's");
-        };
-        assert_eq!(
-            r.payload.as_ref(),
-            Some(bytes),
-            "event {id} differs from the oracle"
-        );
-    }
+    assert_each_is_the_oracles(&outputs, &expected);
     // With where each copy landed: a zombie's copies and a redo's tell apart by their offsets.
     let twice: Vec<(String, usize, String)> = count_ids(&outputs)
         .into_iter()

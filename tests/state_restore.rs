@@ -50,6 +50,22 @@ fn run_to_fault(
     );
 }
 
+/// A batch sent and not committed (the process crashes), then an instance that restores,
+/// finds that batch unfinished, claims the partitions and stops before it redoes anything.
+fn crash_uncommitted_then_stop_after_the_claim(
+    config: &condmon::config::Config,
+    dir: &std::path::Path,
+    today: &str,
+) {
+    run_to_fault(
+        config,
+        dir,
+        today,
+        ("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "1"),
+    );
+    run_to_fault(config, dir, today, ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"));
+}
+
 /// Waits for the oracle's outputs, then finds every output the oracle's, byte for byte, and
 /// none of them twice.
 fn assert_outputs_are(
@@ -59,14 +75,7 @@ fn assert_outputs_are(
     let outputs = outputs_with(config, expected.len());
     std::thread::sleep(Duration::from_secs(2));
     let outputs = outputs_with(config, outputs.len());
-    for r in &outputs {
-        let id = r.header("condmon.event-id").unwrap();
-        assert_eq!(
-            Some(r.payload.as_ref().unwrap()),
-            expected.get(id).map(|(_, bytes)| bytes),
-            "event {id} differs from the oracle's"
-        );
-    }
+    assert_each_is_the_oracles(&outputs, expected);
     assert_eq!(outputs.len(), expected.len(), "an output went out twice");
 }
 
@@ -167,14 +176,7 @@ fn an_instance_whose_state_directory_is_lost_restores_it_and_sends_nothing_twice
     let outputs = outputs_with(&config, expected.len());
     let seen = count_ids(&outputs);
     assert_eq!(seen.len(), expected.len(), "exactly the oracle's events");
-    for r in &outputs {
-        let id = r.header("condmon.event-id").unwrap();
-        assert_eq!(
-            r.payload.as_ref(),
-            expected.get(id).map(|(_, bytes)| bytes),
-            "event {id} differs from the oracle"
-        );
-    }
+    assert_each_is_the_oracles(&outputs, &expected);
     let twice: Vec<&String> = seen
         .iter()
         .filter(|(_, n)| **n > 1)
@@ -414,21 +416,10 @@ fn an_unfinished_batch_is_redone_on_its_date_after_a_stop_before_the_redo() {
     );
     condmon.stop();
 
-    // The invoice's batch: outputs and changelog records sent, no commit.
+    // The invoice's batch: outputs and changelog records sent, no commit; then restored (the
+    // batch found unfinished) and claimed, and stopped before the redo.
     produce(&config, vec![record(&config, &events[1])]);
-    run_to_fault(
-        &config,
-        dir.path(),
-        "2026-03-01",
-        ("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "1"),
-    );
-    // Restored (the batch found unfinished) and claimed, then stopped before the redo.
-    run_to_fault(
-        &config,
-        dir.path(),
-        "2026-03-01",
-        ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"),
-    );
+    crash_uncommitted_then_stop_after_the_claim(&config, dir.path(), "2026-03-01");
 
     // Back nineteen days later: the redo decides on the 1st, then the timers due since fire.
     std::fs::write(dir.path().join("today"), "2026-03-20").unwrap();
@@ -461,18 +452,7 @@ fn an_unfinished_timer_batch_is_redone_on_its_date_after_a_stop_before_the_redo(
 
     // Ten days on, the plan's letter falls due: that batch goes out, its commit does not.
     std::fs::write(dir.path().join("today"), "2026-03-11").unwrap();
-    run_to_fault(
-        &config,
-        dir.path(),
-        "2026-03-11",
-        ("CONDMON_CRASH_UNCOMMITTED_AFTER_BATCHES", "1"),
-    );
-    run_to_fault(
-        &config,
-        dir.path(),
-        "2026-03-11",
-        ("CONDMON_FAULT_ABORT_AFTER_CLAIM", "1"),
-    );
+    crash_uncommitted_then_stop_after_the_claim(&config, dir.path(), "2026-03-11");
 
     // Back on the 20th: the timers are redone as fired on the 11th.
     std::fs::write(dir.path().join("today"), "2026-03-20").unwrap();

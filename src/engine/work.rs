@@ -88,11 +88,7 @@ pub fn perform(
     today: NaiveDate,
     out: &mut Vec<OutputEvent>,
 ) -> Result<(), String> {
-    let action = state
-        .actions
-        .get(action_id)
-        .expect("the action exists")
-        .clone();
+    let action = state.actions[action_id].clone();
     if let Some(problem) = command.and_then(|c| perform_problem(state, &action, c)) {
         return Err(problem);
     }

@@ -713,6 +713,25 @@ pub fn all_outputs(config: &Config) -> Vec<ReadRecord> {
         .collect()
 }
 
+/// Every output is an event of the oracle's with the oracle's bytes (copies are allowed here:
+/// the callers count them with [`count_ids`]).
+pub fn assert_each_is_the_oracles(
+    outputs: &[ReadRecord],
+    expected: &std::collections::HashMap<String, (condmon::model::Stream, Vec<u8>)>,
+) {
+    for r in outputs {
+        let id = r.header("condmon.event-id").unwrap();
+        let Some((_, bytes)) = expected.get(id) else {
+            panic!("event {id} is not the oracle's");
+        };
+        assert_eq!(
+            r.payload.as_ref(),
+            Some(bytes),
+            "event {id} differs from the oracle"
+        );
+    }
+}
+
 /// How often each event id was produced.
 pub fn count_ids(outputs: &[ReadRecord]) -> std::collections::HashMap<String, usize> {
     let mut out = std::collections::HashMap::new();
