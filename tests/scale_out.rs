@@ -295,7 +295,7 @@ fn assert_outputs(config: &Config, expected: &HashMap<String, (condmon::model::S
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert_each_is_the_oracles(&outputs, &expected);
+    assert_each_is_the_oracles(&outputs, expected);
     // With where each copy landed: a zombie's copies and a redo's tell apart by their offsets.
     let twice: Vec<(String, usize, String)> = count_ids(&outputs)
         .into_iter()
