@@ -13,10 +13,9 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
